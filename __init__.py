@@ -1,0 +1,37 @@
+"""video_diffusion_pack: a diffusers plugin library and a ComfyUI custom-node pack for video diffusion research systems.
+
+Importing the package is cheap and never imports ComfyUI: the diffusers classes are resolved on first
+attribute access, and ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` come from
+``custom_nodes``, whose modules touch ``comfy`` only inside node functions.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> submodule (relative to this package) that defines it
+_LAZY_EXPORTS = {
+    "VchitectXLTransformer3DModel": ".models.vchitect_transformer",
+    "RepVideoAggregation": ".models.repvideo",
+    "VchitectRepVideoPipeline": ".diffusers_pipelines.vchitect_repvideo",
+    "VchitectRepVideoPipelineOutput": ".diffusers_pipelines.vchitect_repvideo",
+    "build_tiny_vchitect_pipeline": ".diffusers_pipelines.vchitect_repvideo.tiny",
+    "write_video": ".video_io",
+    "read_video": ".video_io",
+    "NODE_CLASS_MAPPINGS": ".custom_nodes",
+    "NODE_DISPLAY_NAME_MAPPINGS": ".custom_nodes",
+}
+
+__all__ = sorted(_LAZY_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
