@@ -1,0 +1,451 @@
+"""Vchitect-2.0 (VchitectXL) video transformer, weight-compatible with the released `Vchitect/Vchitect-2.0-2B`.
+
+Each block is SD3's MMDiT block whose attention runs three branches in parallel on the same normalised input
+(official `VchitectAttnProcessor`):
+
+1. spatial joint attention per frame over [video tokens ; text tokens];
+2. temporal attention: every token position (text positions included) attends across the frames of its sample,
+   with 1D rotary embeddings over the frame index (interleaved pairs, theta 1e6);
+3. cross attention from every token of every frame to the text tokens of the sample's first frame.
+
+    h      = 1.1 * spatial + to_out_context(cross)
+    video' = to_out[0](h_video) + to_out_temporal(temporal_video)          (temporal term absent when F == 1)
+    text'  = to_add_out(h_text) + to_add_out_temporal(temporal_text)       (not in the last block)
+
+Differences from the official code, none of which changes its numbers at batch size 1:
+- batch size > 1 is correct: each sample gets its own timestep embedding and cross-attends to its own text
+  (the official code tiles `temb` and takes the text keys of batch element 0);
+- rotary tables are built for the frames in use only, not a 1,000,000-row table;
+- the last block computes queries for video tokens only, since its text outputs are discarded;
+- the temporal branch is skipped at F == 1 instead of computed and multiplied by zero;
+- attention goes through diffusers' attention dispatch (torch SDPA by default); no apex/xformers;
+- RepVideo's cross-layer aggregation is available as a config switch (`repvideo_aggregation`).
+"""
+
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import FeedForward
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.embeddings import CombinedTimestepTextProjEmbeddings, PatchEmbed, get_1d_rotary_pos_embed
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero
+from einops import rearrange
+from torch import nn
+
+from .repvideo import RepVideoAggregation
+
+# the official processor scales the spatial branch by this constant before adding the cross-attention branch
+SPATIAL_BRANCH_SCALE = 1.1
+
+
+def _linear_stack(x: torch.Tensor, layers) -> torch.Tensor:
+    """One GEMM for several linears that read the same input; the result is split by the caller."""
+    weight = torch.cat([layer.weight for layer in layers], dim=0)
+    bias = torch.cat([layer.bias for layer in layers], dim=0)
+    return F.linear(x, weight, bias)
+
+
+def _apply_interleaved_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotates interleaved channel pairs of x [..., T, heads, head_dim] by the angles of cos/sin [T, head_dim/2].
+
+    The same arithmetic as the official complex product `view_as_complex(x.float()) * freqs_cis`, in float32.
+    """
+    x_float = x.float().unflatten(-1, (-1, 2))
+    real, imag = x_float.unbind(-1)
+    cos = cos[:, None, :]
+    sin = sin[:, None, :]
+    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+    return rotated.flatten(-2).to(x.dtype)
+
+
+class VchitectAttention(nn.Module):
+    """Vchitect-2.0 parallel attention: spatial joint, temporal (RoPE over frames) and text cross attention.
+
+    Parameter names equal the official `models/attention.py::Attention` as the Vchitect block builds it.
+
+    Args:
+        dim (`int`): model width (heads * head_dim).
+        num_heads (`int`): attention heads.
+        context_pre_only (`bool`): last block: no text output projection (`to_add_out`).
+    """
+
+    def __init__(self, dim: int, num_heads: int, context_pre_only: bool = False):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.context_pre_only = context_pre_only
+
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.to_q_cross = nn.Linear(dim, dim)
+        self.to_q_temp = nn.Linear(dim, dim)
+        self.to_k_temp = nn.Linear(dim, dim)
+        self.to_v_temp = nn.Linear(dim, dim)
+        self.add_k_proj = nn.Linear(dim, dim)
+        self.add_v_proj = nn.Linear(dim, dim)
+        self.add_q_proj = nn.Linear(dim, dim)
+        self.to_out = nn.ModuleList([nn.Linear(dim, dim), nn.Dropout(0.0)])
+        self.to_out_temporal = nn.Linear(dim, dim)
+        if not context_pre_only:
+            self.to_add_out = nn.Linear(dim, dim)
+        self.to_add_out_temporal = nn.Linear(dim, dim)
+        self.to_out_context = nn.Linear(dim, dim)
+        # the branches added to a pretrained image model start at zero, as in the official code
+        for layer in (self.to_out_temporal, self.to_add_out_temporal, self.to_out_context):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.num_heads, self.head_dim))
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        num_frames: int,
+        rope: Optional[Tuple[torch.Tensor, torch.Tensor]],
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Args: hidden_states [B*F, S, D] (video), encoder_hidden_states [B*F, L, D] (text, per frame);
+        rope: (cos, sin) [F, head_dim/2] or None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None)."""
+        num_video = hidden_states.shape[1]
+        text_out = not self.context_pre_only
+        temporal = num_frames > 1
+
+        # every projection of the video tokens in one GEMM, and of the text tokens in another
+        video_layers = [self.to_q, self.to_k, self.to_v, self.to_q_cross]
+        if temporal:
+            video_layers += [self.to_q_temp, self.to_k_temp, self.to_v_temp]
+        video_proj = _linear_stack(hidden_states, video_layers).chunk(len(video_layers), dim=-1)
+        q, k, v, q_cross = video_proj[:4]
+        text_q, text_k, text_v = _linear_stack(
+            encoder_hidden_states, [self.add_q_proj, self.add_k_proj, self.add_v_proj]
+        ).chunk(3, dim=-1)
+
+        # the last block's text outputs are discarded: its queries are the video tokens only
+        queries = torch.cat([q, text_q], dim=1) if text_out else q
+        spatial = dispatch_attention_fn(
+            self._heads(queries),
+            self._heads(torch.cat([k, text_k], dim=1)),
+            self._heads(torch.cat([v, text_v], dim=1)),
+        ).flatten(-2)
+
+        # cross attention: the tokens of all frames of a sample against the text tokens of its first frame
+        batch_frames, num_query_tokens = spatial.shape[:2]
+        batch = batch_frames // num_frames
+        cross_q = torch.cat([q_cross, text_q], dim=1) if text_out else q_cross
+        cross_q = rearrange(cross_q, "(b f) s d -> b (f s) d", f=num_frames)
+        first_frame = lambda t: t.unflatten(0, (batch, num_frames))[:, 0]  # noqa: E731
+        cross = dispatch_attention_fn(
+            self._heads(cross_q), self._heads(first_frame(text_k)), self._heads(first_frame(text_v))
+        ).flatten(-2)
+        cross = rearrange(cross, "b (f s) d -> (b f) s d", f=num_frames)
+
+        mixed = SPATIAL_BRANCH_SCALE * spatial + self.to_out_context(cross)
+        video = self.to_out[0](mixed[:, :num_video])
+        text = self.to_add_out(mixed[:, num_video:]) if text_out else None
+
+        if temporal:
+            q_t, k_t, v_t = video_proj[4:]
+            if text_out:
+                q_t, k_t, v_t = (torch.cat([t, u], dim=1) for t, u in ((q_t, text_q), (k_t, text_k), (v_t, text_v)))
+            # (b f) s (h c) -> (b s) f h c: each token position attends across the frames of its sample
+            q_t, k_t, v_t = (
+                rearrange(self._heads(t), "(b f) s h c -> (b s) f h c", f=num_frames) for t in (q_t, k_t, v_t)
+            )
+            cos, sin = rope
+            q_t = _apply_interleaved_rope(q_t, cos, sin)
+            k_t = _apply_interleaved_rope(k_t, cos, sin)
+            temporal_out = dispatch_attention_fn(q_t, k_t, v_t)
+            temporal_out = rearrange(temporal_out, "(b s) f h c -> (b f) s (h c)", b=batch)
+            video = video + self.to_out_temporal(temporal_out[:, :num_video])
+            if text_out:
+                text = text + self.to_add_out_temporal(temporal_out[:, num_video:])
+        return video, text
+
+
+class VchitectTransformerBlock(nn.Module):
+    """SD3 MMDiT block with Vchitect's parallel attention; key names equal the official `JointTransformerBlock`.
+
+    Args:
+        dim (`int`): model width.
+        num_heads (`int`): attention heads.
+        context_pre_only (`bool`): last block: the text stream is read but not updated.
+    """
+
+    def __init__(self, dim: int, num_heads: int, context_pre_only: bool = False):
+        super().__init__()
+        self.context_pre_only = context_pre_only
+        self.norm1 = AdaLayerNormZero(dim)
+        if context_pre_only:
+            self.norm1_context = AdaLayerNormContinuous(
+                dim, dim, elementwise_affine=False, eps=1e-6, bias=True, norm_type="layer_norm"
+            )
+        else:
+            self.norm1_context = AdaLayerNormZero(dim)
+        self.attn = VchitectAttention(dim, num_heads, context_pre_only=context_pre_only)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.ff = FeedForward(dim=dim, dim_out=dim, activation_fn="gelu-approximate")
+        if not context_pre_only:
+            self.norm2_context = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+            self.ff_context = FeedForward(dim=dim, dim_out=dim, activation_fn="gelu-approximate")
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        temb: torch.Tensor,
+        num_frames: int,
+        rope: Optional[Tuple[torch.Tensor, torch.Tensor]],
+    ) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """Args: hidden_states [B*F,S,D], encoder_hidden_states [B*F,L,D], temb [B,D] (one per sample).
+        Returns (encoder_hidden_states or None in the last block, hidden_states), as the official block."""
+        dim = hidden_states.shape[-1]
+        silu_temb = F.silu(temb)
+
+        def per_frame(modulation: torch.Tensor) -> torch.Tensor:
+            # [B, k*D] -> [B*F, 1, k*D]: every frame of a sample shares its modulation
+            return modulation.repeat_interleave(num_frames, dim=0)[:, None]
+
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = per_frame(
+            self.norm1.linear(silu_temb)
+        ).split(dim, dim=-1)
+        norm_hidden = self.norm1.norm(hidden_states) * (1 + scale_msa) + shift_msa
+        if self.context_pre_only:
+            c_scale, c_shift = per_frame(self.norm1_context.linear(silu_temb).to(encoder_hidden_states.dtype)).split(
+                dim, dim=-1
+            )
+            norm_context = self.norm1_context.norm(encoder_hidden_states) * (1 + c_scale) + c_shift
+        else:
+            c_shift_msa, c_scale_msa, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = per_frame(
+                self.norm1_context.linear(silu_temb)
+            ).split(dim, dim=-1)
+            norm_context = self.norm1_context.norm(encoder_hidden_states) * (1 + c_scale_msa) + c_shift_msa
+
+        attn_video, attn_text = self.attn(norm_hidden, norm_context, num_frames, rope)
+
+        hidden_states = hidden_states + gate_msa * attn_video
+        norm_hidden = self.norm2(hidden_states) * (1 + scale_mlp) + shift_mlp
+        hidden_states = hidden_states + gate_mlp * self.ff(norm_hidden)
+
+        if self.context_pre_only:
+            return None, hidden_states
+        encoder_hidden_states = encoder_hidden_states + c_gate_msa * attn_text
+        norm_context = self.norm2_context(encoder_hidden_states) * (1 + c_scale_mlp) + c_shift_mlp
+        encoder_hidden_states = encoder_hidden_states + c_gate_mlp * self.ff_context(norm_context)
+        return encoder_hidden_states, hidden_states
+
+
+class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """Vchitect-2.0 text-to-video transformer; loads the released `transformer/` folder as it is.
+
+    Args:
+        sample_size (`int`, defaults to 128): latent size the 2D sin-cos position table was built for.
+        patch_size (`int`, defaults to 2): spatial patch size.
+        in_channels (`int`, defaults to 16): latent channels in.
+        num_layers (`int`, defaults to 18): transformer blocks (24 in the released 2B model).
+        attention_head_dim (`int`, defaults to 64): channels per head.
+        num_attention_heads (`int`, defaults to 18): heads (24 in the released 2B model).
+        joint_attention_dim (`int`, defaults to 4096): width of the prompt embeddings.
+        caption_projection_dim (`int`, defaults to 1152): width the prompt is projected to; must equal
+            heads * head_dim.
+        pooled_projection_dim (`int`, defaults to 2048): width of the pooled prompt embedding.
+        out_channels (`int`, defaults to 16): latent channels out.
+        pos_embed_max_size (`int`, defaults to 96): side of the stored position table (192 in the 2B model).
+        tp_size (`int`, defaults to 1): accepted for config compatibility with the official class; tensor
+            parallelism is not implemented by this class and values other than 1 are refused.
+        rope_scaling_factor (`float`, defaults to 1.0): frame positions are divided by it for the temporal RoPE.
+        rope_theta (`float`, defaults to 1e6): temporal RoPE base, as the official code hard-codes.
+        repvideo_aggregation (`bool`, defaults to False): RepVideo cross-layer aggregation on; off is exactly
+            Vchitect-2.0 and adds no parameters, on adds `num_layers` gates (`repvideo.learnable_gating`).
+        repvideo_window_size (`int`, defaults to 6): RepVideo window.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["VchitectTransformerBlock"]
+    _skip_layerwise_casting_patterns = ["pos_embed", "norm", "repvideo"]
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_size: int = 128,
+        patch_size: int = 2,
+        in_channels: int = 16,
+        num_layers: int = 18,
+        attention_head_dim: int = 64,
+        num_attention_heads: int = 18,
+        joint_attention_dim: int = 4096,
+        caption_projection_dim: int = 1152,
+        pooled_projection_dim: int = 2048,
+        out_channels: int = 16,
+        pos_embed_max_size: int = 96,
+        tp_size: int = 1,
+        rope_scaling_factor: float = 1.0,
+        rope_theta: float = 1e6,
+        repvideo_aggregation: bool = False,
+        repvideo_window_size: int = 6,
+    ):
+        super().__init__()
+        inner_dim = num_attention_heads * attention_head_dim
+        if caption_projection_dim != inner_dim:
+            raise ValueError(
+                f"caption_projection_dim={caption_projection_dim} must equal num_attention_heads * attention_head_dim"
+                f" = {inner_dim}: text tokens enter attention at the model width"
+            )
+        if tp_size != 1:
+            raise ValueError(f"tp_size={tp_size}: only 1 is supported (shard with accelerate/FSDP instead)")
+        self.inner_dim = inner_dim
+        self.out_channels = out_channels if out_channels is not None else in_channels
+
+        self.pos_embed = PatchEmbed(
+            height=sample_size,
+            width=sample_size,
+            patch_size=patch_size,
+            in_channels=in_channels,
+            embed_dim=inner_dim,
+            pos_embed_max_size=pos_embed_max_size,
+        )
+        self.time_text_embed = CombinedTimestepTextProjEmbeddings(
+            embedding_dim=inner_dim, pooled_projection_dim=pooled_projection_dim
+        )
+        self.context_embedder = nn.Linear(joint_attention_dim, caption_projection_dim)
+        self.transformer_blocks = nn.ModuleList(
+            [
+                VchitectTransformerBlock(inner_dim, num_attention_heads, context_pre_only=i == num_layers - 1)
+                for i in range(num_layers)
+            ]
+        )
+        self.norm_out = AdaLayerNormContinuous(inner_dim, inner_dim, elementwise_affine=False, eps=1e-6)
+        self.proj_out = nn.Linear(inner_dim, patch_size * patch_size * self.out_channels, bias=True)
+        self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
+        self.gradient_checkpointing = False
+        self._rope_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def enable_repvideo(self, window_size: Optional[int] = None, gate_init: float = 0.5) -> None:
+        """Switches RepVideo aggregation on; existing (e.g. trained) gates are kept."""
+        window_size = window_size or self.config.repvideo_window_size
+        if self.repvideo is None or self.repvideo.window_size != window_size:
+            param = next(self.parameters())
+            self.repvideo = RepVideoAggregation(self.config.num_layers, window_size, gate_init).to(
+                device=param.device, dtype=param.dtype
+            )
+        self.register_to_config(repvideo_aggregation=True, repvideo_window_size=window_size)
+
+    def disable_repvideo(self) -> None:
+        """Switches RepVideo aggregation off and drops its gates: the model is exactly Vchitect-2.0 again."""
+        self.repvideo = None
+        self.register_to_config(repvideo_aggregation=False)
+
+    def _temporal_rope(self, num_frames: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""
+        key = (num_frames, str(device))
+        if key not in self._rope_cache:
+            positions = torch.arange(num_frames, dtype=torch.float32) / self.config.rope_scaling_factor
+            cos, sin = get_1d_rotary_pos_embed(
+                self.config.attention_head_dim, positions, theta=self.config.rope_theta, use_real=True,
+                repeat_interleave_real=True,
+            )
+            # the tables come back repeat-interleaved to head_dim; keep one value per channel pair
+            self._rope_cache[key] = (cos[:, ::2].float().to(device), sin[:, ::2].float().to(device))
+        return self._rope_cache[key]
+
+    def _check_inputs(self, hidden_states, encoder_hidden_states, pooled_projections) -> None:
+        cfg = self.config
+        if hidden_states.ndim != 5:
+            raise ValueError(f"hidden_states must be [B, F, C, H, W]; got shape {tuple(hidden_states.shape)}")
+        batch, _, channels, height, width = hidden_states.shape
+        if channels != cfg.in_channels:
+            raise ValueError(f"hidden_states has {channels} channels; the model takes in_channels={cfg.in_channels}")
+        if height % cfg.patch_size or width % cfg.patch_size:
+            raise ValueError(f"latent size {height}x{width} must be divisible by patch_size={cfg.patch_size}")
+        max_latent = cfg.pos_embed_max_size * cfg.patch_size
+        if height > max_latent or width > max_latent:
+            raise ValueError(
+                f"latent size {height}x{width} exceeds pos_embed_max_size={cfg.pos_embed_max_size} patches"
+                f" ({max_latent} latent pixels)"
+            )
+        if encoder_hidden_states.ndim != 3 or encoder_hidden_states.shape[0] != batch:
+            raise ValueError(
+                f"encoder_hidden_states must be [B={batch}, L, {cfg.joint_attention_dim}];"
+                f" got {tuple(encoder_hidden_states.shape)}"
+            )
+        if pooled_projections.ndim != 2 or pooled_projections.shape[0] != batch:
+            raise ValueError(
+                f"pooled_projections must be [B={batch}, {cfg.pooled_projection_dim}];"
+                f" got {tuple(pooled_projections.shape)}"
+            )
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        pooled_projections: torch.Tensor,
+        timestep: Union[torch.Tensor, float],
+        joint_attention_kwargs: Optional[Dict[str, Any]] = None,
+        return_dict: bool = True,
+    ) -> Union[Transformer2DModelOutput, Tuple[torch.Tensor]]:
+        """Predicts the flow-matching velocity for video latents.
+
+        Args:
+            hidden_states (`torch.Tensor`): latents [B, F, C, H, W].
+            encoder_hidden_states (`torch.Tensor`): prompt embeddings [B, L, joint_attention_dim].
+            pooled_projections (`torch.Tensor`): pooled prompt embeddings [B, pooled_projection_dim].
+            timestep (`torch.Tensor` or `float`): flow-matching time in (0, 1000], one per sample or shared.
+            joint_attention_kwargs (`dict`, *optional*): accepted for diffusers compatibility; unused.
+            return_dict (`bool`, defaults to True): return a `Transformer2DModelOutput`.
+
+        Returns:
+            `.sample` [B, F, out_channels, H, W].
+        """
+        self._check_inputs(hidden_states, encoder_hidden_states, pooled_projections)
+        batch, num_frames, _, height, width = hidden_states.shape
+        timestep = torch.as_tensor(timestep, device=hidden_states.device)
+        timestep = timestep.reshape(-1).expand(batch) if timestep.numel() == 1 else timestep.reshape(batch)
+
+        hidden_states = self.pos_embed(rearrange(hidden_states, "b f c h w -> (b f) c h w"))
+        temb = self.time_text_embed(timestep, pooled_projections)
+        # the text stream becomes per-frame after the first block; it starts as a copy per frame
+        encoder_hidden_states = self.context_embedder(encoder_hidden_states).repeat_interleave(num_frames, dim=0)
+        rope = self._temporal_rope(num_frames, hidden_states.device) if num_frames > 1 else None
+
+        window = self.repvideo.start((hidden_states, encoder_hidden_states)) if self.repvideo is not None else None
+        for index, block in enumerate(self.transformer_blocks):
+            if window is not None:
+                hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                encoder_hidden_states, hidden_states = self._gradient_checkpointing_func(
+                    block, hidden_states, encoder_hidden_states, temb, num_frames, rope
+                )
+            else:
+                encoder_hidden_states, hidden_states = block(
+                    hidden_states, encoder_hidden_states, temb, num_frames, rope
+                )
+            if window is not None:
+                window.record(index, (hidden_states, encoder_hidden_states))
+
+        scale, shift = (
+            self.norm_out.linear(F.silu(temb)).to(hidden_states.dtype).repeat_interleave(num_frames, dim=0)[:, None]
+        ).chunk(2, dim=-1)
+        hidden_states = self.norm_out.norm(hidden_states) * (1 + scale) + shift
+        hidden_states = self.proj_out(hidden_states)
+
+        patch = self.config.patch_size
+        output = rearrange(
+            hidden_states,
+            "(b f) (h w) (p q c) -> b f c (h p) (w q)",
+            b=batch,
+            h=height // patch,
+            w=width // patch,
+            p=patch,
+            q=patch,
+        )
+        if not return_dict:
+            return (output,)
+        return Transformer2DModelOutput(sample=output)
