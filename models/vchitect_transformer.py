@@ -22,6 +22,7 @@ Differences from the official code, none of which changes its numbers at batch s
 - RepVideo's cross-layer aggregation is available as a config switch (`repvideo_aggregation`).
 """
 
+import os
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
@@ -37,6 +38,7 @@ from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZ
 from einops import rearrange
 from torch import nn
 
+from .checkpoint import check_checkpoint
 from .repvideo import RepVideoAggregation
 
 # the official processor scales the spatial branch by this constant before adding the cross-attention branch
@@ -327,6 +329,17 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
         self.gradient_checkpointing = False
         self._rope_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
+        """`ModelMixin.from_pretrained`, after checking a local folder's keys and shapes against this class.
+
+        The released `transformer/` folder (config `_class_name` "VchitectXLTransformerModel") loads as it is.
+        """
+        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
+        if os.path.isdir(folder):
+            check_checkpoint(cls, folder)
+        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
 
     def enable_repvideo(self, window_size: Optional[int] = None, gate_init: float = 0.5) -> None:
         """Switches RepVideo aggregation on; existing (e.g. trained) gates are kept."""

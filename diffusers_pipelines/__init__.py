@@ -1,0 +1,1 @@
+"""Diffusers pipelines of the pack, one folder a pipeline."""
