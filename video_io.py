@@ -31,7 +31,7 @@ _GIF_MAX_FPS = 50.0
 
 class Video(NamedTuple):
     """A decoded video: ``frames`` is a uint8 array ``[F, H, W, 3]``; ``fps`` is the average frame
-    rate, or ``None`` for a file that stores no timing (a WebP whose frames were all identical)."""
+    rate, or ``None`` for a file that stores no timing (a WebP of one distinct frame is a still image)."""
 
     frames: np.ndarray
     fps: Optional[float]
