@@ -52,17 +52,13 @@ def _linear_stack(x: torch.Tensor, layers) -> torch.Tensor:
     return F.linear(x, weight, bias)
 
 
-def _apply_interleaved_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotates interleaved channel pairs of x [..., T, heads, head_dim] by the angles of cos/sin [T, head_dim/2].
+def _apply_interleaved_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
+    """Rotates interleaved channel pairs of x [..., T, heads, head_dim] by freqs_cis [T, head_dim/2] (complex64).
 
-    The same arithmetic as the official complex product `view_as_complex(x.float()) * freqs_cis`, in float32.
+    The official complex product `view_as_complex(x.float()) * freqs_cis`, computed in float32 and cast back.
     """
-    x_float = x.float().unflatten(-1, (-1, 2))
-    real, imag = x_float.unbind(-1)
-    cos = cos[:, None, :]
-    sin = sin[:, None, :]
-    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+    x_complex = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(x_complex * freqs_cis[:, None, :]).flatten(-2).to(x.dtype)
 
 
 class VchitectAttention(nn.Module):
@@ -113,10 +109,10 @@ class VchitectAttention(nn.Module):
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         num_frames: int,
-        rope: Optional[Tuple[torch.Tensor, torch.Tensor]],
+        rope: Optional[torch.Tensor],
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Args: hidden_states [B*F, S, D] (video), encoder_hidden_states [B*F, L, D] (text, per frame);
-        rope: (cos, sin) [F, head_dim/2] or None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None)."""
+        rope: complex rotations [F, head_dim/2], None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None)."""
         num_video = hidden_states.shape[1]
         text_out = not self.context_pre_only
         temporal = num_frames > 1
@@ -150,7 +146,7 @@ class VchitectAttention(nn.Module):
         ).flatten(-2)
         cross = rearrange(cross, "b (f s) d -> (b f) s d", f=num_frames)
 
-        mixed = SPATIAL_BRANCH_SCALE * spatial + self.to_out_context(cross)
+        mixed = torch.add(self.to_out_context(cross), spatial, alpha=SPATIAL_BRANCH_SCALE)
         video = self.to_out[0](mixed[:, :num_video])
         text = self.to_add_out(mixed[:, num_video:]) if text_out else None
 
@@ -162,9 +158,8 @@ class VchitectAttention(nn.Module):
             q_t, k_t, v_t = (
                 rearrange(self._heads(t), "(b f) s h c -> (b s) f h c", f=num_frames) for t in (q_t, k_t, v_t)
             )
-            cos, sin = rope
-            q_t = _apply_interleaved_rope(q_t, cos, sin)
-            k_t = _apply_interleaved_rope(k_t, cos, sin)
+            q_t = _apply_interleaved_rope(q_t, rope)
+            k_t = _apply_interleaved_rope(k_t, rope)
             temporal_out = dispatch_attention_fn(q_t, k_t, v_t)
             temporal_out = rearrange(temporal_out, "(b s) f h c -> (b f) s (h c)", b=batch)
             video = video + self.to_out_temporal(temporal_out[:, :num_video])
@@ -205,7 +200,7 @@ class VchitectTransformerBlock(nn.Module):
         encoder_hidden_states: torch.Tensor,
         temb: torch.Tensor,
         num_frames: int,
-        rope: Optional[Tuple[torch.Tensor, torch.Tensor]],
+        rope: Optional[torch.Tensor],
     ) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
         """Args: hidden_states [B*F,S,D], encoder_hidden_states [B*F,L,D], temb [B,D] (one per sample).
         Returns (encoder_hidden_states or None in the last block, hidden_states), as the official block."""
@@ -219,29 +214,29 @@ class VchitectTransformerBlock(nn.Module):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = per_frame(
             self.norm1.linear(silu_temb)
         ).split(dim, dim=-1)
-        norm_hidden = self.norm1.norm(hidden_states) * (1 + scale_msa) + shift_msa
+        norm_hidden = torch.addcmul(shift_msa, self.norm1.norm(hidden_states), 1 + scale_msa)
         if self.context_pre_only:
             c_scale, c_shift = per_frame(self.norm1_context.linear(silu_temb).to(encoder_hidden_states.dtype)).split(
                 dim, dim=-1
             )
-            norm_context = self.norm1_context.norm(encoder_hidden_states) * (1 + c_scale) + c_shift
+            norm_context = torch.addcmul(c_shift, self.norm1_context.norm(encoder_hidden_states), 1 + c_scale)
         else:
             c_shift_msa, c_scale_msa, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = per_frame(
                 self.norm1_context.linear(silu_temb)
             ).split(dim, dim=-1)
-            norm_context = self.norm1_context.norm(encoder_hidden_states) * (1 + c_scale_msa) + c_shift_msa
+            norm_context = torch.addcmul(c_shift_msa, self.norm1_context.norm(encoder_hidden_states), 1 + c_scale_msa)
 
         attn_video, attn_text = self.attn(norm_hidden, norm_context, num_frames, rope)
 
-        hidden_states = hidden_states + gate_msa * attn_video
-        norm_hidden = self.norm2(hidden_states) * (1 + scale_mlp) + shift_mlp
-        hidden_states = hidden_states + gate_mlp * self.ff(norm_hidden)
+        hidden_states = torch.addcmul(hidden_states, gate_msa, attn_video)
+        norm_hidden = torch.addcmul(shift_mlp, self.norm2(hidden_states), 1 + scale_mlp)
+        hidden_states = torch.addcmul(hidden_states, gate_mlp, self.ff(norm_hidden))
 
         if self.context_pre_only:
             return None, hidden_states
-        encoder_hidden_states = encoder_hidden_states + c_gate_msa * attn_text
-        norm_context = self.norm2_context(encoder_hidden_states) * (1 + c_scale_mlp) + c_shift_mlp
-        encoder_hidden_states = encoder_hidden_states + c_gate_mlp * self.ff_context(norm_context)
+        encoder_hidden_states = torch.addcmul(encoder_hidden_states, c_gate_msa, attn_text)
+        norm_context = torch.addcmul(c_shift_mlp, self.norm2_context(encoder_hidden_states), 1 + c_scale_mlp)
+        encoder_hidden_states = torch.addcmul(encoder_hidden_states, c_gate_mlp, self.ff_context(norm_context))
         return encoder_hidden_states, hidden_states
 
 
@@ -328,7 +323,7 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.proj_out = nn.Linear(inner_dim, patch_size * patch_size * self.out_channels, bias=True)
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
         self.gradient_checkpointing = False
-        self._rope_cache: Dict[Tuple, Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
@@ -356,17 +351,13 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.repvideo = None
         self.register_to_config(repvideo_aggregation=False)
 
-    def _temporal_rope(self, num_frames: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""
+    def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
+        """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""
         key = (num_frames, str(device))
         if key not in self._rope_cache:
             positions = torch.arange(num_frames, dtype=torch.float32) / self.config.rope_scaling_factor
-            cos, sin = get_1d_rotary_pos_embed(
-                self.config.attention_head_dim, positions, theta=self.config.rope_theta, use_real=True,
-                repeat_interleave_real=True,
-            )
-            # the tables come back repeat-interleaved to head_dim; keep one value per channel pair
-            self._rope_cache[key] = (cos[:, ::2].float().to(device), sin[:, ::2].float().to(device))
+            freqs_cis = get_1d_rotary_pos_embed(self.config.attention_head_dim, positions, theta=self.config.rope_theta)
+            self._rope_cache[key] = freqs_cis.to(device=device, dtype=torch.complex64)
         return self._rope_cache[key]
 
     def _check_inputs(self, hidden_states, encoder_hidden_states, pooled_projections) -> None:
@@ -446,7 +437,7 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         scale, shift = (
             self.norm_out.linear(F.silu(temb)).to(hidden_states.dtype).repeat_interleave(num_frames, dim=0)[:, None]
         ).chunk(2, dim=-1)
-        hidden_states = self.norm_out.norm(hidden_states) * (1 + scale) + shift
+        hidden_states = torch.addcmul(shift, self.norm_out.norm(hidden_states), 1 + scale)
         hidden_states = self.proj_out(hidden_states)
 
         patch = self.config.patch_size
