@@ -26,7 +26,7 @@ DEFAULT_MODELS_DIR = Path("models") / "video_diffusion_pack"
 
 # Settings of the official Vchitect-2.0 inference script (5 s at 8 fps).
 OFFICIAL_DEFAULTS = dict(steps=100, height=432, width=768, frames=40, guidance=7.5)
-# Settings for the embedded smoke-test model, small enough to finish in seconds on a CPU.
+# Settings for the embedded smoke-test model, small enough to finish in well under a minute on a 2-core CPU.
 SMOKE_TEST_DEFAULTS = dict(steps=8, height=64, width=64, frames=8, guidance=7.5)
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
