@@ -30,6 +30,9 @@ OFFICIAL_DEFAULTS = dict(steps=100, height=432, width=768, frames=40, guidance=7
 SMOKE_TEST_DEFAULTS = dict(steps=8, height=64, width=64, frames=8, guidance=7.5)
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# Frame sizes must be multiples of the VAE's 8x downsampling times the transformer's 2x2 patches, as the
+# pipeline checks; repeated here so that the check runs before torch is imported.
+_SIZE_MULTIPLE = 16
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -101,8 +104,8 @@ def _check_generate_arguments(args, parser) -> None:
         value = getattr(args, name)
         if value <= 0:
             parser.error(f"argument --{name}: {name}={value} must be > 0")
-        if value % 16:
-            parser.error(f"argument --{name}: {name}={value} must be divisible by 16")
+        if value % _SIZE_MULTIPLE:
+            parser.error(f"argument --{name}: {name}={value} must be divisible by {_SIZE_MULTIPLE}")
     if args.frames < 1:
         parser.error(f"argument --frames: frames={args.frames} must be >= 1")
     if args.steps < 1:
