@@ -5,7 +5,6 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 ``diffusers_pipelines/vchitect_repvideo`` and ``models/``.
 """
 
-import contextlib
 from typing import Optional
 
 import torch
@@ -48,25 +47,6 @@ def missing_pipeline_message(model: str, found: list, search_folders: list) -> s
         f"(huggingface-cli download {HUB_REPO} --local-dir {target}/Vchitect-2.0-2B), "
         f"or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry to extra_model_paths.yaml, then refresh."
     )
-
-
-@contextlib.contextmanager
-def repvideo_switched(transformer, enabled: bool):
-    """Set the transformer's RepVideo aggregation for a block; restore the previous state (gates included) after."""
-    previous_module = transformer.repvideo
-    previous_config = {
-        "repvideo_aggregation": transformer.config.repvideo_aggregation,
-        "repvideo_window_size": transformer.config.repvideo_window_size,
-    }
-    try:
-        if enabled:
-            transformer.enable_repvideo()
-        else:
-            transformer.disable_repvideo()
-        yield
-    finally:
-        transformer.repvideo = previous_module
-        transformer.register_to_config(**previous_config)
 
 
 class VDPVchitectLoader:
@@ -192,7 +172,7 @@ class VDPVchitectSampler:
         if problem is not None:
             raise ValueError(problem)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        with repvideo_switched(pipeline.transformer, repvideo):
+        with pipeline.transformer.repvideo_switched(repvideo):
             output = pipeline(
                 prompt=prompt,
                 negative_prompt=negative_prompt,

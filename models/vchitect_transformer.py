@@ -22,6 +22,7 @@ Differences from the official code, none of which changes its numbers at batch s
 - RepVideo's cross-layer aggregation is available as a config switch (`repvideo_aggregation`).
 """
 
+import contextlib
 import os
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -350,6 +351,24 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
         """Switches RepVideo aggregation off and drops its gates: the model is exactly Vchitect-2.0 again."""
         self.repvideo = None
         self.register_to_config(repvideo_aggregation=False)
+
+    @contextlib.contextmanager
+    def repvideo_switched(self, enabled: bool):
+        """Context manager: RepVideo aggregation on or off inside the block, the previous state (gates included) after."""
+        previous_module = self.repvideo
+        previous_config = {
+            "repvideo_aggregation": self.config.repvideo_aggregation,
+            "repvideo_window_size": self.config.repvideo_window_size,
+        }
+        try:
+            if enabled:
+                self.enable_repvideo()
+            else:
+                self.disable_repvideo()
+            yield self
+        finally:
+            self.repvideo = previous_module
+            self.register_to_config(**previous_config)
 
     def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
         """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""

@@ -12,7 +12,6 @@ from video_diffusion_pack.custom_nodes._comfy import video_to_image_batch
 from video_diffusion_pack.custom_nodes.vchitect_nodes import (
     VDPVchitectSampler,
     frame_size_problem,
-    repvideo_switched,
 )
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -125,7 +124,7 @@ def test_repvideo_switch_is_restored_with_its_gates_after_a_failed_run(tiny_tran
     tiny_transformer.enable_repvideo()
     gates = tiny_transformer.repvideo
     with pytest.raises(RuntimeError, match="interrupted"):
-        with repvideo_switched(tiny_transformer, enabled=False):
+        with tiny_transformer.repvideo_switched(False):
             assert tiny_transformer.repvideo is None
             raise RuntimeError("interrupted")
     assert tiny_transformer.repvideo is gates and tiny_transformer.config.repvideo_aggregation is True
@@ -134,6 +133,6 @@ def test_repvideo_switch_is_restored_with_its_gates_after_a_failed_run(tiny_tran
 
 def test_repvideo_switch_turns_aggregation_on_for_the_run_only(tiny_transformer):
     tiny_transformer.disable_repvideo()
-    with repvideo_switched(tiny_transformer, enabled=True):
+    with tiny_transformer.repvideo_switched(True):
         assert tiny_transformer.repvideo is not None and tiny_transformer.config.repvideo_aggregation is True
     assert tiny_transformer.repvideo is None and tiny_transformer.config.repvideo_aggregation is False
