@@ -105,6 +105,30 @@ class VchitectAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.num_heads, self.head_dim))
 
+    def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """[batch, tokens, D] inputs -> [batch, tokens, D], through diffusers' attention dispatch (SDPA by default)."""
+        return dispatch_attention_fn(self._heads(query), self._heads(key), self._heads(value)).flatten(-2)
+
+    def _spatial_and_cross(self, query, cross_query, keys, values, first_keys, first_values, num_frames):
+        """1.1 * spatial attention + to_out_context(cross attention) for one group of query tokens."""
+        spatial = self._attend(query, keys, values)
+        cross = self._attend(
+            rearrange(cross_query, "(b f) s d -> b (f s) d", f=num_frames), first_keys, first_values
+        )
+        cross = rearrange(cross, "b (f s) d -> (b f) s d", f=num_frames)
+        return torch.add(self.to_out_context(cross), spatial, alpha=SPATIAL_BRANCH_SCALE)
+
+    def _temporal(self, query, key, value, num_frames, freqs_cis):
+        """Each token position attends across the frames of its sample, with RoPE over the frame index."""
+        batch = query.shape[0] // num_frames
+        query, key, value = (
+            rearrange(self._heads(t), "(b f) s h c -> (b s) f h c", f=num_frames) for t in (query, key, value)
+        )
+        query = _apply_interleaved_rope(query, freqs_cis)
+        key = _apply_interleaved_rope(key, freqs_cis)
+        out = dispatch_attention_fn(query, key, value)
+        return rearrange(out, "(b s) f h c -> (b f) s (h c)", b=batch)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -113,10 +137,15 @@ class VchitectAttention(nn.Module):
         rope: Optional[torch.Tensor],
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Args: hidden_states [B*F, S, D] (video), encoder_hidden_states [B*F, L, D] (text, per frame);
-        rope: complex rotations [F, head_dim/2], None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None)."""
-        num_video = hidden_states.shape[1]
+        rope: complex rotations [F, head_dim/2], None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None).
+
+        Queries never mix: each video or text token's outputs depend on its own query only, so video and text
+        queries are attended separately (no concatenated query tensors), and the last block, whose text outputs
+        are discarded, computes none for text. Only the spatial keys/values span both token groups.
+        """
         text_out = not self.context_pre_only
         temporal = num_frames > 1
+        batch = hidden_states.shape[0] // num_frames
 
         # every projection of the video tokens in one GEMM, and of the text tokens in another
         video_layers = [self.to_q, self.to_k, self.to_v, self.to_q_cross]
@@ -128,44 +157,22 @@ class VchitectAttention(nn.Module):
             encoder_hidden_states, [self.add_q_proj, self.add_k_proj, self.add_v_proj]
         ).chunk(3, dim=-1)
 
-        # the last block's text outputs are discarded: its queries are the video tokens only
-        queries = torch.cat([q, text_q], dim=1) if text_out else q
-        spatial = dispatch_attention_fn(
-            self._heads(queries),
-            self._heads(torch.cat([k, text_k], dim=1)),
-            self._heads(torch.cat([v, text_v], dim=1)),
-        ).flatten(-2)
+        keys = torch.cat([k, text_k], dim=1)
+        values = torch.cat([v, text_v], dim=1)
+        # cross attention reads the text tokens of each sample's first frame
+        first_keys = text_k.unflatten(0, (batch, num_frames))[:, 0]
+        first_values = text_v.unflatten(0, (batch, num_frames))[:, 0]
+        branches = (keys, values, first_keys, first_values, num_frames)
 
-        # cross attention: the tokens of all frames of a sample against the text tokens of its first frame
-        batch_frames, num_query_tokens = spatial.shape[:2]
-        batch = batch_frames // num_frames
-        cross_q = torch.cat([q_cross, text_q], dim=1) if text_out else q_cross
-        cross_q = rearrange(cross_q, "(b f) s d -> b (f s) d", f=num_frames)
-        first_frame = lambda t: t.unflatten(0, (batch, num_frames))[:, 0]  # noqa: E731
-        cross = dispatch_attention_fn(
-            self._heads(cross_q), self._heads(first_frame(text_k)), self._heads(first_frame(text_v))
-        ).flatten(-2)
-        cross = rearrange(cross, "b (f s) d -> (b f) s d", f=num_frames)
-
-        mixed = torch.add(self.to_out_context(cross), spatial, alpha=SPATIAL_BRANCH_SCALE)
-        video = self.to_out[0](mixed[:, :num_video])
-        text = self.to_add_out(mixed[:, num_video:]) if text_out else None
-
+        video = self.to_out[0](self._spatial_and_cross(q, q_cross, *branches))
         if temporal:
-            q_t, k_t, v_t = video_proj[4:]
-            if text_out:
-                q_t, k_t, v_t = (torch.cat([t, u], dim=1) for t, u in ((q_t, text_q), (k_t, text_k), (v_t, text_v)))
-            # (b f) s (h c) -> (b s) f h c: each token position attends across the frames of its sample
-            q_t, k_t, v_t = (
-                rearrange(self._heads(t), "(b f) s h c -> (b s) f h c", f=num_frames) for t in (q_t, k_t, v_t)
-            )
-            q_t = _apply_interleaved_rope(q_t, rope)
-            k_t = _apply_interleaved_rope(k_t, rope)
-            temporal_out = dispatch_attention_fn(q_t, k_t, v_t)
-            temporal_out = rearrange(temporal_out, "(b s) f h c -> (b f) s (h c)", b=batch)
-            video = video + self.to_out_temporal(temporal_out[:, :num_video])
-            if text_out:
-                text = text + self.to_add_out_temporal(temporal_out[:, num_video:])
+            video = video + self.to_out_temporal(self._temporal(*video_proj[4:], num_frames, rope))
+        if not text_out:
+            return video, None
+        # text tokens use their add_q projection for all three branches, as in the official processor
+        text = self.to_add_out(self._spatial_and_cross(text_q, text_q, *branches))
+        if temporal:
+            text = text + self.to_add_out_temporal(self._temporal(text_q, text_k, text_v, num_frames, rope))
         return video, text
 
 
