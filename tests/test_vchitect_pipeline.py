@@ -186,3 +186,15 @@ def test_corrupt_transformer_weights_name_the_file(tmp_path):
     weights.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(ValueError, match=r"corrupt weights file .*transformer.*diffusion_pytorch_model.safetensors"):
         VchitectRepVideoPipeline.from_pretrained(str(target))
+
+
+@pytest.mark.parametrize("entry", [["models.VchitectXL", "VchitectXLTransformerModel"], [None, None]])
+def test_official_index_naming_its_own_transformer_module_still_loads(tmp_path, entry):
+    target = tmp_path / "model"
+    shutil.copytree(TINY_OFFICIAL, target)
+    index = json.loads((target / "model_index.json").read_text())
+    index["transformer"] = entry
+    (target / "model_index.json").write_text(json.dumps(index))
+    loaded = VchitectRepVideoPipeline.from_pretrained(str(target))
+    assert type(loaded.transformer).__name__ == "VchitectXLTransformer3DModel"
+    assert loaded.config._name_or_path == str(target)

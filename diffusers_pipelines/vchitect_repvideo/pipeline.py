@@ -1,8 +1,10 @@
 """Text-to-video with Vchitect-2.0 (and RepVideo's cross-layer aggregation as a transformer switch), as a diffusers pipeline."""
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
@@ -124,7 +126,10 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             kwargs["transformer"] = VchitectXLTransformer3DModel.from_pretrained(
                 path, subfolder="transformer", torch_dtype=kwargs.get("torch_dtype")
             )
-        return super().from_pretrained(path, **kwargs)
+        with _loadable_view(path) as loadable_path:
+            pipe = super().from_pretrained(loadable_path, **kwargs)
+        pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        return pipe
 
     # ------------------------------------------------------------------ prompts
     def _clip_embeds(self, prompts: List[str], index: int, device: torch.device):
@@ -429,6 +434,28 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         if not return_dict:
             return (frames,)
         return VchitectRepVideoPipelineOutput(frames=frames)
+
+
+@contextlib.contextmanager
+def _loadable_view(path: str):
+    """The folder itself, or, when its model_index.json names the transformer from a module diffusers will not
+    import (the official code's own `models.VchitectXL`, say), a temporary folder of links to its components with
+    that entry pointing at our class. The transformer is always loaded by `from_pretrained` above."""
+    with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    library = (index.get("transformer") or [None])[0]
+    if library in (None, "diffusers", "transformers") or library.split(".")[0] == __name__.split(".")[0]:
+        yield path
+        return
+    logger.info(f"model_index.json names the transformer from {library!r}; loading it as VchitectXLTransformer3DModel")
+    index["transformer"] = [VchitectXLTransformer3DModel.__module__, VchitectXLTransformer3DModel.__name__]
+    with tempfile.TemporaryDirectory(prefix="vdp-pipeline-view-") as view:
+        for name in os.listdir(path):
+            if name != "model_index.json":
+                os.symlink(os.path.abspath(os.path.join(path, name)), os.path.join(view, name))
+        with open(os.path.join(view, "model_index.json"), "w", encoding="utf-8") as f:
+            json.dump(index, f)
+        yield view
 
 
 def check_pipeline_folder(path: str) -> None:
