@@ -16,6 +16,7 @@ _LAZY_EXPORTS = {
     "VchitectRepVideoPipeline": ".diffusers_pipelines.vchitect_repvideo",
     "VchitectRepVideoPipelineOutput": ".diffusers_pipelines.vchitect_repvideo",
     "build_tiny_vchitect_pipeline": ".diffusers_pipelines.vchitect_repvideo.tiny",
+    "DaSTransformer3DModel": ".models.das_transformer",
     "write_video": ".video_io",
     "read_video": ".video_io",
     "NODE_CLASS_MAPPINGS": ".custom_nodes",
