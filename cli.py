@@ -1,4 +1,4 @@
-"""The `vdp` command: generate a video from a prompt, and report versions, devices and local weights.
+"""The `vdp` command: generate a video from a prompt, download the official weights, report versions and weights.
 
 ``vdp generate`` checks every argument before it imports torch or loads a model, and exits with
 status 2 and a one-line message naming the argument and its value when one is wrong.
@@ -7,22 +7,16 @@ status 2 and a one-line message naming the argument and its value when one is wr
 import argparse
 import functools
 import math
-import os
 import platform
 import sys
 from pathlib import Path
 
 from . import __version__
 from .video_io import SUPPORTED_EXTENSIONS, check_video_output
+from .weights.manifest import DEFAULT_MODELS_DIR, MODELS_DIR_VARIABLE, default_models_root
 
-# Official checkpoints the pack can load: Hub repo id -> kind folder under models/video_diffusion_pack/.
-OFFICIAL_WEIGHTS = {
-    "Vchitect/Vchitect-2.0-2B": "vchitect",
-}
-
-# Where `vdp info` looks for downloaded weights: <root>/<kind>/<name>/model_index.json.
-MODELS_DIR_VARIABLE = "VDP_MODELS_DIR"
-DEFAULT_MODELS_DIR = Path("models") / "video_diffusion_pack"
+# Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+_INTERRUPTED_STATUS = 130
 
 # Settings of the official Vchitect-2.0 inference script (5 s at 8 fps).
 OFFICIAL_DEFAULTS = dict(steps=100, height=432, width=768, frames=40, guidance=7.5)
@@ -33,6 +27,9 @@ _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # Frame sizes must be multiples of the VAE's 8x downsampling times the transformer's 2x2 patches, as the
 # pipeline checks; repeated here so that the check runs before torch is imported.
 _SIZE_MULTIPLE = 16
+# FasterCache presets (schedulers/faster_cache.py FASTER_CACHE_PRESETS), repeated so that --fastercache is checked
+# before torch is imported; the first is what a bare --fastercache uses.
+_FASTERCACHE_PRESETS = ("vchitect-2.0", "cogvideox", "default")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -72,12 +69,47 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--fps", type=float, default=8.0, help="frame rate of the written video (default: 8)")
     generate.add_argument("--repvideo", action="store_true", help="turn on RepVideo cross-layer representation aggregation")
     generate.add_argument("--dynamic-cfg", action="store_true", help="the official Vchitect-2.0 per-step guidance ramp")
+    generate.add_argument(
+        "--freeinit", type=int, metavar="N",
+        help="FreeInit with N sampling passes (butterworth, d_s = d_t = 0.25, re-noise level chosen for the "
+             "schedule); each pass costs the full --steps",
+    )
+    generate.add_argument(
+        "--fastercache", nargs="?", const=_FASTERCACHE_PRESETS[0], choices=_FASTERCACHE_PRESETS, metavar="PRESET",
+        help="FasterCache: from about a third of the steps on, reuse attention outputs and rebuild the negative-prompt branch "
+             f"from the positive one on planned steps. PRESET: {', '.join(_FASTERCACHE_PRESETS)} (default: "
+             f"{_FASTERCACHE_PRESETS[0]}); write --fastercache=PRESET before the prompt",
+    )
     generate.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     generate.add_argument("--dtype", choices=tuple(_DTYPES), help="default: bf16 on cuda, fp32 on cpu")
     generate.set_defaults(run=functools.partial(_generate, parser=generate))
 
     info = commands.add_parser("info", help="versions, devices and the official weights found locally")
     info.set_defaults(run=_info)
+
+    download = commands.add_parser(
+        "download",
+        help="download official weights from the Hugging Face Hub, verified, into the pack's folder layout",
+        description=(
+            "Download a checkpoint of the weights manifest (and the checkpoints it is used with) from the Hugging Face "
+            "Hub, check every file's size and hash, and place it in <models root>/<kind>/<name>/, the layout of "
+            "ComfyUI/models/video_diffusion_pack/. Files already there are kept when they match and never replaced "
+            "when they differ, unless --overwrite. Gated repositories need HF_TOKEN (or `hf auth login`)."
+        ),
+    )
+    download.add_argument("name", nargs="?", help="entry of the weights manifest (see --list); its Hub repo id works too")
+    download.add_argument("--list", action="store_true", help="show every entry as missing, present or verified (offline)")
+    target = download.add_mutually_exclusive_group()
+    target.add_argument("--dest", help="folder to put NAME in, instead of the layout (its required entries are not fetched)")
+    target.add_argument(
+        "--comfyui-models",
+        help=f"ComfyUI's models folder: use ComfyUI/models/video_diffusion_pack/<kind>/<name>/ (default: "
+             f"${MODELS_DIR_VARIABLE}/<kind>/<name>/, or {DEFAULT_MODELS_DIR}/<kind>/<name>/ without the variable)",
+    )
+    download.add_argument("--revision", help="branch, tag or commit to take instead of the manifest's pinned revision")
+    download.add_argument("--overwrite", action="store_true", help="replace files that differ from the Hub's (listed first)")
+    download.add_argument("--manifest", help="another weights manifest in the same format (default: the pack's)")
+    download.set_defaults(run=functools.partial(_download, parser=download))
     return parser
 
 
@@ -116,12 +148,34 @@ def _check_generate_arguments(args, parser) -> None:
         parser.error(f"argument --guidance: guidance={args.guidance} must be a finite number")
     if args.dynamic_cfg and args.guidance < 0:
         parser.error(f"argument --guidance: guidance={args.guidance} must be >= 0 with --dynamic-cfg")
+    if args.freeinit is not None and args.freeinit < 1:
+        parser.error(f"argument --freeinit: freeinit={args.freeinit} must be >= 1 (the number of sampling passes)")
     if args.model is not None:
-        model = Path(args.model)
-        if not model.is_dir():
-            parser.error(f"argument --model: model='{model}' is not a folder")
-        if not (model / "model_index.json").is_file():
-            parser.error(f"argument --model: model='{model}' has no model_index.json (expected a diffusers pipeline folder)")
+        args.model = str(_pipeline_folder(args.model, parser))
+
+
+def _pipeline_folder(model: str, parser) -> Path:
+    """The Vchitect-2.0 pipeline folder --model designates: a diffusers folder, a folder holding the pack's layout
+    (ComfyUI's, its models folder, a models root), or the manifest name of weights downloaded into the default root."""
+    from .weights.manifest import find_local_folder, load_manifest
+
+    entry = load_manifest().entry_for_class("VchitectRepVideoPipeline")
+    path = Path(model)
+    if not path.is_dir():
+        default_folder = entry.folder_in(default_models_root())
+        if model.lower() == entry.name.lower() and (default_folder / "model_index.json").is_file():
+            return default_folder
+        hint = f" (the {entry.name} weights are not in {default_folder}: `{entry.download_command()}`)" if (
+            model.lower() == entry.name.lower()) else ""
+        parser.error(f"argument --model: model='{path}' is not a folder{hint}")
+    try:
+        return find_local_folder(path, entry)
+    except FileNotFoundError:
+        parser.error(
+            f"argument --model: model='{path}' has no model_index.json (expected a diffusers pipeline folder, or "
+            f"a folder holding {entry.comfyui_folder} as ComfyUI does; `{entry.download_command()}` puts the "
+            f"official weights in {entry.folder_in(default_models_root())})"
+        )
 
 
 def _generate(args, parser) -> int:
@@ -145,8 +199,7 @@ def _generate(args, parser) -> int:
         print(
             "vdp: no --model given, so this runs the embedded smoke-test model: a tiny Vchitect-2.0 with random "
             "weights. Its output is noise-like, not a real video. For real videos download the official weights "
-            "(hf download Vchitect/Vchitect-2.0-2B --local-dir models/video_diffusion_pack/vchitect/Vchitect-2.0-2B) "
-            "and pass --model models/video_diffusion_pack/vchitect/Vchitect-2.0-2B.",
+            "(vdp download Vchitect-2.0-2B) and pass --model Vchitect-2.0-2B.",
             file=sys.stderr,
         )
         pipe = build_tiny_vchitect_pipeline()
@@ -160,6 +213,14 @@ def _generate(args, parser) -> int:
     pipe.to(args.device)
     if args.repvideo:
         pipe.transformer.enable_repvideo()
+    if args.freeinit is not None:
+        from .schedulers.free_init import FreeInitConfig, apply_free_init
+
+        apply_free_init(pipe, FreeInitConfig(num_iters=args.freeinit))
+    if args.fastercache is not None:
+        from .schedulers.faster_cache import FasterCacheConfig, apply_faster_cache
+
+        apply_faster_cache(pipe, FasterCacheConfig.preset(args.fastercache))
 
     try:
         output = pipe(
@@ -197,41 +258,140 @@ def _info(args) -> int:
     else:
         print("cuda: not available (torch runs on cpu)")
 
-    print("official weights found:")
-    found = _find_hub_cache_weights() + _find_local_weights()
-    for line in found:
-        print(f"  {line}")
-    if not found:
-        print(f"  none (looked in the Hugging Face cache and {_models_root()}/<kind>/<name>/)")
+    from .weights import MISSING, load_manifest, local_state
+
+    manifest = load_manifest()
+    root = default_models_root()
+    print(f"official weights ({manifest.path.name}), in {root}/<kind>/<name>/ (set {MODELS_DIR_VARIABLE} to look elsewhere):")
+    hub_cache = _hub_cache_snapshots({entry.repo_id for entry in manifest})
+    for entry in manifest:
+        state = local_state(entry, entry.folder_in(root))
+        if state.status == MISSING:
+            print(f"  {entry.name}: missing ({state.detail}); get it with `{entry.download_command()}`")
+        else:
+            print(f"  {entry.name}: {state.status} ({state.detail}): {state.folder}")
+        for line in hub_cache.get(entry.repo_id, []):
+            print(f"  {entry.name}: in the Hugging Face cache {line}")
+    other = _other_pipeline_folders(manifest, root)
+    if other:
+        print("other pipeline folders:")
+        for line in other:
+            print(f"  {line}")
     return 0
 
 
-def _models_root() -> Path:
-    return Path(os.environ.get(MODELS_DIR_VARIABLE) or DEFAULT_MODELS_DIR)
-
-
-def _find_hub_cache_weights() -> list:
-    """Official repos in the Hugging Face cache, as `repo (hub cache): snapshot folder` lines."""
+def _hub_cache_snapshots(repo_ids: set) -> dict:
+    """Repo id -> `(size): snapshot folder` lines for the given repos in the Hugging Face cache."""
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
         cache = scan_cache_dir()
     except CacheNotFound:
-        return []
-    lines = []
+        return {}
+    snapshots = {}
     for repo in sorted(cache.repos, key=lambda repo: repo.repo_id):
-        if repo.repo_type == "model" and repo.repo_id in OFFICIAL_WEIGHTS:
-            for revision in repo.revisions:
-                lines.append(f"{repo.repo_id} (hub cache, {repo.size_on_disk_str}): {revision.snapshot_path}")
-    return lines
+        if repo.repo_type == "model" and repo.repo_id in repo_ids:
+            snapshots[repo.repo_id] = [f"({repo.size_on_disk_str}): {revision.snapshot_path}" for revision in repo.revisions]
+    return snapshots
 
 
-def _find_local_weights() -> list:
-    """Pipeline folders (with model_index.json) under <models root>/<kind>/ for each official kind."""
-    root = _models_root()
+def _other_pipeline_folders(manifest, root: Path) -> list:
+    """Pipeline folders (with model_index.json) under <root>/<kind>/ that are not manifest entries, as `kind: folder`."""
+    names = {entry.name for entry in manifest}
     lines = []
-    for kind in sorted(set(OFFICIAL_WEIGHTS.values())):
+    for kind in sorted({entry.kind for entry in manifest}):
         for index_file in sorted((root / kind).glob("*/model_index.json")):
-            lines.append(f"{kind}: {index_file.parent}")
+            if index_file.parent.name not in names:
+                lines.append(f"{kind}: {index_file.parent}")
     return lines
+
+
+def _download(args, parser) -> int:
+    from .weights import WeightsDownloadError, comfyui_models_root, download_entry, load_manifest
+
+    try:
+        manifest = load_manifest(args.manifest)
+    except (OSError, ValueError) as error:
+        parser.error(f"argument --manifest: {error}")
+    if args.list and args.name is not None:
+        parser.error(f"argument --list: lists every entry and takes no NAME (got name={args.name!r})")
+    if args.list and (args.dest is not None or args.revision is not None or args.overwrite):
+        parser.error("argument --list: only --comfyui-models and --manifest go with --list")
+    if not args.list and args.name is None:
+        parser.error(f"argument NAME: give the entry to download (one of: {', '.join(manifest.names)}) or --list")
+    root = default_models_root()
+    if args.comfyui_models is not None:
+        try:
+            root = comfyui_models_root(args.comfyui_models)
+        except ValueError as error:
+            parser.error(f"argument --comfyui-models: {error}")
+    if args.list:
+        return _list_weights(manifest, root, args.comfyui_models)
+
+    try:
+        entry = manifest.get(args.name)
+    except KeyError as error:
+        parser.error(f"argument NAME: {error}")
+    if args.dest is not None:
+        if Path(args.dest).exists() and not Path(args.dest).is_dir():
+            parser.error(f"argument --dest: dest='{args.dest}' is a file, not a folder")
+        plan = [(entry, Path(args.dest))]
+        if entry.requires:
+            required = ", ".join(f"`{manifest.get(name).download_command()}`" for name in entry.requires)
+            print(f"vdp download: {entry.name} is used with {', '.join(entry.requires)}, which --dest does not fetch: {required}",
+                  file=sys.stderr)
+    else:
+        plan = [(item, item.folder_in(root)) for item in manifest.with_requirements(entry)]
+
+    for item, folder in plan:
+        try:
+            report = download_entry(item, folder, revision=args.revision if item is entry else None, overwrite=args.overwrite)
+        except WeightsDownloadError as error:
+            parser.exit(1, f"{parser.prog}: error: {error}\n")
+        except KeyboardInterrupt:
+            parser.exit(
+                _INTERRUPTED_STATUS,
+                f"{parser.prog}: interrupted during {item.name}. Files finished so far are kept and will be verified, "
+                f"not fetched again: run the same command to go on.\n",
+            )
+        parts = [f"{len(report.fetched)} fetched", f"{len(report.kept)} already there"]
+        if report.replaced:
+            parts.append(f"{len(report.replaced)} replaced")
+        print(
+            f"{item.name}: {report.file_count} files verified against {item.repo_id} at commit {report.commit} "
+            f"({', '.join(parts)})",
+            file=sys.stderr,
+        )
+        if report.removed_partial_bytes:
+            print(f"{item.name}: removed {report.removed_partial_bytes} bytes of partial files left by an interrupted "
+                  f"download", file=sys.stderr)
+        if item.conversion_description is not None:
+            step = f"`{item.conversion_command}`" if item.conversion_command else "the converter is planned, not in this version"
+            print(f"{item.name}: before use: {item.conversion_description} ({step})", file=sys.stderr)
+        if item.status == "planned":
+            print(f"{item.name}: the pack classes that use these weights ({', '.join(item.pack_classes)}) are planned, "
+                  f"not in this version", file=sys.stderr)
+        print(folder)
+    return 0
+
+
+def _list_weights(manifest, root: Path, comfyui_models) -> int:
+    """`vdp download --list`: one line per entry with its state in `root`, then its folder and what to do."""
+    from .weights import VERIFIED, local_state
+
+    print(f"weights in {root}/<kind>/<name>/ ({len(manifest)} entries of {manifest.path}):")
+    header = ["NAME", "STATE", "HUB REPO", "DOWNLOAD", "LICENCE", "GATED", "PACK CODE"]
+    rows = []
+    for entry in manifest:
+        state = local_state(entry, entry.folder_in(root))
+        size = f"~{entry.approximate_download_gb:g} GB" if entry.approximate_download_gb is not None else "?"
+        gated = {True: "yes", False: "no", None: "?"}[entry.gated]
+        rows.append((entry, state, [entry.name, state.status, entry.repo_id, size, entry.licence or "?", gated, entry.status]))
+    widths = [max(len(cells[column]) for cells in [header] + [row[2] for row in rows]) for column in range(len(header))]
+    print("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
+    for entry, state, cells in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip())
+        action = "" if state.status == VERIFIED else f"; get it with `{entry.download_command(comfyui_models)}`"
+        print(f"    {state.folder}: {state.detail}{action}")
+    return 0

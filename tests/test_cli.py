@@ -123,8 +123,13 @@ def test_generate_refuses_a_model_folder_without_model_index(tmp_path):
 
 def test_info_reports_versions_and_finds_local_weights(tmp_path):
     models_root = tmp_path / "models"
-    (models_root / "vchitect" / "Vchitect-2.0-2B").mkdir(parents=True)
-    (models_root / "vchitect" / "Vchitect-2.0-2B" / "model_index.json").write_text("{}")
+    vchitect = models_root / "vchitect" / "Vchitect-2.0-2B"
+    for name in ("model_index.json", "scheduler/scheduler_config.json", "transformer/config.json",
+                 "transformer/diffusion_pytorch_model.safetensors"):
+        (vchitect / name).parent.mkdir(parents=True, exist_ok=True)
+        (vchitect / name).write_text("{}")
+    (models_root / "vchitect" / "my-finetune").mkdir()
+    (models_root / "vchitect" / "my-finetune" / "model_index.json").write_text("{}")
     env = dict(os.environ, VDP_MODELS_DIR=str(models_root), HF_HUB_CACHE=str(tmp_path / "empty-hub-cache"))
 
     result = run_vdp("info", env=env)
@@ -132,4 +137,6 @@ def test_info_reports_versions_and_finds_local_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"torch {torch.__version__}" in result.stdout
     assert "diffusers " in result.stdout and "transformers " in result.stdout and "cuda:" in result.stdout
-    assert f"vchitect: {models_root / 'vchitect' / 'Vchitect-2.0-2B'}" in result.stdout
+    assert f"Vchitect-2.0-2B: present (not verified): {vchitect}" in result.stdout
+    assert "RepVideo: missing (no folder); get it with `vdp download RepVideo`" in result.stdout
+    assert f"vchitect: {models_root / 'vchitect' / 'my-finetune'}" in result.stdout
