@@ -56,10 +56,23 @@ def model_folder_paths(kind: str) -> List[str]:
     return folder_paths.get_folder_paths(register_model_folder(kind))
 
 
+def comfyui_models_dir() -> str:
+    """ComfyUI's ``models`` folder (what ``vdp download --comfyui-models`` takes)."""
+    import folder_paths
+
+    return folder_paths.models_dir
+
+
+def _search_folders_that_are_pipelines(kind: str) -> List[str]:
+    """Search folders of ``kind`` that are themselves pipeline directories (a diffusers folder added as a path)."""
+    return [folder for folder in model_folder_paths(kind) if os.path.isfile(os.path.join(folder, PIPELINE_INDEX_FILE))]
+
+
 def list_pipeline_dirs(kind: str) -> List[str]:
     """Pipeline directories (those holding a ``model_index.json``) under the folders of ``kind``.
 
-    Returns paths relative to their search folder, sorted, e.g. ``["Vchitect-2.0-2B"]``.
+    Returns paths relative to their search folder, sorted, e.g. ``["Vchitect-2.0-2B"]``. A search folder that is
+    itself a pipeline directory is listed under its own name.
     """
     import folder_paths
 
@@ -69,6 +82,7 @@ def list_pipeline_dirs(kind: str) -> List[str]:
         for relative_path in folder_paths.get_filename_list(key)
         if os.path.basename(relative_path) == PIPELINE_INDEX_FILE
     }
+    found.update(os.path.basename(os.path.normpath(folder)) for folder in _search_folders_that_are_pipelines(kind))
     return sorted(path for path in found if path)
 
 
@@ -82,6 +96,9 @@ def resolve_pipeline_dir(kind: str, name: str) -> str:
 
     index_path = folder_paths.get_full_path(register_model_folder(kind), os.path.join(name, PIPELINE_INDEX_FILE))
     if index_path is None:
+        for folder in _search_folders_that_are_pipelines(kind):
+            if os.path.basename(os.path.normpath(folder)) == name:
+                return folder
         raise FileNotFoundError(
             f"pipeline {name!r} not found: no {os.path.join(name, PIPELINE_INDEX_FILE)} in {model_folder_paths(kind)}"
         )

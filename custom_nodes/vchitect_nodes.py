@@ -5,6 +5,7 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 ``diffusers_pipelines/vchitect_repvideo`` and ``models/``.
 """
 
+import os
 from typing import Optional
 
 import torch
@@ -38,14 +39,21 @@ def frame_size_problem(width: Optional[int], height: Optional[int]) -> Optional[
     return None
 
 
-def missing_pipeline_message(model: str, found: list, search_folders: list) -> str:
-    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders."""
-    target = search_folders[0] if search_folders else f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"
+def missing_pipeline_message(model: str, found: list, search_folders: list, comfyui_models: Optional[str] = None) -> str:
+    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders.
+
+    It gives the exact `vdp download` command of the weights manifest for ComfyUI's ``models`` folder ``comfyui_models``.
+    """
+    from ..weights.manifest import MODELS_SUBFOLDER, load_manifest
+
+    entry = load_manifest().entry_for_class("VchitectRepVideoPipeline")
+    target = (os.path.join(comfyui_models, MODELS_SUBFOLDER, entry.kind, entry.name) if comfyui_models is not None
+              else f"ComfyUI/{entry.comfyui_folder}")
     return (
         f"model={model!r} is not a pipeline directory (one holding {_comfy.PIPELINE_INDEX_FILE}) in {search_folders}; "
-        f"found: {found}. Download the Hub repo {HUB_REPO} into {target}/Vchitect-2.0-2B "
-        f"(huggingface-cli download {HUB_REPO} --local-dir {target}/Vchitect-2.0-2B), "
-        f"or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry to extra_model_paths.yaml, then refresh."
+        f"found: {found}. Download the official weights ({entry.repo_id}) with `{entry.download_command(comfyui_models)}`, "
+        f"which fetches and verifies them into {target}; or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry "
+        f"(a folder of pipeline directories, or one pipeline directory) to extra_model_paths.yaml; then refresh."
     )
 
 
@@ -81,7 +89,7 @@ class VDPVchitectLoader:
         found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
         if model in found:
             return True
-        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND))
+        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
 
     def load(self, model, dtype):
         from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
@@ -90,7 +98,9 @@ class VDPVchitectLoader:
             raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
         found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
         if model not in found:
-            raise FileNotFoundError(missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND)))
+            raise FileNotFoundError(
+                missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
+            )
         directory = _comfy.resolve_pipeline_dir(WEIGHTS_KIND, model)
         pipeline = VchitectRepVideoPipeline.from_pretrained(directory, torch_dtype=DTYPES[dtype])
         return (pipeline.to(_comfy.torch_device()),)

@@ -41,5 +41,13 @@ def test_example_workflows_are_shipped_as_package_data():
     assert all(any(path.match(pattern) for pattern in patterns) for path in workflows)
 
 
+def test_weights_manifest_and_its_schema_are_shipped_as_package_data():
+    patterns = pyproject()["tool"]["setuptools"]["package-data"][PACKAGE_NAME]
+
+    for name in ("weights_manifest.json", "weights_manifest.schema.json"):
+        assert (REPO_ROOT / name).is_file()
+        assert any(pathlib.PurePath(name).match(pattern) for pattern in patterns), f"{name} is not in package-data"
+
+
 def test_console_script_points_at_the_cli():
     assert pyproject()["project"]["scripts"] == {"vdp": f"{PACKAGE_NAME}.cli:main"}

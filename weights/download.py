@@ -89,7 +89,7 @@ def _is_transport_error(error: Exception) -> bool:
     return isinstance(error, (ConnectionError, TimeoutError)) or library in ("httpx", "httpx2", "httpcore", "requests", "urllib3")
 
 
-def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Optional[str]) -> WeightsDownloadError:
+def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Optional[str], token) -> WeightsDownloadError:
     """A `WeightsDownloadError` that says what went wrong with the Hub and what to do about it."""
     from huggingface_hub import get_token
     from huggingface_hub.errors import (
@@ -105,7 +105,8 @@ def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Opt
     page = _hub_url(endpoint, entry.repo_id)
     if isinstance(error, GatedRepoError):
         status = error.response.status_code if error.response is not None else None
-        if get_token() is None:
+        sent_token = token if isinstance(token, str) else (get_token() if token in (None, True) else None)
+        if sent_token is None:
             reason = "no token was sent: HF_TOKEN is not set and no `hf auth login` token was found"
         elif status == 403:
             reason = "the token was sent, but its account has not been granted access yet"
@@ -148,7 +149,7 @@ def list_remote_files(entry: WeightsEntry, revision: str, *, token=None, endpoin
     try:
         info = HfApi(endpoint=endpoint).model_info(entry.repo_id, revision=revision, files_metadata=True, token=token)
     except Exception as error:
-        raise _explain(error, entry, revision, endpoint) from error
+        raise _explain(error, entry, revision, endpoint, token) from error
     siblings = info.siblings or []
     selected = filter_repo_objects(siblings, allow_patterns=list(entry.allow_patterns), key=lambda s: s.rfilename)
     files = {
@@ -206,9 +207,9 @@ def _difference(local: RecordedFile, remote: RemoteFile, entry: WeightsEntry) ->
     if local.size != remote.size:
         return f"size is {local.size} bytes, expected {remote.size}"
     if remote.sha256 is not None and local.sha256 != remote.sha256:
-        return f"sha256 is {local.sha256}, expected {remote.sha256}"
+        return f"sha256 is {local.sha256}, expected {remote.sha256} (the Hub's)"
     if remote.sha256 is None and local.git_blob_sha1 != remote.blob_id:
-        return f"git blob id is {local.git_blob_sha1}, expected {remote.blob_id}"
+        return f"git blob id is {local.git_blob_sha1}, expected {remote.blob_id} (the Hub's)"
     for expected in entry.files:
         if expected.path == remote.path and expected.sha256 is not None and local.sha256 != expected.sha256:
             return f"sha256 is {local.sha256}, expected {expected.sha256} (weights manifest)"
@@ -309,7 +310,7 @@ def download_entry(
                 endpoint=endpoint,
             )
         except Exception as error:
-            raise _explain(error, entry, revision, endpoint) from error
+            raise _explain(error, entry, revision, endpoint, token) from error
 
     mismatches = []
     for path in to_fetch:

@@ -114,6 +114,8 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Loads a pipeline folder (ours, or the official Vchitect-2.0 layout whose model_index names SD3 classes).
 
+        The folder may also be one holding the pack's weights layout, as `vdp download` writes it: ComfyUI's
+        folder, its ``models`` folder, or a models root with ``vchitect/Vchitect-2.0-2B/``.
         The transformer is always loaded as `VchitectXLTransformer3DModel` with its keys checked against the
         checkpoint; a missing component folder, missing or unexpected keys and corrupt weight files are reported.
         """
@@ -121,6 +123,8 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         if not os.path.isdir(path):
             download_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
             path = cls.download(path, **download_kwargs)
+        elif not os.path.isfile(os.path.join(path, "model_index.json")):
+            path = str(_official_weights_folder(path))
         check_pipeline_folder(path)
         if "transformer" not in kwargs:
             kwargs["transformer"] = VchitectXLTransformer3DModel.from_pretrained(
@@ -456,6 +460,14 @@ def _loadable_view(path: str):
         with open(os.path.join(view, "model_index.json"), "w", encoding="utf-8") as f:
             json.dump(index, f)
         yield view
+
+
+def _official_weights_folder(path: str):
+    """The Vchitect-2.0 folder inside a folder holding the pack's weights layout; FileNotFoundError naming the places
+    looked at and the `vdp download` command when there is none."""
+    from ...weights.manifest import find_local_folder, load_manifest
+
+    return find_local_folder(path, load_manifest().entry_for_class(VchitectRepVideoPipeline.__name__))
 
 
 def check_pipeline_folder(path: str) -> None:
