@@ -162,7 +162,12 @@ class VDPVchitectSampler:
                 "dynamic_cfg": ("BOOLEAN", {"default": False,
                                             "tooltip": "Reschedule the guidance every step with the cosine ramp of the "
                                                        "official Vchitect-2.0 loop: the scale becomes 1 + cfg * ramp."}),
-            }
+            },
+            "optional": {
+                "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
+                                                         "several sampling passes, each from noise re-initialised "
+                                                         "from the previous video's low frequencies."}),
+            },
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -177,12 +182,16 @@ class VDPVchitectSampler:
         problem = frame_size_problem(width, height)
         return True if problem is None else problem
 
-    def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg):
+    def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
+               freeinit=None):
+        from ..schedulers.free_init import free_init_applied
+
         problem = frame_size_problem(width, height)
         if problem is not None:
             raise ValueError(problem)
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        with pipeline.transformer.repvideo_switched(repvideo):
+        total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
+        with pipeline.transformer.repvideo_switched(repvideo), free_init_applied(pipeline, freeinit):
             output = pipeline(
                 prompt=prompt,
                 negative_prompt=negative_prompt,
@@ -194,7 +203,7 @@ class VDPVchitectSampler:
                 use_dynamic_cfg=dynamic_cfg,
                 generator=generator,
                 output_type="pt",
-                callback_on_step_end=_comfy.progress_callback(steps),
+                callback_on_step_end=_comfy.progress_callback(total_steps),
                 callback_on_step_end_tensor_inputs=[],
             )
         return (_comfy.video_to_image_batch(output.frames),)

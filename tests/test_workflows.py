@@ -82,5 +82,7 @@ def test_ui_workflow_links_join_sockets_of_matching_types(name, comfyui):
         assert object_info[nodes[origin_id]["type"]]["output"][origin_slot] == link_type
         target_socket = nodes[target_id]["inputs"][target_slot]
         assert (target_socket["type"], target_socket["link"]) == (link_type, link_id)
-        assert object_info[nodes[target_id]["type"]]["input"]["required"][target_socket["name"]][0] == link_type
+        target_inputs = object_info[nodes[target_id]["type"]]["input"]
+        declared = {**target_inputs.get("required", {}), **target_inputs.get("optional", {})}
+        assert declared[target_socket["name"]][0] == link_type
         assert link_id in nodes[origin_id]["outputs"][origin_slot]["links"]
