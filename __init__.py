@@ -17,6 +17,8 @@ _LAZY_EXPORTS = {
     "VchitectRepVideoPipelineOutput": ".diffusers_pipelines.vchitect_repvideo",
     "build_tiny_vchitect_pipeline": ".diffusers_pipelines.vchitect_repvideo.tiny",
     "DaSTransformer3DModel": ".models.das_transformer",
+    "DaSPipeline": ".diffusers_pipelines.das",
+    "build_tiny_das_pipeline": ".diffusers_pipelines.das.tiny",
     "Camera": ".control",
     "Tracks": ".control",
     "tracks_from_depth": ".control",

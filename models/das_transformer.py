@@ -33,6 +33,9 @@ import torch
 from accelerate import init_empty_weights
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+# diffusers' pipeline loader looks the loadable base class up in the module that model_index.json names
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
 from diffusers.utils import apply_lora_scale
 from torch import nn
