@@ -5,9 +5,12 @@ status 2 and a one-line message naming the argument and its value when one is wr
 """
 
 import argparse
+import contextlib
 import functools
 import math
+import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
             "when they differ, unless --overwrite. Gated repositories need HF_TOKEN (or `hf auth login`)."
         ),
     )
-    download.add_argument("name", nargs="?", help="entry of the weights manifest (see --list); its Hub repo id works too")
+    download.add_argument("name", nargs="?", metavar="NAME", help="entry of the weights manifest (see --list); its Hub repo id works too")
     download.add_argument("--list", action="store_true", help="show every entry as missing, present or verified (offline)")
     target = download.add_mutually_exclusive_group()
     target.add_argument("--dest", help="folder to put NAME in, instead of the layout (its required entries are not fetched)")
@@ -308,7 +311,7 @@ def _other_pipeline_folders(manifest, root: Path) -> list:
 
 
 def _download(args, parser) -> int:
-    from .weights import WeightsDownloadError, comfyui_models_root, download_entry, load_manifest
+    from .weights import WeightsDownloadError, comfyui_models_root, download_entry, load_manifest, missing_pack_classes
 
     try:
         manifest = load_manifest(args.manifest)
@@ -346,15 +349,11 @@ def _download(args, parser) -> int:
 
     for item, folder in plan:
         try:
-            report = download_entry(item, folder, revision=args.revision if item is entry else None, overwrite=args.overwrite)
+            with _stop_at_once_on_ctrl_c(parser.prog, item.name):
+                report = download_entry(item, folder, revision=args.revision if item is entry else None,
+                                        overwrite=args.overwrite)
         except WeightsDownloadError as error:
             parser.exit(1, f"{parser.prog}: error: {error}\n")
-        except KeyboardInterrupt:
-            parser.exit(
-                _INTERRUPTED_STATUS,
-                f"{parser.prog}: interrupted during {item.name}. Files finished so far are kept and will be verified, "
-                f"not fetched again: run the same command to go on.\n",
-            )
         parts = [f"{len(report.fetched)} fetched", f"{len(report.kept)} already there"]
         if report.replaced:
             parts.append(f"{len(report.replaced)} replaced")
@@ -369,16 +368,38 @@ def _download(args, parser) -> int:
         if item.conversion_description is not None:
             step = f"`{item.conversion_command}`" if item.conversion_command else "the converter is planned, not in this version"
             print(f"{item.name}: before use: {item.conversion_description} ({step})", file=sys.stderr)
-        if item.status == "planned":
-            print(f"{item.name}: the pack classes that use these weights ({', '.join(item.pack_classes)}) are planned, "
+        not_yet = missing_pack_classes(item)
+        if not_yet:
+            print(f"{item.name}: the pack classes that use these weights ({', '.join(not_yet)}) are planned, "
                   f"not in this version", file=sys.stderr)
         print(folder)
     return 0
 
 
+@contextlib.contextmanager
+def _stop_at_once_on_ctrl_c(prog: str, name: str):
+    """Ctrl-C ends the process at once with status 130.
+
+    huggingface_hub downloads in worker threads and, on Ctrl-C, would wait for every transfer under way to finish. Ending
+    the process is safe: each file is written under a temporary name and renamed into place only once complete.
+    """
+
+    def stop(signal_number, frame):
+        print(f"{prog}: interrupted during {name}. Finished files are kept and will be verified, not fetched again: "
+              f"run the same command to go on.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(_INTERRUPTED_STATUS)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _list_weights(manifest, root: Path, comfyui_models) -> int:
     """`vdp download --list`: one line per entry with its state in `root`, then its folder and what to do."""
-    from .weights import VERIFIED, local_state
+    from .weights import VERIFIED, local_state, missing_pack_classes
 
     print(f"weights in {root}/<kind>/<name>/ ({len(manifest)} entries of {manifest.path}):")
     header = ["NAME", "STATE", "HUB REPO", "DOWNLOAD", "LICENCE", "GATED", "PACK CODE"]
@@ -387,7 +408,8 @@ def _list_weights(manifest, root: Path, comfyui_models) -> int:
         state = local_state(entry, entry.folder_in(root))
         size = f"~{entry.approximate_download_gb:g} GB" if entry.approximate_download_gb is not None else "?"
         gated = {True: "yes", False: "no", None: "?"}[entry.gated]
-        rows.append((entry, state, [entry.name, state.status, entry.repo_id, size, entry.licence or "?", gated, entry.status]))
+        pack_code = "planned" if missing_pack_classes(entry) else "available"
+        rows.append((entry, state, [entry.name, state.status, entry.repo_id, size, entry.licence or "?", gated, pack_code]))
     widths = [max(len(cells[column]) for cells in [header] + [row[2] for row in rows]) for column in range(len(header))]
     print("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
     for entry, state, cells in rows:

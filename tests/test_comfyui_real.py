@@ -116,6 +116,7 @@ def test_loader_without_weights_tells_where_to_put_them(comfyui):
     (error,) = body["node_errors"]["1"]["errors"]
     assert "Vchitect/Vchitect-2.0-2B" in error["details"]
     assert "video_diffusion_pack" in error["details"] and "model_index.json" in error["details"]
+    assert "`vdp download Vchitect-2.0-2B --comfyui-models " in error["details"]
 
 
 def test_loader_lists_and_loads_a_pipeline_from_a_model_folder(comfyui):

@@ -50,7 +50,6 @@ def entry_json(name, repo_id, *, files=("config.json", "weights/model.safetensor
         "approximate_download_gb": None,
         "licence": None,
         "gated": None,
-        "status": "available",
         "pack_classes": ["VchitectRepVideoPipeline"],
         "layout": {"format": "diffusers-components", "description": "test layout"},
         "comfyui_folder": f"models/video_diffusion_pack/tests/{name}",
@@ -216,14 +215,17 @@ def test_an_interrupted_download_keeps_finished_files_and_the_next_run_fetches_t
         return sum(p.stat().st_size for p in folder.rglob("*.incomplete"))
 
     process = subprocess.Popen([vdp_executable(), "download", "large", "--manifest", str(manifest)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert hub.stalled.wait(timeout=60), "the transfer of the large file never started"
         wait_for(lambda: (folder / "config.json").is_file() and partial_bytes() >= 10 * 2**20)
+        process.send_signal(signal.SIGINT)
+        _, interrupted_stderr = process.communicate(timeout=30)
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
+        process.kill()
         hub.release()
+    assert process.returncode == 130
+    assert "interrupted during large. Finished files are kept" in interrupted_stderr
     assert not (folder / "weights" / "model.safetensors").exists()
 
     result = run_vdp("download", "large", "--manifest", manifest, env=env)

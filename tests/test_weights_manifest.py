@@ -14,6 +14,7 @@ from video_diffusion_pack.weights import (
     UnknownEntryError,
     find_local_folder,
     load_manifest,
+    missing_pack_classes,
 )
 
 MANIFEST = load_manifest()
@@ -28,14 +29,6 @@ REQUIRED_REPOS = {
     "liuhaotian/llava-v1.5-7b",
     "openai/clip-vit-large-patch14-336",
 }
-
-
-def _exported(name: str):
-    """The object `video_diffusion_pack.<name>`, or None when the package does not export it (yet)."""
-    try:
-        return getattr(video_diffusion_pack, name)
-    except (AttributeError, ImportError):
-        return None
 
 
 def _write_manifest(tmp_path: pathlib.Path, change) -> pathlib.Path:
@@ -73,17 +66,24 @@ def test_lgvi_i_comes_with_llava_and_its_clip_vision_tower():
     assert [entry.name for entry in MANIFEST.with_requirements(lgvi_i)][-1] == lgvi_i.name
 
 
-@pytest.mark.parametrize("entry", [e for e in MANIFEST if e.status == "available"], ids=lambda e: e.name)
-def test_available_entry_names_pack_classes_that_exist(entry):
-    for name in entry.pack_classes:
-        assert isinstance(_exported(name), type), f"video_diffusion_pack.{name} does not exist"
+@pytest.mark.parametrize(
+    "entry, class_name",
+    [(e, name) for e in MANIFEST for name in e.pack_classes if name in video_diffusion_pack._LAZY_EXPORTS],
+    ids=lambda value: getattr(value, "name", value),
+)
+def test_every_pack_class_the_package_exports_is_a_class(entry, class_name):
+    assert isinstance(getattr(video_diffusion_pack, class_name), type)
 
 
-@pytest.mark.parametrize("entry", [e for e in MANIFEST if e.status == "planned"], ids=lambda e: e.name)
-def test_planned_entry_still_lacks_one_of_its_pack_classes(entry):
-    missing = [name for name in entry.pack_classes if _exported(name) is None]
+def test_the_vchitect_weights_have_their_pack_classes_in_this_version():
+    assert missing_pack_classes(MANIFEST.get("Vchitect-2.0-2B")) == []
 
-    assert missing, f"every class of {entry.name} exists now: set its status to 'available' in weights_manifest.json"
+
+def test_pack_classes_the_package_does_not_export_are_reported_missing(tmp_path):
+    path = _write_manifest(tmp_path, lambda document: document["entries"][0].update(
+        pack_classes=["VchitectRepVideoPipeline", "NotInThePack"]))
+
+    assert missing_pack_classes(load_manifest(path).get("Vchitect-2.0-2B")) == ["NotInThePack"]
 
 
 def test_every_folder_is_the_comfyui_layout_of_its_kind_and_name():

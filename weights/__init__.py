@@ -22,6 +22,7 @@ from .manifest import (
     default_models_root,
     find_local_folder,
     load_manifest,
+    missing_pack_classes,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "find_local_folder",
     "load_manifest",
     "local_state",
+    "missing_pack_classes",
 ]

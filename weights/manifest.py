@@ -46,7 +46,6 @@ class WeightsEntry:
     approximate_download_gb: Optional[float]
     licence: Optional[str]
     gated: Optional[bool]
-    status: str
     pack_classes: Tuple[str, ...]
     layout_format: str
     layout_description: str
@@ -152,7 +151,6 @@ def _entry_from_json(item: dict) -> WeightsEntry:
         approximate_download_gb=item["approximate_download_gb"],
         licence=item["licence"],
         gated=item["gated"],
-        status=item["status"],
         pack_classes=tuple(item["pack_classes"]),
         layout_format=item["layout"]["format"],
         layout_description=item["layout"]["description"],
@@ -218,6 +216,23 @@ def load_manifest(path: Union[str, Path, None] = None) -> Manifest:
     entries = [_entry_from_json(item) for item in document["entries"]]
     _check_consistency(entries, path)
     return Manifest(entries, path)
+
+
+def missing_pack_classes(entry: WeightsEntry) -> List[str]:
+    """The entry's pack classes that this version of the pack does not have yet.
+
+    Checked without importing them (so instantly): a class counts as present when the package exports its name and
+    the module that defines it is there.
+    """
+    from .. import _LAZY_EXPORTS
+
+    missing = []
+    for name in entry.pack_classes:
+        module = _LAZY_EXPORTS.get(name)
+        module_path = PACKAGE_ROOT.joinpath(*module.lstrip(".").split(".")) if module is not None else None
+        if module_path is None or not (module_path.with_suffix(".py").is_file() or (module_path / "__init__.py").is_file()):
+            missing.append(name)
+    return missing
 
 
 def default_models_root() -> Path:
