@@ -336,6 +336,8 @@ def _download(args, parser) -> int:
         entry = manifest.get(args.name)
     except KeyError as error:
         parser.error(f"argument NAME: {error}")
+    if args.revision is not None and (not args.revision.strip() or args.revision != args.revision.strip()):
+        parser.error(f"argument --revision: revision={args.revision!r} must be a branch, tag or commit name")
     if args.dest is not None:
         if Path(args.dest).exists() and not Path(args.dest).is_dir():
             parser.error(f"argument --dest: dest='{args.dest}' is a file, not a folder")

@@ -403,6 +403,7 @@ def test_list_tells_missing_present_and_verified_apart_and_notices_changes(tmp_p
          "argument --comfyui-models: comfyui_models='{tmp}/ComfyUI' is ComfyUI's own folder; pass its models folder"),
         (["lgvi", "--dest", "{tmp}/a_file"], "argument --dest: dest='{tmp}/a_file' is a file, not a folder"),
         (["--list", "--manifest", "{tmp}/a_file"], "argument --manifest: weights manifest '{tmp}/a_file' is not valid JSON"),
+        (["lgvi", "--revision", " main"], "argument --revision: revision=' main' must be a branch, tag or commit name"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument_and_value(tmp_path, env, arguments, message):
@@ -415,6 +416,17 @@ def test_bad_arguments_exit_2_naming_the_argument_and_value(tmp_path, env, argum
     assert result.returncode == 2
     assert message.format(tmp=tmp_path) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_download_with_hf_hub_offline_says_the_hub_is_not_contacted(tmp_path, hub, env):
+    hub.add(tiny_repo())
+    manifest = write_manifest(tmp_path, entry_json("tiny", "org/tiny"))
+
+    result = run_vdp("download", "tiny", "--manifest", manifest, env={**env, "HF_HUB_OFFLINE": "1"})
+
+    assert result.returncode == 1
+    assert "tiny: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it to download" in result.stderr
+    assert hub.requests == []
 
 
 def test_generate_names_the_download_command_when_the_named_weights_are_not_there(tmp_path, env):

@@ -130,7 +130,12 @@ def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Opt
         )
     if isinstance(error, RemoteEntryNotFoundError):
         return WeightsDownloadError(f"{entry.name}: a file listed by the Hub disappeared during the download: {error}")
-    if isinstance(error, (OfflineModeIsEnabled, LocalEntryNotFoundError)) or _is_transport_error(error):
+    if isinstance(error, OfflineModeIsEnabled):
+        return WeightsDownloadError(
+            f"{entry.name}: HF_HUB_OFFLINE is set, so the Hub is not contacted; unset it to download "
+            f"(`vdp download --list` works offline)"
+        )
+    if isinstance(error, LocalEntryNotFoundError) or _is_transport_error(error):
         return WeightsDownloadError(
             f"{entry.name}: cannot reach the Hub at {_hub_url(endpoint, '').rstrip('/')} ({type(error).__name__}: "
             f"{error}). Files already downloaded are kept; run the command again when the connection is back "
@@ -204,8 +209,8 @@ def _hash_local(path: Path, remote: RemoteFile, recorded: Optional[RecordedFile]
 
 def _difference(local: RecordedFile, remote: RemoteFile, entry: WeightsEntry) -> Optional[str]:
     """Why a local file is not the expected one (Hub, then manifest), or None when it is."""
-    if local.size != remote.size:
-        return f"size is {local.size} bytes, expected {remote.size}"
+    if remote.size is not None and local.size != remote.size:
+        return f"size is {local.size} bytes, expected {remote.size} (the Hub's)"
     if remote.sha256 is not None and local.sha256 != remote.sha256:
         return f"sha256 is {local.sha256}, expected {remote.sha256} (the Hub's)"
     if remote.sha256 is None and local.git_blob_sha1 != remote.blob_id:
@@ -217,7 +222,10 @@ def _difference(local: RecordedFile, remote: RemoteFile, entry: WeightsEntry) ->
 
 
 def _remove_partial_downloads(folder: Path) -> int:
-    """Deletes partial files that interrupted transfers left (the client never reuses them); returns bytes freed."""
+    """Deletes the partial files interrupted transfers left; returns the bytes freed.
+
+    Called once every file of the entry is in place and verified, when none of them can be needed any more.
+    """
     freed = 0
     for partial in (folder / _PARTIAL_DOWNLOADS).rglob("*.incomplete"):
         try:
