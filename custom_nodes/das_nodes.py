@@ -1,0 +1,361 @@
+"""ComfyUI nodes for Diffusion as Shader: loaders, tracking-video construction (camera, depth, object motion, track
+files, rendering) and the sampler.
+
+Tracking videos leave the render node as a core ``IMAGE`` batch, so they can be previewed or saved with core nodes
+and fed to the sampler; any other ``IMAGE`` video of the right size (a Blender render, say) works as well. The math
+lives in ``control/`` and ``diffusers_pipelines/das``.
+"""
+
+import os
+from typing import Optional
+
+import torch
+
+from . import _comfy
+
+CATEGORY = "video_diffusion_pack/das"
+PIPELINE_TYPE = "VDP_PIPELINE"
+TRACKS_TYPE = "VDP_TRACKS"
+CAMERA_TYPE = "VDP_CAMERA"
+WEIGHTS_KIND = "das"
+PIPELINE_CLASS = "DaSPipeline"
+DEPTH_MEANINGS = ("disparity (white is near)", "depth (white is far)")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MAX_FRAMES = 1024
+
+
+def missing_pipeline_message(model: str, found: list, search_folders: list, comfyui_models: Optional[str] = None) -> str:
+    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders."""
+    from ..weights.manifest import MODELS_SUBFOLDER, load_manifest
+
+    entry = load_manifest().entry_for_class(PIPELINE_CLASS)
+    target = (os.path.join(comfyui_models, MODELS_SUBFOLDER, entry.kind, entry.name) if comfyui_models is not None
+              else f"ComfyUI/{entry.comfyui_folder}")
+    return (
+        f"model={model!r} is not a pipeline directory (one holding {_comfy.PIPELINE_INDEX_FILE}) in {search_folders}; "
+        f"found: {found}. Download the official weights ({entry.repo_id}) with `{entry.download_command(comfyui_models)}`, "
+        f"which fetches and verifies them into {target}; or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry "
+        f"(a folder of pipeline directories, or one pipeline directory) to extra_model_paths.yaml; then refresh."
+    )
+
+
+def _single_image(image: torch.Tensor, name: str) -> torch.Tensor:
+    """ComfyUI IMAGE [B, H, W, 3] -> its first image [H, W, 3]."""
+    if image.ndim != 4 or image.shape[-1] != 3:
+        raise ValueError(f"{name} has shape {tuple(image.shape)}; expected an IMAGE batch [batch, height, width, 3]")
+    return image[0]
+
+
+class VDPDaSLoader:
+    """Loads a DaS pipeline directory from ComfyUI/models/video_diffusion_pack/das/."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        choices = found or [f"no pipeline in models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"]
+        return {
+            "required": {
+                "model": (choices, {
+                    "tooltip": f"A diffusers pipeline directory (with {_comfy.PIPELINE_INDEX_FILE}) under "
+                               f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}/, e.g. EXCAI/Diffusion-As-Shader.",
+                }),
+                "dtype": (list(DTYPES), {"default": "bf16", "tooltip": "Weight dtype. The official inference runs in bf16."}),
+            }
+        }
+
+    RETURN_TYPES = (PIPELINE_TYPE,)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("The DaS pipeline on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads Diffusion as Shader (EXCAI/Diffusion-As-Shader) as a diffusers pipeline."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model):
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        if model in found:
+            return True
+        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
+
+    def load(self, model, dtype):
+        from ..diffusers_pipelines.das import DaSPipeline
+
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
+        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
+        if model not in found:
+            raise FileNotFoundError(
+                missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
+            )
+        pipeline = DaSPipeline.from_pretrained(_comfy.resolve_pipeline_dir(WEIGHTS_KIND, model), torch_dtype=DTYPES[dtype])
+        return (pipeline.to(_comfy.torch_device()),)
+
+
+class VDPTinyDaSLoader:
+    """Builds the embedded tiny random-weight DaS pipeline (32x32, 9 frames; no download), for smoke tests."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {
+            "default": 0, "min": 0, "max": 2**32 - 1,
+            "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
+        })}}
+
+    RETURN_TYPES = (PIPELINE_TYPE,)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("A tiny random-weight DaS pipeline (32x32, 9 frames) on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
+
+    def load(self, seed):
+        from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
+
+        return (build_tiny_das_pipeline(seed=seed, device=_comfy.torch_device()),)
+
+
+class VDPDaSCameraTrajectory:
+    """A camera path from the official DaS command strings."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "command": ("STRING", {
+                "default": "rot y 30",
+                "tooltip": "';'-separated 'trans dx dy dz [start end]' (+x camera left, +y up, +z back), "
+                           "'rot x|y|z degrees [start end]' ('rot y 30' pans left), 'spiral radius [start end]'. "
+                           "Empty: a still camera.",
+            }),
+            "frames": ("INT", {"default": 49, "min": 2, "max": MAX_FRAMES, "tooltip": "Frames (DaS: 49)."}),
+        }}
+
+    RETURN_TYPES = (CAMERA_TYPE,)
+    RETURN_NAMES = ("camera",)
+    OUTPUT_TOOLTIPS = ("World-to-camera matrices, one per frame.",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Camera motion for a tracking video, from DaS's command strings."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, command=None, frames=None):
+        from ..control.camera import camera_trajectory
+
+        if command is None or frames is None:
+            return True
+        try:
+            camera_trajectory(command, frames)
+        except ValueError as error:
+            return str(error)
+        return True
+
+    def build(self, command, frames):
+        from ..control.camera import camera_trajectory
+
+        return (camera_trajectory(command, frames),)
+
+
+class VDPDaSDepthToTracks:
+    """Tracks of every pixel (or a grid) of an image, from its depth map, seen along a camera path."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "image": ("IMAGE", {"tooltip": "The first frame; its size is the video's size."}),
+            "depth": ("IMAGE", {"tooltip": "A grey depth image of the same size (e.g. from a depth-estimation node)."}),
+            "depth_meaning": (list(DEPTH_MEANINGS), {
+                "default": DEPTH_MEANINGS[0],
+                "tooltip": "Depth-estimation nodes usually give disparity (white is near); it becomes depth = 1 / value, "
+                           "scaled to a median of 1. 'depth' takes the values as depth (black, i.e. 0, is refused).",
+            }),
+            "camera": (CAMERA_TYPE, {"tooltip": "From Camera Trajectory; its frame count is the video's."}),
+            "fov_degrees": ("FLOAT", {"default": 55.0, "min": 1.0, "max": 179.0, "step": 0.5,
+                                      "tooltip": "Horizontal field of view of the image (official default: 55)."}),
+            "grid_size": ("INT", {"default": 0, "min": 0, "max": 4096,
+                                  "tooltip": "0 tracks every pixel (the official image path); N tracks an N x N grid "
+                                             "(the official trackers: 70)."}),
+        }}
+
+    RETURN_TYPES = (TRACKS_TYPE,)
+    RETURN_NAMES = ("tracks",)
+    OUTPUT_TOOLTIPS = ("3D point tracks, coloured by their frame-0 position and depth.",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Unprojects the image's pixels with their depth and follows them along the camera path."
+
+    def build(self, image, depth, depth_meaning, camera, fov_degrees, grid_size):
+        from ..control import default_intrinsics, disparity_to_depth, tracks_from_depth
+
+        if depth_meaning not in DEPTH_MEANINGS:
+            raise ValueError(f"depth_meaning={depth_meaning!r} must be one of {list(DEPTH_MEANINGS)}")
+        picture = _single_image(image, "image")
+        values = _single_image(depth, "depth").mean(-1)
+        depth_map = disparity_to_depth(values) if depth_meaning == DEPTH_MEANINGS[0] else values
+        height, width = picture.shape[:2]
+        tracks = tracks_from_depth(
+            picture, depth_map, intrinsics=default_intrinsics(height, width, fov_degrees), camera=camera,
+            grid_size=grid_size or None,
+        )
+        return (tracks,)
+
+
+class VDPDaSObjectMotion:
+    """Moves the tracked object under a mask: up, down, left, right, front, back or rot, about its centroid."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..control.object_motion import DEFAULT_DISTANCE, MOTIONS
+
+        return {"required": {
+            "tracks": (TRACKS_TYPE, {}),
+            "mask": ("MASK", {"tooltip": "The object in the first frame (values > 0.5), at the tracks' size."}),
+            "motion": (list(MOTIONS), {"default": "up", "tooltip": "front moves away from the camera, back towards it; "
+                                                                   "rot turns about the vertical axis."}),
+            "distance": ("FLOAT", {"default": DEFAULT_DISTANCE, "min": -4096.0, "max": 4096.0, "step": 1.0,
+                                   "tooltip": "Pixels at the object's depth by the last frame (degrees for rot); "
+                                              "official: 50."}),
+        }}
+
+    RETURN_TYPES = (TRACKS_TYPE,)
+    RETURN_NAMES = ("tracks",)
+    FUNCTION = "move"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Object manipulation: the masked points move about their centroid over the frames."
+
+    def move(self, tracks, mask, motion, distance):
+        from ..control import apply_object_motion
+
+        if mask.ndim == 3:
+            mask = mask[0]
+        return (apply_object_motion(tracks, mask, motion, distance),)
+
+
+class VDPDaSLoadTracks:
+    """Loads tracker output (SpatialTracker or CoTracker layout, .npz or .pt) for motion transfer."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "path": ("STRING", {"default": "tracks.npz",
+                                "tooltip": "A .npz/.pt file: an absolute path, or a name in ComfyUI's input folder."}),
+            "width": ("INT", {"default": 720, "min": 1, "max": 8192, "tooltip": "Width of the tracked video."}),
+            "height": ("INT", {"default": 480, "min": 1, "max": 8192, "tooltip": "Height of the tracked video."}),
+            "visibility_threshold": ("FLOAT", {"default": 0.9, "min": 0.0, "max": 1.0, "step": 0.01,
+                                               "tooltip": "For float visibilities (SpatialTracker: 0.9)."}),
+        }}
+
+    RETURN_TYPES = (TRACKS_TYPE,)
+    RETURN_NAMES = ("tracks",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Tracks from a tracker's output file (2D tracks get depth 1)."
+
+    def load(self, path, width, height, visibility_threshold):
+        from ..control import load_tracks
+
+        if not os.path.isabs(path):
+            import folder_paths
+
+            path = os.path.join(folder_paths.get_input_directory(), path)
+        return (load_tracks(path, height, width, visibility_threshold=visibility_threshold),)
+
+
+class VDPDaSRenderTracking:
+    """Renders tracks as the tracking video (coloured squares on black, nearer points on top)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "tracks": (TRACKS_TYPE, {}),
+            "point_size": ("INT", {"default": 2, "min": 1, "max": 64,
+                                   "tooltip": "Official: 2 for every-pixel depth tracks, 4 for 70x70 tracker grids "
+                                              "(a splat is 2 * (size // 2) + 1 pixels wide)."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("tracking_video",)
+    OUTPUT_TOOLTIPS = ("The tracking video as an IMAGE batch [frames, height, width, 3].",)
+    FUNCTION = "render"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "The DaS tracking video, previewable with core image nodes."
+
+    def render(self, tracks, point_size):
+        from ..control import render_tracking_video
+
+        return (render_tracking_video(tracks, point_size=point_size),)
+
+
+class VDPDaSSampler:
+    """Generates a video from an image, a prompt and a tracking video with a DaS pipeline."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from ..diffusers_pipelines.das.pipeline import OFFICIAL_NEGATIVE_PROMPT
+
+        return {"required": {
+            "pipeline": (PIPELINE_TYPE, {"tooltip": "From a DaS loader."}),
+            "image": ("IMAGE", {"tooltip": "The first frame (resized to the tracking video's size)."}),
+            "tracking_video": ("IMAGE", {"tooltip": "Its frame count and size are the output's (DaS: 49 x 480x720)."}),
+            "prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "", "tooltip": "What the video shows."}),
+            "negative_prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": OFFICIAL_NEGATIVE_PROMPT,
+                                           "tooltip": "The official negative prompt by default."}),
+            "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "tooltip": "Seed of the noise, drawn on the CPU (official: 42)."}),
+            "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 50)."}),
+            "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
+                              "tooltip": "Classifier-free guidance (official: 6); 1 or less turns it off."}),
+            "dynamic_cfg": ("BOOLEAN", {"default": True, "tooltip": "The official cosine guidance ramp."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("The video as an IMAGE batch [frames, height, width, 3] in 0..1.",)
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Diffusion as Shader: image-to-video following the tracking video."
+
+    def sample(self, pipeline, image, tracking_video, prompt, negative_prompt, seed, steps, cfg, dynamic_cfg):
+        from PIL import Image
+
+        first = _single_image(image, "image")
+        picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        num_frames, height, width = tracking_video.shape[:3]
+        output = pipeline(
+            image=picture,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            tracking_video=tracking_video.cpu(),
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=steps,
+            guidance_scale=cfg,
+            use_dynamic_cfg=dynamic_cfg,
+            generator=torch.Generator(device="cpu").manual_seed(seed),
+            output_type="pt",
+            callback_on_step_end=_comfy.progress_callback(steps),
+            callback_on_step_end_tensor_inputs=[],
+        )
+        return (_comfy.video_to_image_batch(output.frames),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "VDPDaSLoader": VDPDaSLoader,
+    "VDPTinyDaSLoader": VDPTinyDaSLoader,
+    "VDPDaSCameraTrajectory": VDPDaSCameraTrajectory,
+    "VDPDaSDepthToTracks": VDPDaSDepthToTracks,
+    "VDPDaSObjectMotion": VDPDaSObjectMotion,
+    "VDPDaSLoadTracks": VDPDaSLoadTracks,
+    "VDPDaSRenderTracking": VDPDaSRenderTracking,
+    "VDPDaSSampler": VDPDaSSampler,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "VDPDaSLoader": "DaS Loader (VDP)",
+    "VDPTinyDaSLoader": "DaS Tiny Loader (VDP, smoke test)",
+    "VDPDaSCameraTrajectory": "DaS Camera Trajectory (VDP)",
+    "VDPDaSDepthToTracks": "DaS Depth to Tracks (VDP)",
+    "VDPDaSObjectMotion": "DaS Object Motion (VDP)",
+    "VDPDaSLoadTracks": "DaS Load Tracks (VDP)",
+    "VDPDaSRenderTracking": "DaS Render Tracking Video (VDP)",
+    "VDPDaSSampler": "DaS Sampler (VDP)",
+}
