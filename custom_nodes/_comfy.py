@@ -5,13 +5,14 @@ module that uses it) imports without ComfyUI; the functions themselves only work
 """
 
 import os
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 from einops import rearrange
 
-# Sub-folder of ComfyUI's models directory that holds the pack's weights, one folder per kind.
-MODELS_SUBFOLDER = "video_diffusion_pack"
+# MODELS_SUBFOLDER: the sub-folder of ComfyUI's models folder that holds the pack's weights, one folder per kind.
+from ..weights.manifest import MODELS_SUBFOLDER
+
 # A diffusers pipeline directory is recognised by this file.
 PIPELINE_INDEX_FILE = "model_index.json"
 
@@ -103,6 +104,31 @@ def resolve_pipeline_dir(kind: str, name: str) -> str:
             f"pipeline {name!r} not found: no {os.path.join(name, PIPELINE_INDEX_FILE)} in {model_folder_paths(kind)}"
         )
     return os.path.dirname(index_path)
+
+
+def missing_weights_message(pack_class: str, kind: str, model: str, found: List[str], search_folders: List[str],
+                            comfyui_models: Optional[str] = None) -> str:
+    """The error of a loader whose ``model`` is not a pipeline directory of ``kind``, with the exact download command.
+
+    Args:
+        pack_class (`str`): the pack class the loader builds; its official weights are looked up in the weights manifest.
+        kind (`str`): the kind of weights, e.g. ``"vchitect"``.
+        model (`str`): the value the loader got.
+        found (`List[str]`): the pipeline directories there are.
+        search_folders (`List[str]`): the folders searched.
+        comfyui_models (`str`, *optional*): ComfyUI's models folder, for the `vdp download --comfyui-models` command.
+    """
+    from ..weights.manifest import load_manifest
+
+    entry = load_manifest().entry_for_class(pack_class)
+    target = (os.path.join(comfyui_models, MODELS_SUBFOLDER, entry.kind, entry.name) if comfyui_models is not None
+              else f"ComfyUI/{entry.comfyui_folder}")
+    return (
+        f"model={model!r} is not a pipeline directory (one holding {PIPELINE_INDEX_FILE}) in {search_folders}; "
+        f"found: {found}. Download the official weights ({entry.repo_id}) with `{entry.download_command(comfyui_models)}`, "
+        f"which fetches and verifies them into {target}; or add a '{model_folder_key(kind)}' entry "
+        f"(a folder of pipeline directories, or one pipeline directory) to extra_model_paths.yaml; then refresh."
+    )
 
 
 def torch_device():

@@ -5,7 +5,6 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 ``diffusers_pipelines/vchitect_repvideo`` and ``models/``.
 """
 
-import os
 from typing import Optional
 
 import torch
@@ -44,17 +43,7 @@ def missing_pipeline_message(model: str, found: list, search_folders: list, comf
 
     It gives the exact `vdp download` command of the weights manifest for ComfyUI's ``models`` folder ``comfyui_models``.
     """
-    from ..weights.manifest import MODELS_SUBFOLDER, load_manifest
-
-    entry = load_manifest().entry_for_class("VchitectRepVideoPipeline")
-    target = (os.path.join(comfyui_models, MODELS_SUBFOLDER, entry.kind, entry.name) if comfyui_models is not None
-              else f"ComfyUI/{entry.comfyui_folder}")
-    return (
-        f"model={model!r} is not a pipeline directory (one holding {_comfy.PIPELINE_INDEX_FILE}) in {search_folders}; "
-        f"found: {found}. Download the official weights ({entry.repo_id}) with `{entry.download_command(comfyui_models)}`, "
-        f"which fetches and verifies them into {target}; or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry "
-        f"(a folder of pipeline directories, or one pipeline directory) to extra_model_paths.yaml; then refresh."
-    )
+    return _comfy.missing_weights_message("VchitectRepVideoPipeline", WEIGHTS_KIND, model, found, search_folders, comfyui_models)
 
 
 class VDPVchitectLoader:
