@@ -32,6 +32,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import CombinedTimestepTextProjEmbeddings, PatchEmbed, get_1d_rotary_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
@@ -248,7 +249,7 @@ class VchitectTransformerBlock(nn.Module):
         return encoder_hidden_states, hidden_states
 
 
-class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
     """Vchitect-2.0 text-to-video transformer; loads the released `transformer/` folder as it is.
 
     Args:

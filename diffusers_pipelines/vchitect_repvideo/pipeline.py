@@ -282,6 +282,17 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         )
         return images.unflatten(0, (batch, num_frames)).permute(0, 2, 1, 3, 4)
 
+    def _predict_velocity(self, latents, text, pooled, timestep) -> torch.Tensor:
+        """One transformer call on latents [b, F, C, h, w] (cast to the transformer dtype) -> float32 velocity."""
+        latents = latents.to(self.transformer.dtype)
+        return self.transformer(
+            hidden_states=latents,
+            encoder_hidden_states=text,
+            pooled_projections=pooled,
+            timestep=timestep.expand(latents.shape[0]),
+            return_dict=False,
+        )[0].float()
+
     @property
     def guidance_scale(self):
         return self._guidance_scale
@@ -315,6 +326,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         output_type: str = "np",
         return_dict: bool = True,
         decode_chunk_size: int = 8,
+        cfg_batching: bool = True,
         callback_on_step_end: Optional[
             Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
@@ -341,6 +353,8 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             output_type (`str`, defaults to "np"): "np", "pt", "pil" or "latent".
             return_dict (`bool`, defaults to True): return a `VchitectRepVideoPipelineOutput`.
             decode_chunk_size (`int`, defaults to 8): frames per VAE decode call.
+            cfg_batching (`bool`, defaults to True): run both guidance branches in one transformer call; False runs
+                them as two calls per step (conditional first), as the official Vchitect-2.0 code does at batch 1.
             callback_on_step_end (`Callable`, *optional*): `fn(pipe, step, timestep, tensors) -> dict`.
             callback_on_step_end_tensor_inputs (`List[str]`): tensors passed to the callback.
         """
@@ -366,6 +380,8 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         )
         if not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
             raise ValueError(f"decode_chunk_size={decode_chunk_size} must be an integer >= 1")
+        if not isinstance(cfg_batching, bool):
+            raise ValueError(f"cfg_batching={cfg_batching!r} must be True or False")
         self._guidance_scale = guidance_scale
         self._interrupt = False
         do_cfg = guidance_scale > 0 if use_dynamic_cfg else guidance_scale > 1
@@ -395,27 +411,33 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         batch_size = num_prompts * num_videos_per_prompt
         latents = self.prepare_latents(batch_size, num_frames, height, width, device, generator, latents)
 
-        # 4. denoising: both guidance branches in one batched transformer call
+        # 4. denoising: both guidance branches in one batched transformer call, or in two (conditional first);
+        # each call is named with diffusers' cache contexts so that caches keep the branches apart
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._guidance_scale = guidance_per_step[i]
-                if do_cfg:
-                    model_input = torch.cat([latents, latents]).to(dtype)
-                    text = torch.cat([negative_prompt_embeds, prompt_embeds])
-                    pooled = torch.cat([negative_pooled_prompt_embeds, pooled_prompt_embeds])
-                else:
-                    model_input, text, pooled = latents.to(dtype), prompt_embeds, pooled_prompt_embeds
-                velocity = self.transformer(
-                    hidden_states=model_input,
-                    encoder_hidden_states=text,
-                    pooled_projections=pooled,
-                    timestep=t.expand(model_input.shape[0]),
-                    return_dict=False,
-                )[0].float()
-                if do_cfg:
+                if do_cfg and cfg_batching:
+                    with self.transformer.cache_context("cond_uncond"):
+                        velocity = self._predict_velocity(
+                            torch.cat([latents, latents]),
+                            torch.cat([negative_prompt_embeds, prompt_embeds]),
+                            torch.cat([negative_pooled_prompt_embeds, pooled_prompt_embeds]),
+                            t,
+                        )
                     uncond, cond = velocity.chunk(2)
+                elif do_cfg:
+                    with self.transformer.cache_context("cond"):
+                        cond = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
+                    with self.transformer.cache_context("uncond"):
+                        uncond = self._predict_velocity(
+                            latents, negative_prompt_embeds, negative_pooled_prompt_embeds, t
+                        )
+                else:
+                    with self.transformer.cache_context("cond"):
+                        velocity = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
+                if do_cfg:
                     velocity = uncond + guidance_per_step[i] * (cond - uncond)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
 
