@@ -43,7 +43,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `vdp` argument parser with its `generate` and `info` subcommands."""
+    """The `vdp` argument parser with its subcommands (generate, info, download, das, track-video)."""
     parser = _ArgumentParser(prog="vdp", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"video_diffusion_pack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--overwrite", action="store_true", help="replace files that differ from the Hub's (listed first)")
     download.add_argument("--manifest", help="another weights manifest in the same format (default: the pack's)")
     download.set_defaults(run=functools.partial(_download, parser=download))
+
+    from .das_cli import add_commands as add_das_commands
+
+    add_das_commands(commands)
     return parser
 
 
