@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 import video_diffusion_pack
-from video_diffusion_pack.custom_nodes import vchitect_nodes
+from video_diffusion_pack.custom_nodes import das_nodes, vchitect_nodes
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
     SCHEMA_PATH,
@@ -92,10 +92,14 @@ def test_every_folder_is_the_comfyui_layout_of_its_kind_and_name():
         assert entry.folder_in("root") == pathlib.Path("root", entry.kind, entry.name)
 
 
-def test_vchitect_loader_node_uses_the_manifest_kind_and_repo():
-    entry = MANIFEST.entry_for_class("VchitectRepVideoPipeline")
+@pytest.mark.parametrize("node_module, pack_class", [(vchitect_nodes, "VchitectRepVideoPipeline"), (das_nodes, "DaSPipeline")],
+                         ids=["vchitect", "das"])
+def test_loader_nodes_look_in_the_manifest_kind_folder_of_their_weights(node_module, pack_class):
+    assert node_module.WEIGHTS_KIND == MANIFEST.entry_for_class(pack_class).kind
 
-    assert (vchitect_nodes.WEIGHTS_KIND, vchitect_nodes.HUB_REPO) == (entry.kind, entry.repo_id)
+
+def test_vchitect_loader_node_names_the_manifest_repo():
+    assert vchitect_nodes.HUB_REPO == MANIFEST.entry_for_class("VchitectRepVideoPipeline").repo_id
 
 
 def test_loader_node_message_for_a_missing_model_gives_the_exact_download_command():
