@@ -156,6 +156,9 @@ class VDPVchitectSampler:
                 "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
                                                          "several sampling passes, each from noise re-initialised "
                                                          "from the previous video's low frequencies."}),
+                "fastercache": ("VDP_FASTERCACHE", {"tooltip": "FasterCache settings (from the FasterCache node) for this "
+                                                               "run: attention outputs reused between steps and the "
+                                                               "negative-prompt branch rebuilt from the positive one."}),
             },
         }
 
@@ -172,7 +175,8 @@ class VDPVchitectSampler:
         return True if problem is None else problem
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
-               freeinit=None):
+               freeinit=None, fastercache=None):
+        from ..schedulers.faster_cache import faster_cache_applied
         from ..schedulers.free_init import free_init_applied
 
         problem = frame_size_problem(width, height)
@@ -180,7 +184,8 @@ class VDPVchitectSampler:
             raise ValueError(problem)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
-        with pipeline.transformer.repvideo_switched(repvideo), free_init_applied(pipeline, freeinit):
+        with pipeline.transformer.repvideo_switched(repvideo), free_init_applied(pipeline, freeinit), \
+                faster_cache_applied(pipeline, fastercache):
             output = pipeline(
                 prompt=prompt,
                 negative_prompt=negative_prompt,

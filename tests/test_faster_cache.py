@@ -400,6 +400,18 @@ def test_separate_calls_must_put_the_conditional_branch_first():
     remove_faster_cache(toy)
 
 
+def test_faster_cache_applied_restores_the_previous_state_when_the_block_fails(pipe):
+    earlier = FasterCacheConfig.preset("cogvideox")
+    apply_faster_cache(pipe, earlier)
+    with pytest.raises(RuntimeError, match="failed inside"):
+        with faster_cache_applied(pipe, FasterCacheConfig.preset("vchitect-2.0")) as cache:
+            assert faster_cache_of(pipe) is cache
+            raise RuntimeError("failed inside")
+    assert faster_cache_of(pipe).config == earlier
+    remove_faster_cache(pipe)
+    assert faster_cache_of(pipe) is None
+
+
 def test_applying_twice_is_refused(pipe):
     with faster_cache_applied(pipe, FasterCacheConfig()):
         with pytest.raises(ValueError, match="already applied"):
