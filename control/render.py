@@ -80,7 +80,8 @@ def _last_painted_per_pixel(points, visibility, height, width, half: int, key_dt
     A pixel is covered by the points whose own pixel lies within `half` of it in both directions (a square) and
     shows the one painted last, i.e. the largest key among them. So each point's key is written to its own pixel
     (largest key per pixel), then a (2 half + 1)-wide max filter, as a row and a column pass of shifted maxima,
-    spreads the keys into squares.
+    spreads the keys into squares (measured faster than scattering every pixel of every square, even for 4900
+    points at 480x720).
     """
     num_frames, num_points, _ = points.shape
     device = points.device
@@ -97,10 +98,11 @@ def _last_painted_per_pixel(points, visibility, height, width, half: int, key_dt
     key.scatter_(1, order, torch.arange(1, num_points + 1, device=device).expand(num_frames, -1))
 
     # points that are not drawn go to a scratch pixel past the end of each frame, dropped afterwards
-    pixel = torch.where(drawn, y * width + x, height * width)
-    centres = torch.zeros(num_frames, height * width + 1, dtype=key_dtype, device=device)
+    scratch = height * width
+    pixel = torch.where(drawn, y * width + x, scratch)
+    centres = torch.zeros(num_frames, scratch + 1, dtype=key_dtype, device=device)
     centres.scatter_reduce_(1, pixel, key.to(key_dtype), reduce="amax")
-    centres = centres[:, : height * width].view(num_frames, height, width)
+    centres = centres[:, :scratch].view(num_frames, height, width)
     rows = centres.clone()
     for shift in range(1, half + 1):
         torch.maximum(rows[:, :, :-shift], centres[:, :, shift:], out=rows[:, :, :-shift])
