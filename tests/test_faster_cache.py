@@ -507,3 +507,31 @@ def test_cogvideox_image_to_video_pipeline_runs_with_the_cache():
         assert cache.peak_cache_bytes > 0
     assert cached.shape == uncached.shape and torch.isfinite(cached).all()
     assert not torch.equal(cached, uncached)
+
+
+def test_das_pipeline_caches_its_main_and_tracking_attention():
+    from diffusers.models.attention_processor import Attention
+
+    from video_diffusion_pack.diffusers_pipelines.das.tiny import (
+        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+    )
+
+    pipe = build_tiny_das_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    video = torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3, generator=torch.Generator().manual_seed(5))
+    run = dict(image=video[0].permute(2, 0, 1)[None], prompt=TINY_DAS_PROMPT, tracking_video=video,
+               num_inference_steps=10, height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_NUM_FRAMES,
+               output_type="latent")
+
+    def generate():
+        return pipe(**run, generator=torch.Generator().manual_seed(0)).frames
+
+    uncached = generate()
+    cache = apply_faster_cache(pipe, FasterCacheConfig.preset("cogvideox"))
+    attention = [module for module in pipe.transformer.modules() if isinstance(module, Attention)]
+    hooked = [module for module in attention if "vdp_faster_cache_attention" in module._diffusers_hook.hooks]
+    assert len(hooked) == len(attention) > len(pipe.transformer.transformer_blocks)
+    cached = generate()
+    assert cache.peak_cache_bytes > 0 and torch.isfinite(cached).all() and not torch.equal(cached, uncached)
+    remove_faster_cache(pipe)
+    assert torch.equal(generate(), uncached)

@@ -370,15 +370,17 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
                 model_input = torch.cat([model_input, image_latents], dim=2)
-                noise_pred = self.transformer(
-                    hidden_states=model_input,
-                    encoder_hidden_states=prompt_embeds,
-                    timestep=t.expand(model_input.shape[0]),
-                    image_rotary_emb=image_rotary_emb,
-                    attention_kwargs=attention_kwargs,
-                    tracking_maps=conditions,
-                    return_dict=False,
-                )[0].float()
+                # named like diffusers' CogVideoX loop, so that caches (FasterCache, ...) know the branch layout
+                with self.transformer.cache_context("cond_uncond" if do_cfg else "cond"):
+                    noise_pred = self.transformer(
+                        hidden_states=model_input,
+                        encoder_hidden_states=prompt_embeds,
+                        timestep=t.expand(model_input.shape[0]),
+                        image_rotary_emb=image_rotary_emb,
+                        attention_kwargs=attention_kwargs,
+                        tracking_maps=conditions,
+                        return_dict=False,
+                    )[0].float()
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
                     noise_pred = uncond + guidance_per_step[i] * (cond - uncond)
