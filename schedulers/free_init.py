@@ -525,14 +525,16 @@ class _FreeInitRun:
         self.interrupted = False
         self.plan: List[int] = []
         self._bar = None
+        self._bar_counts: List[int] = []
 
     def progress_bar(self, total: Optional[int]):
         if self._bar is None:
-            self._bar = self.base.progress_bar(self.pipe, total=sum(self.plan))
-        if total is not None and total != self.plan[self.iteration]:
+            self._bar_counts = list(self.plan)
+            self._bar = self.base.progress_bar(self.pipe, total=sum(self._bar_counts))
+        if total is not None and total != self._bar_counts[self.iteration]:
             # pipelines of higher-order schedulers count their bar differently from the step count
-            self._bar.total += total - self.plan[self.iteration]
-            self.plan[self.iteration] = total
+            self._bar.total += total - self._bar_counts[self.iteration]
+            self._bar_counts[self.iteration] = total
         if self.config.num_iters > 1:
             self._bar.set_description(f"FreeInit {self.iteration + 1}/{self.config.num_iters}")
         return _SharedProgressBar(self._bar)
@@ -551,20 +553,15 @@ class _FreeInitRun:
             latents = arguments.get("latents")
             for iteration, steps in enumerate(self.plan):
                 self.iteration = iteration
-                last = iteration == len(self.plan) - 1
                 call_arguments = dict(arguments, num_inference_steps=steps, latents=latents)
-                if not last:
-                    call_arguments.update(output_type="latent", return_dict=False)
                 if iteration > 0:
                     reset_caches_between_iterations(self.pipe)
-                if iteration == 0:
-                    with _first_sample_of(self.pipe.scheduler) as first_sample:
-                        result = self.base.__call__(self.pipe, **call_arguments)
-                else:
-                    result = self.base.__call__(self.pipe, **call_arguments)
-                if last:
-                    return result
-                clean = result[0]
+                if iteration == len(self.plan) - 1:
+                    return self.base.__call__(self.pipe, **call_arguments)
+                call_arguments.update(output_type="latent", return_dict=False)
+                recorder = _first_sample_of(self.pipe.scheduler) if iteration == 0 else contextlib.nullcontext()
+                with recorder as first_sample:
+                    clean = self.base.__call__(self.pipe, **call_arguments)[0]
                 if iteration == 0:
                     initial_noise = self._unit_noise(first_sample, clean)
                 self.interrupted = self.interrupted or bool(getattr(self.pipe, "_interrupt", False))

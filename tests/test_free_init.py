@@ -15,6 +15,7 @@ from tiny_diffusers_video import COGVIDEOX_TEXT_TOKENS, build_tiny_animatediff_p
 from video_diffusion_pack import FreeInitConfig, apply_free_init, free_init_applied, remove_free_init
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, build_tiny_vchitect_pipeline
+from video_diffusion_pack.schedulers import free_init
 from video_diffusion_pack.schedulers.free_init import (
     REFERENCE_SIGNAL_TO_NOISE,
     build_frequency_filter,
@@ -425,6 +426,33 @@ def test_context_manager_restores_a_previously_applied_config(vchitect):
 
 
 # ---------------------------------------------------------------------------------------------- composition with caches
+def test_composes_with_faster_cache_each_iteration_a_fresh_cached_trajectory(vchitect):
+    from video_diffusion_pack.schedulers.faster_cache import FasterCacheConfig, apply_faster_cache, remove_faster_cache
+
+    call = {**VCHITECT_CALL, "num_inference_steps": 6}
+    cache_config = FasterCacheConfig(start_fraction=0.0, attention_interval=2, uncond_interval=2)
+    config = FreeInitConfig(num_iters=2, use_fast_sampling=True)  # 3 then 6 steps: different cache plans
+    with free_init_applied(vchitect, config):
+        uncached = vchitect(**call, generator=seeded()).frames
+    apply_faster_cache(vchitect, cache_config)
+    try:
+        with free_init_applied(vchitect, config):
+            cached = vchitect(**call, generator=seeded()).frames
+        # the same two passes by hand, each a plain cached run
+        generator = seeded()
+        first = vchitect(**{**call, "num_inference_steps": 3}, generator=generator).frames
+        initial_noise = randn_tensor(first.shape, generator=seeded())
+        low_pass = build_frequency_filter((4, 4, 4), "butterworth", 4, 0.25, 0.25)
+        start = mix_frequencies(renoise(vchitect.scheduler, first, initial_noise, default_renoise_level(vchitect.scheduler)),
+                                randn_tensor(first.shape, generator=generator), low_pass, dims=(1, 3, 4))
+        by_hand = vchitect(**call, latents=start, generator=generator).frames
+    finally:
+        remove_faster_cache(vchitect)
+
+    assert torch.equal(cached, by_hand)
+    assert not torch.allclose(cached, uncached)
+
+
 def test_composes_with_diffusers_faster_cache_on_cogvideox():
     from diffusers import FasterCacheConfig as DiffusersFasterCacheConfig
 
@@ -536,6 +564,32 @@ def test_cogvideox_iteration_restarts_from_its_low_frequencies_below_t_999():
 
     assert level < 1
     assert torch.equal(ours, pipe(**call, latents=start, generator=generator).frames)
+
+
+def test_das_pipeline_samples_every_planned_step_from_its_frames_first_latents():
+    from video_diffusion_pack.diffusers_pipelines.das.tiny import (
+        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+    )
+
+    pipe = build_tiny_das_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    starts = []
+    pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: starts.append(kwargs["hidden_states"].clone()), with_kwargs=True
+    )
+    video = torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3, generator=seeded(5))
+    call = dict(image=video[0].permute(2, 0, 1)[None], prompt=TINY_DAS_PROMPT, tracking_video=video,
+                num_inference_steps=2, height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_NUM_FRAMES,
+                output_type="latent")
+
+    with free_init_applied(pipe, FreeInitConfig(num_iters=2)):
+        first = pipe(**call, generator=seeded()).frames
+        again = pipe(**call, generator=seeded()).frames
+
+    assert len(starts) == 2 * 2 * 2 and torch.equal(first, again)
+    assert free_init._guess_latent_layout(type(pipe)) == "BFCHW"
+    noise_channels = first.shape[2]
+    assert not torch.equal(starts[2][:1, :, :noise_channels], starts[0][:1, :, :noise_channels])
 
 
 # ---------------------------------------------------------------------------------------------- refusals
