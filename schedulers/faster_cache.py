@@ -25,10 +25,11 @@ Differences from the official scripts and from diffusers' ``FasterCacheConfig`` 
   reuse applies to the conditional branch; the unconditional branch, which runs only every few steps, always
   computes its attention when it runs, so it never reads features of the other branch or of a stale step (the
   official Vchitect script and ComfyUI ports keep one cache per block for both branches).
-- On a full step whose (uncond - cond) residual feeds later skipped steps, the conditional branch computes its
-  attention too: an extrapolation error there would enter the residual, which guidance then multiplies by
-  (1 - scale) on every skipped step. The official CogVideoX script does the same (its cache then holds a single
-  branch, so it cannot reuse); the official Vchitect script reuses on some of those steps.
+- By default, on a full step whose (uncond - cond) residual feeds later skipped steps, the conditional branch
+  computes its attention too: an extrapolation error there would enter the residual, which guidance then
+  multiplies by (1 - scale) on every skipped step. The official CogVideoX script does the same (its cache then
+  holds a single branch, so it cannot reuse); the official Vchitect script reuses on those steps, and so does
+  the ``vchitect-2.0`` preset (``recompute_attention_on_residual_steps=False``).
 - The cache holds compact clones of the conditional branch only (not views that keep the doubled batch alive),
   optionally in a lower precision, and only from the step before its first use to its last use.
 - Attention modules are found by type through a registry (``register_faster_cache_attention``).
@@ -78,8 +79,8 @@ _CONTEXT_BRANCHES = {"cond_uncond": ("uncond", "cond"), "cond": ("cond",), "unco
 
 FASTER_CACHE_PRESETS: Dict[str, Dict[str, Any]] = {
     # fastercache/models/vchitect/pipeline.py::acc_call (100 steps): from step 31 of 100 attention is reused on
-    # every other step with plain reuse, the unconditional branch runs only on steps divisible by 5, LF x1.05
-    # before step 80, HF x1.1 after step 60, LF radius min(H, W) // 200.
+    # every other step with plain reuse (full steps included), the unconditional branch runs only on steps
+    # divisible by 5, LF x1.05 before step 80, HF x1.1 after step 60, LF radius min(H, W) // 200.
     "vchitect-2.0": dict(
         start_fraction=0.30,
         attention_interval=2,
@@ -90,10 +91,11 @@ FASTER_CACHE_PRESETS: Dict[str, Dict[str, Any]] = {
         high_frequency_factor=1.1,
         high_frequency_start_fraction=0.60,
         radius_divisor=200,
+        recompute_attention_on_residual_steps=False,
     ),
     # scripts/cogvideox/fastercache_sample_cogvideox.py (SAT, 50 steps): from step 18 of 50 attention runs on
-    # every third step with w = 0.3, the unconditional branch on steps divisible by 5, LF x1.1 up to step 40,
-    # HF x1.1 from step 30, LF radius min(H, W) // 5.
+    # every third step with w = 0.3 and on full steps (its cache then holds one branch), the unconditional branch
+    # on steps divisible by 5, LF x1.1 up to step 40, HF x1.1 from step 30, LF radius min(H, W) // 5.
     "cogvideox": dict(
         start_fraction=0.34,
         attention_interval=3,
@@ -133,8 +135,8 @@ class FasterCacheConfig:
         start_fraction (`float`, defaults to 0.3): attention reuse and unconditional skipping start at the first step
             at or after this fraction; in [0, 1).
         attention_interval (`int`, defaults to 2): from the start step on, the conditional branch's attention runs on
-            every `attention_interval`-th step (the start step included) and on steps whose CFG residual is measured,
-            and is extrapolated on the others; 1 never reuses.
+            every `attention_interval`-th step (the start step included) and is extrapolated on the others (see also
+            `recompute_attention_on_residual_steps`); 1 never reuses.
         attention_weight (`float`, defaults to 0.3): `w` in `F_last + w * (F_last - F_prev)`; 0 is plain reuse of
             the last computed output; >= 0.
         uncond_interval (`int`, defaults to 5): from the start step on, the unconditional branch runs only on steps
@@ -148,6 +150,10 @@ class FasterCacheConfig:
             at or after this fraction; in [0, 1].
         radius_divisor (`int`, defaults to 5): the low-frequency disc has radius `min(H, W) // radius_divisor` in
             frequency bins (the official rule: 5, and 200 for Vchitect-2.0); >= 1.
+        recompute_attention_on_residual_steps (`bool`, defaults to True): on a full step whose (uncond - cond)
+            residual feeds later skipped steps, the conditional branch computes its attention whatever
+            `attention_interval` says, so that no extrapolation error enters the residual (guidance multiplies it
+            by 1 - scale on every skipped step). The official CogVideoX script does this; Vchitect-2.0's does not.
         cache_dtype (`torch.dtype` or `str`, *optional*): precision of everything the cache holds ("fp32", "bf16",
             "fp16" or a torch dtype); None keeps the model's output dtype.
     """
@@ -161,6 +167,7 @@ class FasterCacheConfig:
     high_frequency_factor: float = 1.1
     high_frequency_start_fraction: float = 0.60
     radius_divisor: int = 5
+    recompute_attention_on_residual_steps: bool = True
     cache_dtype: Optional[Union[torch.dtype, str]] = None
 
     def __post_init__(self):
@@ -174,6 +181,10 @@ class FasterCacheConfig:
             _check_number(name, getattr(self, name), "> 0", lambda v: v > 0)
         for name in ("low_frequency_end_fraction", "high_frequency_start_fraction"):
             _check_number(name, getattr(self, name), "in [0, 1]", lambda v: 0 <= v <= 1)
+        if not isinstance(self.recompute_attention_on_residual_steps, bool):
+            raise ValueError(
+                f"recompute_attention_on_residual_steps={self.recompute_attention_on_residual_steps!r} must be a bool"
+            )
         if isinstance(self.cache_dtype, str):
             if self.cache_dtype not in CACHE_DTYPES:
                 raise ValueError(f"cache_dtype={self.cache_dtype!r} must be one of {list(CACHE_DTYPES)} or None")
@@ -215,10 +226,10 @@ class FasterCacheConfig:
             low_scale[i] = self.low_frequency_factor**low_skips
             high_scale[i] = self.high_frequency_factor**high_skips
 
-        # where the (uncond - cond) residual is measured both branches compute their attention, so that it carries
-        # no extrapolation error into the skipped steps, where guidance multiplies it by (1 - scale)
+        exact_residual = residual if self.recompute_attention_on_residual_steps else [False] * num_steps
         reuse = [
-            0 < i and start <= i and (i - start) % self.attention_interval != 0 and not residual[i] for i in steps
+            0 < i and start <= i and (i - start) % self.attention_interval != 0 and not exact_residual[i]
+            for i in steps
         ]
         record = [False] * num_steps
         computed: List[int] = []
@@ -365,7 +376,9 @@ class FasterCache:
     Memory: at most `s * sum_m A_m + 2 * R` elements of `cache_dtype` are held, where `A_m` is the number of
     elements of attention module m's output for the conditional branch (batch B), `s` is 1 when
     `attention_weight == 0` and 2 otherwise, and `R` is the number of elements of the denoiser's output for one
-    branch. Nothing is held before the step preceding the first reuse or after the last one.
+    branch (while a module records, its previous output lives until the new clone is made). Nothing is held before
+    the step preceding the first reuse or after the last one. With two guidance calls per step, the conditional
+    call's own output is also kept (not copied) until the unconditional call of the same step.
     """
 
     def __init__(self, config: FasterCacheConfig, pipeline: Any):

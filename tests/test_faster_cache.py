@@ -1,5 +1,6 @@
 """Specification of FasterCache: the plan, the arithmetic, branch separation, skipped work, memory, removal."""
 
+import dataclasses
 import math
 
 import pytest
@@ -52,11 +53,9 @@ def uncached(pipe):
 def test_vchitect_preset_at_100_steps_is_the_official_schedule():
     plan = FasterCacheConfig.preset("vchitect-2.0").plan(100)
     counters = range(1, 101)  # the official loop counts steps from 1
+    assert plan.attention_reuse == tuple(c > 30 and c % 2 == 0 for c in counters)
     assert plan.uncond_skip == tuple(c > 30 and c % 5 != 0 for c in counters)
-    # attention as officially planned, except where the residual is measured (a full step before skipped ones)
     assert plan.residual_record == tuple(c >= 30 and c % 5 == 0 and c < 100 for c in counters)
-    assert plan.attention_reuse == tuple(
-        c > 30 and c % 2 == 0 and not measured for c, measured in zip(counters, plan.residual_record))
     assert_official_residual_scales(plan, counters, 1.05, lambda c: c < 80, 1.1, lambda c: c > 60)
 
 
@@ -71,10 +70,14 @@ def test_cogvideox_preset_at_50_steps_is_the_official_sat_schedule():
     assert_official_residual_scales(plan, counters, 1.1, lambda c: c <= 40, 1.1, lambda c: c >= 30)
 
 
-def test_attention_is_computed_where_the_cfg_residual_is_measured():
-    for preset in FASTER_CACHE_PRESETS:
-        plan = FasterCacheConfig.preset(preset).plan(50)
-        assert not any(reuse and measured for reuse, measured in zip(plan.attention_reuse, plan.residual_record))
+def test_attention_is_computed_where_the_cfg_residual_is_measured_unless_told_otherwise():
+    config = FasterCacheConfig()
+    exact, official_vchitect_way = config.plan(50), dataclasses.replace(
+        config, recompute_attention_on_residual_steps=False).plan(50)
+    assert any(exact.residual_record)
+    assert not any(reuse and measured for reuse, measured in zip(exact.attention_reuse, exact.residual_record))
+    assert any(reuse and measured for reuse, measured in zip(official_vchitect_way.attention_reuse,
+                                                             official_vchitect_way.residual_record))
 
 
 def test_without_unconditional_skipping_attention_follows_its_interval_alone():
@@ -145,6 +148,7 @@ def test_first_step_always_runs_everything():
         (dict(high_frequency_start_fraction=1.5), "high_frequency_start_fraction=1.5"),
         (dict(radius_divisor=0), "radius_divisor=0"),
         (dict(cache_dtype="int8"), "cache_dtype='int8'"),
+        (dict(recompute_attention_on_residual_steps=1), "recompute_attention_on_residual_steps=1"),
     ],
 )
 def test_bad_config_values_raise_errors_that_name_them(overrides, named):
