@@ -2,7 +2,8 @@
 the released-size DaS transformer's time per denoising step and peak memory.
 
 Renderer (default): 49 frames x 4900 tracked points (a 70 x 70 grid, as the official SpatialTracker/CoTracker paths)
-at 480x720 with 5x5-pixel splats (the official CoTracker `point_wise=4`). The tracks come from `tracks_from_depth`
+at 480x720 with 5x5-pixel splats (the official CoTracker `point_wise=4`); `--workload dense` tracks every pixel
+with 3x3 splats, as the official image path does. The tracks come from `tracks_from_depth`
 on a synthetic depth map with a moving camera. The baseline is the official `visualize_tracking_cotracker` loop:
 per frame, filter, sort far to near, then one `ImageDraw` rectangle per point, and finally the float video
 `[T, 3, H, W] / 255` it returns. Both get the same uint8 colours; runs alternate and the medians are compared.
@@ -10,7 +11,7 @@ The outputs are checked to be identical. The baseline differs from the official 
 has edge bugs the pack does not copy: pixel = floor(u) (the official `astype(int)` truncates -0.5 to 0) and row 0
 is drawn (the official validity test has `v > 0`).
 
-    python benchmarks/das_render.py [--repeats 5] [--threads 2]
+    python benchmarks/das_render.py [--repeats 5] [--threads 2] [--workload grid|dense]
     python benchmarks/das_render.py --transformer --device cuda     # released-size transformer, bf16, CFG batch 2
 """
 
@@ -23,23 +24,26 @@ import time
 import numpy as np
 import torch
 
-FRAMES, HEIGHT, WIDTH, GRID, POINT_SIZE = 49, 480, 720, 70, 4
+FRAMES, HEIGHT, WIDTH = 49, 480, 720
+# (grid size, point size): the tracker grid of the official SpatialTracker/CoTracker paths, and every pixel with
+# 3x3 splats as the official image path (MoGe point map, `visualize_tracking_moge`)
+WORKLOADS = {"grid": (70, 4), "dense": (None, 2)}
 CAMERA = "rot y 15; trans 0.3 0.1 0.4"
 
 
-def workload():
-    """Tracks of a 70x70 grid on a bumpy slanted surface seen by a moving camera, with uint8 colours."""
+def workload(grid_size):
+    """Tracks of a grid (or every pixel) on a bumpy slanted surface seen by a moving camera, with uint8 colours."""
     from video_diffusion_pack.control import Tracks, tracks_from_depth
 
     ys, xs = torch.meshgrid(torch.linspace(0, 1, HEIGHT), torch.linspace(0, 1, WIDTH), indexing="ij")
     depth = 2.0 + 3.0 * ys + 0.5 * torch.sin(12 * xs) * torch.cos(9 * ys)
-    tracks = tracks_from_depth(torch.zeros(HEIGHT, WIDTH, 3), depth, camera=CAMERA, grid_size=GRID, num_frames=FRAMES)
+    tracks = tracks_from_depth(torch.zeros(HEIGHT, WIDTH, 3), depth, camera=CAMERA, grid_size=grid_size, num_frames=FRAMES)
     colors_uint8 = (tracks.colors * 255).to(torch.uint8)  # the official colours are floor(c * 255) as uint8
     tracks = Tracks(tracks.points, tracks.visibility, HEIGHT, WIDTH, colors=colors_uint8.float() / 255)
     return tracks, colors_uint8.numpy()
 
 
-def render_per_point(points: np.ndarray, visibility: np.ndarray, colors: np.ndarray) -> torch.Tensor:
+def render_per_point(points: np.ndarray, visibility: np.ndarray, colors: np.ndarray, point_size: int) -> torch.Tensor:
     """The official per-point renderer's structure (`DiffusionAsShaderPipeline.visualize_tracking_cotracker`)."""
     from PIL import Image, ImageDraw
 
@@ -60,7 +64,7 @@ def render_per_point(points: np.ndarray, visibility: np.ndarray, colors: np.ndar
         sort_index = np.argsort(-depths, kind="stable")  # far to near; equal depths keep their order
         sorted_pixels, sorted_rgb = pixels[sort_index], frame_rgb[sort_index]
         for j in range(sorted_pixels.shape[0]):
-            draw_rectangle(img, (sorted_pixels[j, 0], sorted_pixels[j, 1]), POINT_SIZE, sorted_rgb[j])
+            draw_rectangle(img, (sorted_pixels[j, 0], sorted_pixels[j, 1]), point_size, sorted_rgb[j])
         frames.append(np.array(img))
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
 
@@ -79,22 +83,23 @@ def median_times(functions: dict, repeats: int) -> dict:
 def renderer(args):
     from video_diffusion_pack.control import render_tracking_video
 
-    tracks, colors = workload()
+    grid_size, point_size = WORKLOADS[args.workload]
+    tracks, colors = workload(grid_size)
     points, visibility = tracks.points.numpy(), tracks.visibility.numpy()
-    baseline = render_per_point(points, visibility, colors)
-    ours_float = render_tracking_video(tracks, point_size=POINT_SIZE)
-    ours_uint8 = render_tracking_video(tracks, point_size=POINT_SIZE, dtype=torch.uint8)
+    baseline = render_per_point(points, visibility, colors, point_size)
+    ours_float = render_tracking_video(tracks, point_size=point_size)
+    ours_uint8 = render_tracking_video(tracks, point_size=point_size, dtype=torch.uint8)
     identical_uint8 = torch.equal((baseline * 255).round().to(torch.uint8).permute(0, 2, 3, 1), ours_uint8)
     identical_float = torch.equal(baseline.permute(0, 2, 3, 1), ours_float)
     drawn = int((visibility & (points[..., 2] > 0)).sum())
 
     seconds = median_times({
-        "per-point loop": lambda: render_per_point(points, visibility, colors),
-        "ours float32": lambda: render_tracking_video(tracks, point_size=POINT_SIZE),
-        "ours uint8": lambda: render_tracking_video(tracks, point_size=POINT_SIZE, dtype=torch.uint8),
+        "per-point loop": lambda: render_per_point(points, visibility, colors, point_size),
+        "ours float32": lambda: render_tracking_video(tracks, point_size=point_size),
+        "ours uint8": lambda: render_tracking_video(tracks, point_size=point_size, dtype=torch.uint8),
     }, args.repeats)
-    print(f"{FRAMES} frames x {GRID * GRID} points ({drawn} visible in front of the camera) at {HEIGHT}x{WIDTH}, "
-          f"point_size {POINT_SIZE}; camera '{CAMERA}'; threads {torch.get_num_threads()}; {platform.machine()}, "
+    print(f"{FRAMES} frames x {tracks.num_points} points ({drawn} visible in front of the camera) at {HEIGHT}x{WIDTH}, "
+          f"point_size {point_size}; camera '{CAMERA}'; threads {torch.get_num_threads()}; {platform.machine()}, "
           f"torch {torch.__version__}; {datetime.date.today()}")
     print("| renderer | s / video | speed-up vs per-point loop | same output |")
     print("|---|---|---|---|")
@@ -115,7 +120,7 @@ def transformer(args):
     torch.manual_seed(0)
     with torch.device("meta"):
         model = DaSTransformer3DModel(**RELEASED_CONFIG)
-    model = model.to_empty(device=device).to(torch.bfloat16)
+    model = model.to(torch.bfloat16).to_empty(device=device)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0, 0.02)
@@ -145,7 +150,8 @@ def transformer(args):
     peak = torch.cuda.max_memory_allocated() / 2**30
     parameters = sum(p.numel() for p in model.parameters()) / 1e9
     print(f"DaS transformer, released config ({parameters:.2f}B parameters), bf16, random weights, "
-          f"{torch.cuda.get_device_name(device)}; 49x480x720 (13x60x90 latents), CFG batch 2, 226 text tokens")
+          f"{torch.cuda.get_device_name(device)}; 49x480x720 (13x60x90 latents), CFG batch 2, "
+          f"{config.max_text_seq_length} text tokens")
     print("| s / step | peak memory (GiB) |")
     print("|---|---|")
     print(f"| {seconds:.2f} | {peak:.1f} |")
@@ -154,6 +160,8 @@ def transformer(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="grid",
+                        help="grid: 70x70 points, point size 4 (default); dense: every pixel, point size 2")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--transformer", action="store_true", help="time the released-size transformer instead")
     parser.add_argument("--device", default="cpu")
