@@ -304,6 +304,10 @@ class VDPDaSSampler:
             "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
                               "tooltip": "Classifier-free guidance (official: 6); 1 or less turns it off."}),
             "dynamic_cfg": ("BOOLEAN", {"default": True, "tooltip": "The official cosine guidance ramp."}),
+        }, "optional": {
+            "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
+                                                     "several sampling passes, each from noise re-initialised "
+                                                     "from the previous video's low frequencies."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
@@ -313,28 +317,33 @@ class VDPDaSSampler:
     CATEGORY = CATEGORY
     DESCRIPTION = "Diffusion as Shader: image-to-video following the tracking video."
 
-    def sample(self, pipeline, image, tracking_video, prompt, negative_prompt, seed, steps, cfg, dynamic_cfg):
+    def sample(self, pipeline, image, tracking_video, prompt, negative_prompt, seed, steps, cfg, dynamic_cfg,
+               freeinit=None):
         from PIL import Image
+
+        from ..schedulers.free_init import free_init_applied
 
         first = _single_image(image, "image")
         picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
         num_frames, height, width = tracking_video.shape[:3]
-        output = pipeline(
-            image=picture,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            tracking_video=tracking_video.cpu(),
-            height=height,
-            width=width,
-            num_frames=num_frames,
-            num_inference_steps=steps,
-            guidance_scale=cfg,
-            use_dynamic_cfg=dynamic_cfg,
-            generator=torch.Generator(device="cpu").manual_seed(seed),
-            output_type="pt",
-            callback_on_step_end=_comfy.progress_callback(steps),
-            callback_on_step_end_tensor_inputs=[],
-        )
+        total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
+        with free_init_applied(pipeline, freeinit):
+            output = pipeline(
+                image=picture,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                tracking_video=tracking_video.cpu(),
+                height=height,
+                width=width,
+                num_frames=num_frames,
+                num_inference_steps=steps,
+                guidance_scale=cfg,
+                use_dynamic_cfg=dynamic_cfg,
+                generator=torch.Generator(device="cpu").manual_seed(seed),
+                output_type="pt",
+                callback_on_step_end=_comfy.progress_callback(total_steps),
+                callback_on_step_end_tensor_inputs=[],
+            )
         return (_comfy.video_to_image_batch(output.frames),)
 
 

@@ -10,10 +10,21 @@ from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS
 from video_diffusion_pack.custom_nodes.free_init_nodes import VDPFreeInit
 from video_diffusion_pack.schedulers.free_init import METHODS, FreeInitConfig
 
-WORKFLOW = pathlib.Path(__file__).resolve().parent.parent / "workflows" / "vchitect_tiny_freeinit_t2v_api.json"
+WORKFLOWS = pathlib.Path(__file__).resolve().parent.parent / "workflows"
+WORKFLOW = WORKFLOWS / "vchitect_tiny_freeinit_t2v_api.json"
 SAMPLER_ID, SAVE_ID, FREEINIT_ID = "2", "3", "4"
 
 NODE_DEFAULTS = dict(iterations=3, filter="butterworth", d_s=0.25, d_t=0.25, order=4, fast_sampling=False, renoise_level=0.0)
+
+
+def with_prefixed_ids(graph: dict, prefix: str) -> dict:
+    """The graph with every node id prefixed: this ComfyUI reuses a cached output of an earlier prompt's node with the
+    same id and inputs even when its class differs."""
+    def relink(value):
+        return [prefix + value[0], value[1]] if isinstance(value, list) else value
+
+    return {prefix + node_id: {**node, "inputs": {name: relink(value) for name, value in node["inputs"].items()}}
+            for node_id, node in graph.items()}
 
 
 def load_workflow() -> dict:
@@ -47,8 +58,9 @@ def test_node_refuses_a_value_outside_the_allowed_range():
         VDPFreeInit().build(**{**NODE_DEFAULTS, "d_s": 1.5})
 
 
-def test_sampler_declares_the_optional_freeinit_input():
-    optional = NODE_CLASS_MAPPINGS["VDPVchitectSampler"].INPUT_TYPES()["optional"]
+@pytest.mark.parametrize("sampler", ["VDPVchitectSampler", "VDPDaSSampler"])
+def test_samplers_declare_the_optional_freeinit_input(sampler):
+    optional = NODE_CLASS_MAPPINGS[sampler].INPUT_TYPES()["optional"]
     assert optional["freeinit"][0] == VDPFreeInit.RETURN_TYPES[0] == "VDP_FREEINIT"
 
 
@@ -65,15 +77,29 @@ def test_freeinit_workflow_runs_iterations_times_steps_and_saves_the_video(comfy
     sampler, freeinit = graph[SAMPLER_ID]["inputs"], graph[FREEINIT_ID]["inputs"]
     total = freeinit["iterations"] * sampler["steps"]
 
+    history, events = comfyui.client.run_with_events(with_prefixed_ids(graph, "freeinit_"), timeout_s=300)
+
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    progress = [(e["data"]["value"], e["data"]["max"]) for e in events
+                if e["type"] == "progress" and e["data"]["node"] == "freeinit_" + SAMPLER_ID]
+    assert progress == [(step, total) for step in range(1, total + 1)]
+    (item,) = history["outputs"]["freeinit_" + SAVE_ID]["images"]
+    with Image.open(comfyui.output_dir / item["subfolder"] / item["filename"]) as webp:
+        assert (webp.n_frames, webp.size) == (sampler["frames"], (sampler["width"], sampler["height"]))
+
+
+def test_das_sampler_takes_freeinit_in_a_real_comfyui(comfyui):
+    graph = with_prefixed_ids(json.loads((WORKFLOWS / "das_tiny_camera_api.json").read_text()), "das_")
+    sampler_id = next(node_id for node_id, node in graph.items() if node["class_type"] == "VDPDaSSampler")
+    graph["freeinit"] = {"class_type": "VDPFreeInit", "inputs": {**NODE_DEFAULTS, "iterations": 2, "fast_sampling": True}}
+    graph[sampler_id]["inputs"].update(freeinit=["freeinit", 0], steps=4)
+
     history, events = comfyui.client.run_with_events(graph, timeout_s=300)
 
     assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
     progress = [(e["data"]["value"], e["data"]["max"]) for e in events
-                if e["type"] == "progress" and e["data"]["node"] == SAMPLER_ID]
-    assert progress == [(step, total) for step in range(1, total + 1)]
-    (item,) = history["outputs"][SAVE_ID]["images"]
-    with Image.open(comfyui.output_dir / item["subfolder"] / item["filename"]) as webp:
-        assert (webp.n_frames, webp.size) == (sampler["frames"], (sampler["width"], sampler["height"]))
+                if e["type"] == "progress" and e["data"]["node"] == sampler_id]
+    assert progress == [(step, 2 + 4) for step in range(1, 2 + 4 + 1)]
 
 
 def test_freeinit_stop_frequency_of_zero_stops_the_run_with_an_error_naming_it(comfyui):
@@ -81,10 +107,10 @@ def test_freeinit_stop_frequency_of_zero_stops_the_run_with_an_error_naming_it(c
     graph = load_workflow()
     graph[FREEINIT_ID]["inputs"]["d_s"] = 0.0
 
-    history = comfyui.client.run(graph, timeout_s=300)
+    history = comfyui.client.run(with_prefixed_ids(graph, "bad_freeinit_"), timeout_s=300)
 
     assert history["status"]["status_str"] == "error"
     (error,) = comfyui.client.execution_errors(history)
-    assert error["node_id"] == FREEINIT_ID
+    assert error["node_id"] == "bad_freeinit_" + FREEINIT_ID
     assert "spatial_stop_frequency=0.0 must be in (0, 1]" in error["exception_message"]
-    assert SAVE_ID not in history["outputs"]
+    assert history["outputs"] == {}
