@@ -180,3 +180,23 @@ def test_missing_component_folder_is_reported(layout, tmp_path):
     shutil.rmtree(tmp_path / "copy" / "vae")
     with pytest.raises(FileNotFoundError, match=r"lacks the component folder\(s\) \['vae'\]"):
         DaSPipeline.from_pretrained(tmp_path / "copy")
+
+
+def test_loads_the_released_repository_from_the_hub(layout, tmp_path):
+    """A Hub id goes through huggingface_hub (a local Hub server here), then the same loading as a folder."""
+    import os
+    import subprocess
+    import sys
+
+    from fake_hub import FakeHub, FakeRepo
+
+    files = {str(path.relative_to(layout)): path.read_bytes() for path in layout.rglob("*") if path.is_file()}
+    with FakeHub() as hub:
+        hub.add(FakeRepo("EXCAI/Diffusion-As-Shader", files))
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT")}
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "home"), HF_HUB_CACHE=str(tmp_path / "cache"))
+        code = ("from video_diffusion_pack import DaSPipeline; pipe = DaSPipeline.from_pretrained("
+                "'EXCAI/Diffusion-As-Shader'); print(type(pipe.transformer).__name__, type(pipe.scheduler).__name__)")
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["DaSTransformer3DModel", "CogVideoXDPMScheduler"]

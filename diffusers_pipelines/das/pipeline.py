@@ -88,8 +88,11 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
             raise TypeError(f"unexpected arguments {sorted(unknown)}; allowed: {list(COMPONENT_NAMES + LOAD_OPTIONS)}")
         path = str(pretrained_model_name_or_path)
         if not os.path.isdir(path):
+            from huggingface_hub import snapshot_download
+
             download = {key: kwargs[key] for key in LOAD_OPTIONS[1:] if key in kwargs}
-            path = cls.download(path, **download)
+            patterns = ["model_index.json"] + [f"{name}/*" for name in COMPONENT_NAMES if name not in kwargs]
+            path = snapshot_download(path, allow_patterns=patterns, **download)
         check_pipeline_folder(path, skip=[name for name in COMPONENT_NAMES if name in kwargs])
         dtype = kwargs.get("torch_dtype")
         components = {name: kwargs[name] for name in COMPONENT_NAMES if name in kwargs}
