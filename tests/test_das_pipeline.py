@@ -126,6 +126,15 @@ def test_same_seed_same_video_and_another_tracking_video_changes_it(pipe, three_
     assert not torch.allclose(other.frames, final_latents)
 
 
+def test_tracking_video_may_be_pil_images_or_uint8():
+    video = tracking()
+    as_bytes = (video * 255).round().to(torch.uint8)
+    pil_frames = [Image.fromarray(frame.numpy()) for frame in as_bytes]
+    for given in (pil_frames, as_bytes, as_bytes.numpy()):
+        torch.testing.assert_close(DaSPipeline.tracking_video_tensor(given, TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH),
+                                   as_bytes.float() / 255)
+
+
 def test_dynamic_guidance_follows_the_official_ramp(pipe):
     pipe.scheduler.set_timesteps(4)
     timesteps = pipe.scheduler.timesteps
@@ -152,6 +161,7 @@ def test_save_and_load_round_trip_is_exact(pipe, tmp_path):
     (dict(tracking_video=torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3) * 2 - 1), "expected 0..1"),
     (dict(tracking_video=torch.rand(TINY_NUM_FRAMES, 3, TINY_HEIGHT, TINY_WIDTH)), "expected [frames, height, width, 3]"),
     (dict(tracking_video=None), "tracking_video is required"),
+    (dict(tracking_image=torch.rand(16, 16, 3)), "tracking_image is 16x16 (HxW); height=32, width=32 were requested"),
     (dict(height=48), "height=48, width=32, num_frames=9: this transformer has learned positional embeddings for 32x32 and 9 frames only"),
     (dict(height=40), "height=40 must be a positive multiple of 16"),
     (dict(num_frames=8), "num_frames=8 must be 1 + a multiple of 4"),

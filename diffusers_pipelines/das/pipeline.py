@@ -120,7 +120,7 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         return self.vae_scale_factor_spatial * self.transformer.config.patch_size
 
     def check_das_inputs(
-        self, image, prompt, negative_prompt, tracking_video, tracking_image, height, width, num_frames,
+        self, image, prompt, negative_prompt, tracking_video, height, width, num_frames,
         num_inference_steps, guidance_scale, num_videos_per_prompt, output_type, latents, prompt_embeds,
         negative_prompt_embeds, callback_on_step_end_tensor_inputs,
     ) -> int:
@@ -189,7 +189,7 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         return num_prompts
 
     @staticmethod
-    def tracking_video_tensor(tracking_video, num_frames: int, height: int, width: int) -> torch.Tensor:
+    def tracking_video_tensor(tracking_video, num_frames: int, height: int, width: int, name: str = "tracking_video") -> torch.Tensor:
         """`tracking_video` (tensor/array [F, H, W, 3] in 0..1 or uint8, or a list of PIL images) as float [F, H, W, 3].
 
         Raises ValueError when its frame count or size differs from the request, or values lie outside 0..1.
@@ -199,19 +199,19 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                                        for frame in tracking_video])
         video = torch.as_tensor(np.asarray(tracking_video)) if not isinstance(tracking_video, torch.Tensor) else tracking_video
         if video.ndim != 4 or video.shape[-1] != 3:
-            raise ValueError(f"tracking_video has shape {tuple(video.shape)}; expected [frames, height, width, 3]")
+            raise ValueError(f"{name} has shape {tuple(video.shape)}; expected [frames, height, width, 3]")
         if video.dtype == torch.uint8:
             video = video.float() / 255
         video = video.float()
         if video.shape[0] != num_frames:
-            raise ValueError(f"tracking_video has {video.shape[0]} frames; num_frames={num_frames} were requested")
+            raise ValueError(f"{name} has {video.shape[0]} frames; num_frames={num_frames} were requested")
         if tuple(video.shape[1:3]) != (height, width):
             raise ValueError(
-                f"tracking_video is {video.shape[1]}x{video.shape[2]} (HxW); height={height}, width={width} were requested"
+                f"{name} is {video.shape[1]}x{video.shape[2]} (HxW); height={height}, width={width} were requested"
             )
         if not torch.isfinite(video).all() or video.min() < 0 or video.max() > 1:
             raise ValueError(
-                f"tracking_video values span {video.min().item():.3g}..{video.max().item():.3g}; expected 0..1 "
+                f"{name} values span {video.min().item():.3g}..{video.max().item():.3g}; expected 0..1 "
                 f"(render it with video_diffusion_pack.control.render_tracking_video)"
             )
         return video
@@ -295,11 +295,18 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         num_prompts = self.check_das_inputs(
-            image, prompt, negative_prompt, tracking_video, tracking_image, height, width, num_frames,
+            image, prompt, negative_prompt, tracking_video, height, width, num_frames,
             num_inference_steps, guidance_scale, num_videos_per_prompt, output_type, latents, prompt_embeds,
             negative_prompt_embeds, callback_on_step_end_tensor_inputs,
         )
         tracking_video = self.tracking_video_tensor(tracking_video, num_frames, height, width)
+        if tracking_image is None:
+            tracking_image = tracking_video[0]
+        elif not isinstance(tracking_image, torch.Tensor):
+            tracking_image = torch.as_tensor(np.asarray(
+                tracking_image.convert("RGB") if hasattr(tracking_image, "convert") else tracking_image
+            ))
+        tracking_image = self.tracking_video_tensor(tracking_image[None], 1, height, width, name="tracking_image")
         max_sequence_length = max_sequence_length or self.transformer.config.max_text_seq_length
         self._guidance_scale = guidance_scale
         self._attention_kwargs = attention_kwargs
@@ -339,11 +346,6 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
-        if tracking_image is None:
-            tracking_image = tracking_video[0]
-        elif not isinstance(tracking_image, torch.Tensor):
-            tracking_image = torch.as_tensor(np.asarray(tracking_image.convert("RGB") if hasattr(tracking_image, "convert") else tracking_image))
-        tracking_image = self.tracking_video_tensor(tracking_image[None], 1, height, width)
         tracking_first = (tracking_image * 2 - 1).permute(0, 3, 1, 2).to(device)
         tracking_image_latents = self.encode_first_frame(tracking_first, num_latent_frames, generator)
         tracking_latents = self.encode_tracking_video(tracking_video, generator)
