@@ -130,12 +130,15 @@ def disparity_to_depth(disparity) -> torch.Tensor:
     return depth / depth.median()
 
 
-def estimate_depth(image, model: Union[str, os.PathLike], prediction: str = "auto", device: Optional[str] = None) -> torch.Tensor:
+def estimate_depth(
+    image, model: Union[str, os.PathLike], prediction: str = "auto", device: Optional[str] = None
+) -> torch.Tensor:
     """Depth map [H, W] of an image from a local transformers depth-estimation model folder.
 
     Runs ``transformers.pipeline("depth-estimation", model=model)`` and resizes its ``predicted_depth`` to the
     image (bilinear). Relative models predict disparity (Depth Anything, DPT); it is turned into depth by
-    `disparity_to_depth` (median depth 1, so camera translations are in units of the typical scene depth). Metric models (ZoeDepth, GLPN, Depth Pro) return depth.
+    `disparity_to_depth` (median depth 1, so camera translations are in units of the typical scene depth).
+    Metric models (ZoeDepth, GLPN, Depth Pro) return depth.
 
     Args:
         image: [H, W, 3] tensor/array in 0..1 or uint8, or a PIL image.

@@ -138,7 +138,8 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                 f"temporal compression), e.g. 49"
             )
         if config.use_learned_positional_embeddings:
-            expected = (config.sample_height * self.vae_scale_factor_spatial, config.sample_width * self.vae_scale_factor_spatial)
+            scale = self.vae_scale_factor_spatial
+            expected = (config.sample_height * scale, config.sample_width * scale)
             if (height, width) != expected or num_frames != config.sample_frames:
                 raise ValueError(
                     f"height={height}, width={width}, num_frames={num_frames}: this transformer has learned positional "
@@ -189,7 +190,9 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         return num_prompts
 
     @staticmethod
-    def tracking_video_tensor(tracking_video, num_frames: int, height: int, width: int, name: str = "tracking_video") -> torch.Tensor:
+    def tracking_video_tensor(
+        tracking_video, num_frames: int, height: int, width: int, name: str = "tracking_video"
+    ) -> torch.Tensor:
         """`tracking_video` (tensor/array [F, H, W, 3] in 0..1 or uint8, or a list of PIL images) as float [F, H, W, 3].
 
         Raises ValueError when its frame count or size differs from the request, or values lie outside 0..1.
@@ -197,7 +200,7 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         if isinstance(tracking_video, (list, tuple)):
             tracking_video = np.stack([np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
                                        for frame in tracking_video])
-        video = torch.as_tensor(np.asarray(tracking_video)) if not isinstance(tracking_video, torch.Tensor) else tracking_video
+        video = tracking_video if isinstance(tracking_video, torch.Tensor) else torch.as_tensor(np.asarray(tracking_video))
         if video.ndim != 4 or video.shape[-1] != 3:
             raise ValueError(f"{name} has shape {tuple(video.shape)}; expected [frames, height, width, 3]")
         if video.dtype == torch.uint8:
