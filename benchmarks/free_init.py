@@ -57,7 +57,9 @@ def filter_table(device: torch.device, repeats: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for method, their_s, their_t, our_s, our_t in FILTERS:
         theirs, their_time, _ = timed(
-            lambda: mixin._get_free_init_freq_filter(SHAPE, device, method, 4, their_s, their_t), device, max(1, repeats // 2)
+            lambda: mixin._get_free_init_freq_filter(SHAPE, device, method, 4, their_s, their_t),
+            device,
+            max(1, repeats // 2),
         )
         ours, our_time, _ = timed(lambda: build_frequency_filter(SHAPE[2:], method, 4, our_s, our_t).to(device), device,
                                   10 * repeats)
@@ -94,7 +96,8 @@ def reinitialisation_table(device: torch.device, repeats: int) -> None:
     print(f"\n## One noise re-initialisation (butterworth filter, re-noise to t=999, FFT mix), shape {SHAPE}")
     print("| diffusers s | ours s | ratio diffusers/ours | max abs difference |")
     print("|---|---|---|---|")
-    print(f"| {their_time:.4f} | {our_time:.5f} | {their_time / our_time:.0f}x | {(ours - theirs).abs().max().item():.1e} |")
+    difference = (ours - theirs).abs().max().item()
+    print(f"| {their_time:.4f} | {our_time:.5f} | {their_time / our_time:.0f}x | {difference:.1e} |")
 
 
 def pipeline_table(device: torch.device, repeats: int) -> None:

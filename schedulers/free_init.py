@@ -132,7 +132,9 @@ class FreeInitConfig:
         if self.renoise_level is not None and (not _is_real(self.renoise_level) or not 0 < self.renoise_level <= 1):
             raise ValueError(f"renoise_level={self.renoise_level!r} must be None (automatic) or in (0, 1]")
         if self.latent_layout is not None and self.latent_layout not in LATENT_LAYOUTS:
-            raise ValueError(f"latent_layout={self.latent_layout!r} must be None (automatic) or one of {LATENT_LAYOUTS}")
+            raise ValueError(
+                f"latent_layout={self.latent_layout!r} must be None (automatic) or one of {LATENT_LAYOUTS}"
+            )
 
     def planned_steps(self, num_inference_steps: int) -> List[int]:
         """Denoising steps of each iteration for a run of ``num_inference_steps`` steps."""
@@ -170,7 +172,9 @@ def build_frequency_filter(
         spatial_stop_frequency (`float`, defaults to 0.25), temporal_stop_frequency (`float`, defaults to 0.25):
             ``d_s`` and ``d_t``, in (0, 1].
     """
-    frames, height, width = _check_filter_arguments(shape, method, order, spatial_stop_frequency, temporal_stop_frequency)
+    frames, height, width = _check_filter_arguments(
+        shape, method, order, spatial_stop_frequency, temporal_stop_frequency
+    )
     d_s, d_t = float(spatial_stop_frequency), float(temporal_stop_frequency)
     if method == "box":
         box = torch.zeros(frames, height, width)
@@ -200,7 +204,9 @@ def build_frequency_filter(
     return values.to(torch.float32)
 
 
-def _check_filter_arguments(shape, method, order, spatial_stop_frequency, temporal_stop_frequency) -> Tuple[int, int, int]:
+def _check_filter_arguments(
+    shape, method, order, spatial_stop_frequency, temporal_stop_frequency
+) -> Tuple[int, int, int]:
     shape = tuple(shape)
     if len(shape) != 3 or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in shape):
         raise ValueError(f"shape={shape!r} must be (frames, height, width), three integers >= 1")
@@ -208,7 +214,8 @@ def _check_filter_arguments(shape, method, order, spatial_stop_frequency, tempor
         raise ValueError(f"method={method!r} must be one of {METHODS}")
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ValueError(f"order={order!r} must be an integer >= 1")
-    for name, value in (("spatial_stop_frequency", spatial_stop_frequency), ("temporal_stop_frequency", temporal_stop_frequency)):
+    for name, value in zip(("spatial_stop_frequency", "temporal_stop_frequency"),
+                           (spatial_stop_frequency, temporal_stop_frequency)):
         if not _is_real(value) or not 0 < value <= 1:
             raise ValueError(f"{name}={value!r} must be in (0, 1]")
     return shape
@@ -237,7 +244,7 @@ def _cached_filter(shape, method, order, spatial_stop_frequency, temporal_stop_f
 def mix_frequencies(
     low_source: torch.Tensor, high_source: torch.Tensor, low_pass: torch.Tensor, dims: Sequence[int] = (-3, -2, -1)
 ) -> torch.Tensor:
-    """``IFFT(FFT(low_source) * LPF + FFT(high_source) * (1 - LPF)).real`` over ``dims``, as the official ``freq_mix_3d``.
+    """``IFFT(FFT(low_source) * LPF + FFT(high_source) * (1 - LPF)).real`` over ``dims`` (the official ``freq_mix_3d``).
 
     The FFTs run in float32 whatever the inputs' dtype; the result has ``low_source``'s dtype. The centred
     filter is moved to FFT order once instead of shifting both spectra and their mix, which gives the same
@@ -250,7 +257,9 @@ def mix_frequencies(
         dims (`Sequence[int]`, defaults to (-3, -2, -1)): the frame, height and width axes.
     """
     if low_source.shape != high_source.shape:
-        raise ValueError(f"low_source {tuple(low_source.shape)} and high_source {tuple(high_source.shape)} differ in shape")
+        raise ValueError(
+            f"low_source {tuple(low_source.shape)} and high_source {tuple(high_source.shape)} differ in shape"
+        )
     dims = tuple(d % low_source.ndim for d in dims)
     expected = tuple(low_source.shape[d] for d in dims)
     if tuple(low_pass.shape) != expected:
@@ -315,7 +324,7 @@ def default_renoise_level(scheduler) -> float:
 
 
 def renoise(scheduler, clean: torch.Tensor, noise: torch.Tensor, level: float) -> torch.Tensor:
-    """The previous result ``clean`` diffused with ``noise`` to ``level`` of ``scheduler``'s training schedule, in float32.
+    """``clean`` diffused with ``noise`` to ``level`` of ``scheduler``'s training noise schedule, in float32.
 
     Flow matching: ``level * noise + (1 - level) * clean``. DDPM-style: at ``t = round(level * (T - 1))``,
     ``sqrt(a_t) * clean + sqrt(1 - a_t) * noise`` (diffusers' ``add_noise`` in float32).
@@ -426,7 +435,7 @@ def free_init_config_of(pipe) -> Optional[FreeInitConfig]:
 
 @contextlib.contextmanager
 def free_init_applied(pipe, config: Optional[FreeInitConfig]):
-    """``apply_free_init`` for the duration of a ``with`` block (nothing when ``config`` is None); then the previous state."""
+    """``apply_free_init`` for a ``with`` block (nothing when ``config`` is None), then the previous state again."""
     if config is None:
         yield pipe
         return
@@ -586,7 +595,9 @@ class _FreeInitRun:
                 arguments.update(value)
             elif kind == inspect.Parameter.VAR_POSITIONAL:
                 if value:
-                    raise TypeError(f"FreeInit passes arguments by name; {self.base.__name__} got extra positional {value}")
+                    raise TypeError(
+                        f"FreeInit passes arguments by name; {self.base.__name__} got extra positional {value}"
+                    )
             else:
                 arguments[name] = value
         return arguments
