@@ -132,9 +132,10 @@ class FasterCacheConfig:
     ``FASTER_CACHE_PRESETS`` and ``FasterCacheConfig.preset``.
 
     Args:
-        start_fraction (`float`, defaults to 0.3): attention reuse and unconditional skipping start at the first step
-            at or after this fraction; in [0, 1).
-        attention_interval (`int`, defaults to 2): from the start step on, the conditional branch's attention runs on
+        start_fraction (`float`, defaults to 0.3): unconditional skipping, and attention reuse unless
+            `attention_start_fraction` is set, start at the first step at or after this fraction; in [0, 1).
+        attention_start_fraction (`float`, *optional*): a separate start for attention reuse; in [0, 1).
+        attention_interval (`int`, defaults to 2): from its start step on, the conditional branch's attention runs on
             every `attention_interval`-th step (the start step included) and is extrapolated on the others (see also
             `recompute_attention_on_residual_steps`); 1 never reuses.
         attention_weight (`float`, defaults to 0.3): `w` in `F_last + w * (F_last - F_prev)`; 0 is plain reuse of
@@ -159,6 +160,7 @@ class FasterCacheConfig:
     """
 
     start_fraction: float = 0.30
+    attention_start_fraction: Optional[float] = None
     attention_interval: int = 2
     attention_weight: float = 0.3
     uncond_interval: int = 5
@@ -172,6 +174,9 @@ class FasterCacheConfig:
 
     def __post_init__(self):
         _check_number("start_fraction", self.start_fraction, "in [0, 1)", lambda v: 0 <= v < 1)
+        if self.attention_start_fraction is not None:
+            _check_number("attention_start_fraction", self.attention_start_fraction, "in [0, 1) or None",
+                          lambda v: 0 <= v < 1)
         for name in ("attention_interval", "uncond_interval", "radius_divisor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -208,6 +213,8 @@ class FasterCacheConfig:
             raise ValueError(f"num_steps={num_steps!r} must be an integer >= 1")
         steps = range(num_steps)
         start = _first_step_at(self.start_fraction, num_steps)
+        attention_start = start if self.attention_start_fraction is None else _first_step_at(
+            self.attention_start_fraction, num_steps)
         low_end = _first_step_at(self.low_frequency_end_fraction, num_steps)
         high_start = _first_step_at(self.high_frequency_start_fraction, num_steps)
         # step 0 always runs everything: there is nothing to reuse yet
@@ -228,7 +235,8 @@ class FasterCacheConfig:
 
         exact_residual = residual if self.recompute_attention_on_residual_steps else [False] * num_steps
         reuse = [
-            0 < i and start <= i and (i - start) % self.attention_interval != 0 and not exact_residual[i]
+            0 < i and attention_start <= i and (i - attention_start) % self.attention_interval != 0
+            and not exact_residual[i]
             for i in steps
         ]
         record = [False] * num_steps

@@ -126,6 +126,12 @@ def test_plans_at_20_50_100_steps_land_on_the_same_fractions(preset):
         assert share == pytest.approx(shares[2], abs=0.1)
 
 
+def test_attention_reuse_may_start_later_than_unconditional_skipping():
+    plan = FasterCacheConfig(start_fraction=0.25, attention_start_fraction=0.5, attention_interval=2).plan(20)
+    assert min(i for i in range(20) if plan.uncond_skip[i]) == 5
+    assert min(i for i in range(20) if plan.attention_reuse[i]) == 11
+
+
 def test_first_step_always_runs_everything():
     plan = FasterCacheConfig(start_fraction=0.0).plan(10)
     assert not plan.attention_reuse[0] and not plan.uncond_skip[0]
@@ -141,6 +147,7 @@ def test_first_step_always_runs_everything():
         (dict(attention_weight=-0.1), "attention_weight=-0.1"),
         (dict(start_fraction=1.0), "start_fraction=1.0"),
         (dict(start_fraction=-0.2), "start_fraction=-0.2"),
+        (dict(attention_start_fraction=1.0), "attention_start_fraction=1.0"),
         (dict(attention_interval=0), "attention_interval=0"),
         (dict(uncond_interval=0), "uncond_interval=0"),
         (dict(attention_interval=1.5), "attention_interval=1.5"),
