@@ -206,7 +206,7 @@ class VDPDaSObjectMotion:
         from ..control.object_motion import DEFAULT_DISTANCE, MOTIONS
 
         return {"required": {
-            "tracks": (TRACKS_TYPE, {}),
+            "tracks": (TRACKS_TYPE, {"tooltip": "From Depth to Tracks (moved in 3D) or Load Tracks (moved in pixels)."}),
             "mask": ("MASK", {"tooltip": "The object in the first frame (values > 0.5), at the tracks' size."}),
             "motion": (list(MOTIONS), {"default": "up", "tooltip": "front moves away from the camera, back towards it; "
                                                                    "rot turns about the vertical axis."}),
@@ -217,6 +217,7 @@ class VDPDaSObjectMotion:
 
     RETURN_TYPES = (TRACKS_TYPE,)
     RETURN_NAMES = ("tracks",)
+    OUTPUT_TOOLTIPS = ("The tracks with the object moving; colours unchanged.",)
     FUNCTION = "move"
     CATEGORY = CATEGORY
     DESCRIPTION = "Object manipulation: the masked points move about their centroid over the frames."
@@ -245,6 +246,7 @@ class VDPDaSLoadTracks:
 
     RETURN_TYPES = (TRACKS_TYPE,)
     RETURN_NAMES = ("tracks",)
+    OUTPUT_TOOLTIPS = ("The tracks, coloured by their frame-0 position and depth.",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "Tracks from a tracker's output file (2D tracks get depth 1)."
@@ -265,7 +267,7 @@ class VDPDaSRenderTracking:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "tracks": (TRACKS_TYPE, {}),
+            "tracks": (TRACKS_TYPE, {"tooltip": "From Depth to Tracks, Object Motion or Load Tracks."}),
             "point_size": ("INT", {"default": 2, "min": 1, "max": 64,
                                    "tooltip": "Official: 2 for every-pixel depth tracks, 4 for 70x70 tracker grids "
                                               "(a splat is 2 * (size // 2) + 1 pixels wide)."}),

@@ -44,6 +44,14 @@ def test_the_pack_registers_eight_das_nodes():
     ])
 
 
+# the loader's INPUT_TYPES lists ComfyUI's model folders, so it is checked in the real ComfyUI below
+@pytest.mark.parametrize("name", [name for name in DAS_NODES if name != "VDPDaSLoader"])
+def test_every_das_input_and_output_has_a_tooltip(name):
+    node = NODE_CLASS_MAPPINGS[name]
+    assert all(spec[1]["tooltip"] for spec in node.INPUT_TYPES()["required"].values())
+    assert len(node.OUTPUT_TOOLTIPS) == len(node.RETURN_TYPES) and all(node.OUTPUT_TOOLTIPS)
+
+
 def test_depth_image_to_tracks_to_tracking_video_image_batch():
     (camera,) = VDPDaSCameraTrajectory().build("rot y 10", 5)
     image = torch.rand(1, 24, 32, 3)
@@ -96,6 +104,7 @@ def test_load_tracks_node_reads_an_absolute_path(tmp_path):
 
 def test_object_info_serves_the_das_nodes(comfyui):
     info = comfyui.client.object_info()
+    assert all(spec[1]["tooltip"] for spec in info["VDPDaSLoader"]["input"]["required"].values())
     for name in DAS_NODES:
         assert info[name]["category"] == CATEGORY
         assert info[name]["output"] == list(NODE_CLASS_MAPPINGS[name].RETURN_TYPES)
