@@ -310,6 +310,9 @@ class VDPDaSSampler:
             "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
                                                      "several sampling passes, each from noise re-initialised "
                                                      "from the previous video's low frequencies."}),
+            "fastercache": ("VDP_FASTERCACHE", {"tooltip": "FasterCache settings (from the FasterCache node) for this "
+                                                           "run: attention outputs reused between steps and the "
+                                                           "negative-prompt branch rebuilt from the positive one."}),
         }}
 
     RETURN_TYPES = ("IMAGE",)
@@ -320,16 +323,17 @@ class VDPDaSSampler:
     DESCRIPTION = "Diffusion as Shader: image-to-video following the tracking video."
 
     def sample(self, pipeline, image, tracking_video, prompt, negative_prompt, seed, steps, cfg, dynamic_cfg,
-               freeinit=None):
+               freeinit=None, fastercache=None):
         from PIL import Image
 
+        from ..schedulers.faster_cache import faster_cache_applied
         from ..schedulers.free_init import free_init_applied
 
         first = _single_image(image, "image")
         picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
         num_frames, height, width = tracking_video.shape[:3]
         total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
-        with free_init_applied(pipeline, freeinit):
+        with free_init_applied(pipeline, freeinit), faster_cache_applied(pipeline, fastercache):
             output = pipeline(
                 image=picture,
                 prompt=prompt,
