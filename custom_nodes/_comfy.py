@@ -131,6 +131,65 @@ def missing_weights_message(pack_class: str, kind: str, model: str, found: List[
     )
 
 
+# weight dtypes a loader node offers
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PipelineFolderLoader:
+    """Base of the loader nodes that load a pipeline directory from ComfyUI/models/video_diffusion_pack/<kind>/.
+
+    A subclass sets ``WEIGHTS_KIND``, ``PIPELINE_CLASS`` (the pack class, as the weights manifest names it),
+    ``EXAMPLE``, ``OUTPUT_TOOLTIPS``, ``CATEGORY``, ``DESCRIPTION`` and ``pipeline_class()`` (imported lazily).
+    """
+
+    WEIGHTS_KIND = ""
+    PIPELINE_CLASS = ""
+    EXAMPLE = ""
+    DTYPE_TOOLTIP = "Weight dtype. The official inference runs in bf16."
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    FUNCTION = "load"
+
+    @classmethod
+    def pipeline_class(cls):
+        raise TypeError(f"{cls.__name__} does not name its pipeline class")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        found = list_pipeline_dirs(cls.WEIGHTS_KIND)
+        choices = found or [f"no pipeline in models/{MODELS_SUBFOLDER}/{cls.WEIGHTS_KIND}"]
+        return {
+            "required": {
+                "model": (choices, {
+                    "tooltip": f"A diffusers pipeline directory (with {PIPELINE_INDEX_FILE}) under "
+                               f"ComfyUI/models/{MODELS_SUBFOLDER}/{cls.WEIGHTS_KIND}/, e.g. {cls.EXAMPLE}.",
+                }),
+                "dtype": (list(DTYPES), {"default": "bf16", "tooltip": cls.DTYPE_TOOLTIP}),
+            }
+        }
+
+    @classmethod
+    def missing_message(cls, model: str, found: List[str]) -> str:
+        return missing_weights_message(
+            cls.PIPELINE_CLASS, cls.WEIGHTS_KIND, model, found, model_folder_paths(cls.WEIGHTS_KIND), comfyui_models_dir()
+        )
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model):
+        found = list_pipeline_dirs(cls.WEIGHTS_KIND)
+        return True if model in found else cls.missing_message(model, found)
+
+    def load(self, model, dtype):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
+        found = list_pipeline_dirs(self.WEIGHTS_KIND)
+        if model not in found:
+            raise FileNotFoundError(self.missing_message(model, found))
+        directory = resolve_pipeline_dir(self.WEIGHTS_KIND, model)
+        pipeline = self.pipeline_class().from_pretrained(directory, torch_dtype=DTYPES[dtype])
+        return (pipeline.to(torch_device()),)
+
+
 def torch_device():
     """The torch device ComfyUI runs models on (its ``--cpu`` / ``--cuda-device`` choice)."""
     import comfy.model_management

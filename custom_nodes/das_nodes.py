@@ -7,7 +7,6 @@ lives in ``control/`` and ``diffusers_pipelines/das``.
 """
 
 import os
-from typing import Optional
 
 import torch
 
@@ -20,23 +19,7 @@ CAMERA_TYPE = "VDP_CAMERA"
 WEIGHTS_KIND = "das"
 PIPELINE_CLASS = "DaSPipeline"
 DEPTH_MEANINGS = ("disparity (white is near)", "depth (white is far)")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_FRAMES = 1024
-
-
-def missing_pipeline_message(model: str, found: list, search_folders: list, comfyui_models: Optional[str] = None) -> str:
-    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders."""
-    from ..weights.manifest import MODELS_SUBFOLDER, load_manifest
-
-    entry = load_manifest().entry_for_class(PIPELINE_CLASS)
-    target = (os.path.join(comfyui_models, MODELS_SUBFOLDER, entry.kind, entry.name) if comfyui_models is not None
-              else f"ComfyUI/{entry.comfyui_folder}")
-    return (
-        f"model={model!r} is not a pipeline directory (one holding {_comfy.PIPELINE_INDEX_FILE}) in {search_folders}; "
-        f"found: {found}. Download the official weights ({entry.repo_id}) with `{entry.download_command(comfyui_models)}`, "
-        f"which fetches and verifies them into {target}; or add a '{_comfy.model_folder_key(WEIGHTS_KIND)}' entry "
-        f"(a folder of pipeline directories, or one pipeline directory) to extra_model_paths.yaml; then refresh."
-    )
 
 
 def _single_image(image: torch.Tensor, name: str) -> torch.Tensor:
@@ -46,50 +29,21 @@ def _single_image(image: torch.Tensor, name: str) -> torch.Tensor:
     return image[0]
 
 
-class VDPDaSLoader:
+class VDPDaSLoader(_comfy.PipelineFolderLoader):
     """Loads a DaS pipeline directory from ComfyUI/models/video_diffusion_pack/das/."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        choices = found or [f"no pipeline in models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"]
-        return {
-            "required": {
-                "model": (choices, {
-                    "tooltip": f"A diffusers pipeline directory (with {_comfy.PIPELINE_INDEX_FILE}) under "
-                               f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}/, e.g. EXCAI/Diffusion-As-Shader.",
-                }),
-                "dtype": (list(DTYPES), {"default": "bf16", "tooltip": "Weight dtype. The official inference runs in bf16."}),
-            }
-        }
-
-    RETURN_TYPES = (PIPELINE_TYPE,)
-    RETURN_NAMES = ("pipeline",)
+    WEIGHTS_KIND = WEIGHTS_KIND
+    PIPELINE_CLASS = PIPELINE_CLASS
+    EXAMPLE = "EXCAI/Diffusion-As-Shader"
     OUTPUT_TOOLTIPS = ("The DaS pipeline on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads Diffusion as Shader (EXCAI/Diffusion-As-Shader) as a diffusers pipeline."
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model):
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        if model in found:
-            return True
-        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
-
-    def load(self, model, dtype):
+    def pipeline_class(cls):
         from ..diffusers_pipelines.das import DaSPipeline
 
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        if model not in found:
-            raise FileNotFoundError(
-                missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
-            )
-        pipeline = DaSPipeline.from_pretrained(_comfy.resolve_pipeline_dir(WEIGHTS_KIND, model), torch_dtype=DTYPES[dtype])
-        return (pipeline.to(_comfy.torch_device()),)
-
+        return DaSPipeline
 
 class VDPTinyDaSLoader:
     """Builds the embedded tiny random-weight DaS pipeline (32x32, 9 frames; no download), for smoke tests."""

@@ -18,7 +18,6 @@ HUB_REPO = "Vchitect/Vchitect-2.0-2B"
 FRAME_SIZE_MULTIPLE = 16
 MAX_FRAME_SIZE = 4096
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def frame_size_problem(width: Optional[int], height: Optional[int]) -> Optional[str]:
@@ -38,62 +37,22 @@ def frame_size_problem(width: Optional[int], height: Optional[int]) -> Optional[
     return None
 
 
-def missing_pipeline_message(model: str, found: list, search_folders: list, comfyui_models: Optional[str] = None) -> str:
-    """The error shown when the loader's ``model`` is not a pipeline directory in the model folders.
-
-    It gives the exact `vdp download` command of the weights manifest for ComfyUI's ``models`` folder ``comfyui_models``.
-    """
-    return _comfy.missing_weights_message("VchitectRepVideoPipeline", WEIGHTS_KIND, model, found, search_folders, comfyui_models)
-
-
-class VDPVchitectLoader:
+class VDPVchitectLoader(_comfy.PipelineFolderLoader):
     """Loads a Vchitect-2.0 pipeline directory from ComfyUI/models/video_diffusion_pack/vchitect/."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        choices = found or [f"no pipeline in models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}"]
-        return {
-            "required": {
-                "model": (choices, {
-                    "tooltip": f"A diffusers pipeline directory (with {_comfy.PIPELINE_INDEX_FILE}) under "
-                               f"ComfyUI/models/{_comfy.MODELS_SUBFOLDER}/{WEIGHTS_KIND}/, e.g. the Hub repo {HUB_REPO}.",
-                }),
-                "dtype": (list(DTYPES), {
-                    "default": "bf16",
-                    "tooltip": "Weight dtype. The official inference runs the transformer in bf16.",
-                }),
-            }
-        }
-
-    RETURN_TYPES = (PIPELINE_TYPE,)
-    RETURN_NAMES = ("pipeline",)
+    WEIGHTS_KIND = WEIGHTS_KIND
+    PIPELINE_CLASS = "VchitectRepVideoPipeline"
+    EXAMPLE = f"the Hub repo {HUB_REPO}"
+    DTYPE_TOOLTIP = "Weight dtype. The official inference runs the transformer in bf16."
     OUTPUT_TOOLTIPS = ("The Vchitect-2.0 pipeline on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = f"Loads Vchitect-2.0 ({HUB_REPO}) as a diffusers pipeline with the RepVideo switch."
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model):
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        if model in found:
-            return True
-        return missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
-
-    def load(self, model, dtype):
+    def pipeline_class(cls):
         from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
 
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
-        found = _comfy.list_pipeline_dirs(WEIGHTS_KIND)
-        if model not in found:
-            raise FileNotFoundError(
-                missing_pipeline_message(model, found, _comfy.model_folder_paths(WEIGHTS_KIND), _comfy.comfyui_models_dir())
-            )
-        directory = _comfy.resolve_pipeline_dir(WEIGHTS_KIND, model)
-        pipeline = VchitectRepVideoPipeline.from_pretrained(directory, torch_dtype=DTYPES[dtype])
-        return (pipeline.to(_comfy.torch_device()),)
-
+        return VchitectRepVideoPipeline
 
 class VDPTinyVchitectLoader:
     """Builds the embedded tiny random-weight Vchitect-2.0 pipeline (no download), for smoke tests."""

@@ -8,6 +8,7 @@ import pytest
 
 import video_diffusion_pack
 from video_diffusion_pack.custom_nodes import das_nodes, vchitect_nodes
+from video_diffusion_pack.custom_nodes._comfy import missing_weights_message
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
     SCHEMA_PATH,
@@ -103,8 +104,9 @@ def test_vchitect_loader_node_names_the_manifest_repo():
 
 
 def test_loader_node_message_for_a_missing_model_gives_the_exact_download_command():
-    message = vchitect_nodes.missing_pipeline_message(
-        "Vchitect-2.0-2B", [], ["/ComfyUI/models/video_diffusion_pack/vchitect"], "/ComfyUI/models")
+    message = missing_weights_message(
+        "VchitectRepVideoPipeline", "vchitect", "Vchitect-2.0-2B", [], ["/ComfyUI/models/video_diffusion_pack/vchitect"],
+        "/ComfyUI/models")
 
     assert "`vdp download Vchitect-2.0-2B --comfyui-models /ComfyUI/models`" in message
     assert "/ComfyUI/models/video_diffusion_pack/vchitect/Vchitect-2.0-2B" in message
