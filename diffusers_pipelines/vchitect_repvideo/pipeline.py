@@ -413,6 +413,16 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
 
         # 4. denoising: both guidance branches in one batched transformer call, or in two (conditional first);
         # each call is named with diffusers' cache contexts so that caches keep the branches apart
+        def batched_branches():
+            # the [uncond ; cond] text of the batched call, built once (again only if a callback replaces it)
+            if not (do_cfg and cfg_batching):
+                return None, None
+            return (
+                torch.cat([negative_prompt_embeds, prompt_embeds]),
+                torch.cat([negative_pooled_prompt_embeds, pooled_prompt_embeds]),
+            )
+
+        branch_text, branch_pooled = batched_branches()
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
@@ -421,10 +431,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
                 if do_cfg and cfg_batching:
                     with self.transformer.cache_context("cond_uncond"):
                         velocity = self._predict_velocity(
-                            torch.cat([latents, latents]),
-                            torch.cat([negative_prompt_embeds, prompt_embeds]),
-                            torch.cat([negative_pooled_prompt_embeds, pooled_prompt_embeds]),
-                            t,
+                            torch.cat([latents, latents]), branch_text, branch_pooled, t
                         )
                     uncond, cond = velocity.chunk(2)
                 elif do_cfg:
@@ -446,8 +453,14 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
                     latents = callback_outputs.pop("latents", latents)
-                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
-                    negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                    if callback_outputs:
+                        prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                        negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                        pooled_prompt_embeds = callback_outputs.pop("pooled_prompt_embeds", pooled_prompt_embeds)
+                        negative_pooled_prompt_embeds = callback_outputs.pop(
+                            "negative_pooled_prompt_embeds", negative_pooled_prompt_embeds
+                        )
+                        branch_text, branch_pooled = batched_branches()
                 progress_bar.update()
 
         # 5. frames
