@@ -190,6 +190,31 @@ class PipelineFolderLoader:
         return (pipeline.to(torch_device()),)
 
 
+class TinyPipelineLoader:
+    """Base of the loader nodes that build an embedded tiny random-weight pipeline (no download), for smoke tests.
+
+    A subclass sets ``OUTPUT_TOOLTIPS``, ``CATEGORY``, ``DESCRIPTION`` and ``build(seed, device)``.
+    """
+
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"seed": ("INT", {
+            "default": 0, "min": 0, "max": 2**32 - 1,
+            "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
+        })}}
+
+    @classmethod
+    def build(cls, seed: int, device):
+        raise TypeError(f"{cls.__name__} does not say how to build its pipeline")
+
+    def load(self, seed):
+        return (self.build(seed, torch_device()),)
+
+
 def torch_device():
     """The torch device ComfyUI runs models on (its ``--cpu`` / ``--cuda-device`` choice)."""
     import comfy.model_management

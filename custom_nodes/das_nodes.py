@@ -45,28 +45,18 @@ class VDPDaSLoader(_comfy.PipelineFolderLoader):
 
         return DaSPipeline
 
-class VDPTinyDaSLoader:
+class VDPTinyDaSLoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight DaS pipeline (32x32, 9 frames; no download), for smoke tests."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {
-            "default": 0, "min": 0, "max": 2**32 - 1,
-            "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
-        })}}
-
-    RETURN_TYPES = (PIPELINE_TYPE,)
-    RETURN_NAMES = ("pipeline",)
     OUTPUT_TOOLTIPS = ("A tiny random-weight DaS pipeline (32x32, 9 frames) on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
 
-    def load(self, seed):
+    @classmethod
+    def build(cls, seed, device):
         from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
 
-        return (build_tiny_das_pipeline(seed=seed, device=_comfy.torch_device()),)
-
+        return build_tiny_das_pipeline(seed=seed, device=device)
 
 class VDPDaSCameraTrajectory:
     """A camera path from the official DaS command strings."""

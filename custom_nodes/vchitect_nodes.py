@@ -54,32 +54,18 @@ class VDPVchitectLoader(_comfy.PipelineFolderLoader):
 
         return VchitectRepVideoPipeline
 
-class VDPTinyVchitectLoader:
+class VDPTinyVchitectLoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight Vchitect-2.0 pipeline (no download), for smoke tests."""
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "seed": ("INT", {
-                    "default": 0, "min": 0, "max": 2**32 - 1,
-                    "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
-                }),
-            }
-        }
-
-    RETURN_TYPES = (PIPELINE_TYPE,)
-    RETURN_NAMES = ("pipeline",)
     OUTPUT_TOOLTIPS = ("A tiny random-weight Vchitect-2.0 pipeline on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny Vchitect-2.0 pipeline with seeded random weights, built in memory: a smoke test for graphs."
 
-    def load(self, seed):
+    @classmethod
+    def build(cls, seed, device):
         from ..diffusers_pipelines.vchitect_repvideo.tiny import build_tiny_vchitect_pipeline
 
-        return (build_tiny_vchitect_pipeline(seed=seed, device=_comfy.torch_device()),)
-
+        return build_tiny_vchitect_pipeline(seed=seed, device=device)
 
 class VDPVchitectSampler:
     """Generates a video from a prompt with a Vchitect-2.0 pipeline, RepVideo on or off."""
