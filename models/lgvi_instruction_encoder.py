@@ -444,6 +444,11 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             start = prompt_start_index(text, self.tokenizer)
             if start <= sample_features.shape[1]:
                 sample_features = sample_features[:, start:]
+            if sample_features.shape[1] == 0:
+                raise ValueError(
+                    f"the answer {text!r} to request {index} leaves no tokens after its prompt start ({start}); "
+                    f"raise max_new_tokens (now {max_new_tokens or self.config.max_new_tokens})"
+                )
             features.append(sample_features[0])
             texts.append(text)
         longest = max(f.shape[0] for f in features)
