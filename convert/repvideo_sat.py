@@ -70,6 +70,11 @@ SCHEDULER_CONFIG = {
 PIPELINE_CLASS = "CogVideoXRepVideoPipeline"
 # components of a CogVideoX-2b diffusers folder the pipeline folder takes as they are
 COPIED_COMPONENTS = ("text_encoder", "tokenizer", "vae")
+COMPONENT_CLASSES = {
+    "text_encoder": ["transformers", "T5EncoderModel"],
+    "tokenizer": ["transformers", "T5Tokenizer"],
+    "vae": ["diffusers", "AutoencoderKLCogVideoX"],
+}
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # largest |difference| allowed between the checkpoint's sin-cos table and diffusers' (float64 vs float32 maths)
 _POS_EMBED_TOLERANCE = 1e-4
@@ -278,11 +283,8 @@ def _transformer_config(cogvideox_dir: Optional[str], transformer_config: Option
         if not isinstance(transformer_config, dict):
             raise TypeError(f"transformer_config={type(transformer_config).__name__} must be a dict")
         config = dict(transformer_config)
-    elif cogvideox_dir is not None:
-        path = os.path.join(cogvideox_dir, "transformer", "config.json")
-        if not os.path.isfile(path):
-            raise SatCheckpointError(f"cogvideox_dir={cogvideox_dir!r} has no transformer/config.json")
-        with open(path, encoding="utf-8") as f:
+    elif cogvideox_dir is not None and os.path.isfile(os.path.join(cogvideox_dir, "transformer", "config.json")):
+        with open(os.path.join(cogvideox_dir, "transformer", "config.json"), encoding="utf-8") as f:
             config = json.load(f)
     else:
         config = dict(RELEASED_CONFIG)
@@ -291,19 +293,16 @@ def _transformer_config(cogvideox_dir: Optional[str], transformer_config: Option
     return config
 
 
-def _check_cogvideox_dir(cogvideox_dir: str) -> dict:
-    """The model_index.json of a CogVideoX diffusers folder, after checking the components the pipeline copies."""
-    index_path = os.path.join(cogvideox_dir, "model_index.json")
-    if not os.path.isfile(index_path):
-        raise SatCheckpointError(
-            f"cogvideox_dir={cogvideox_dir!r} has no model_index.json; give a THUDM/CogVideoX-2b diffusers folder"
-        )
-    with open(index_path, encoding="utf-8") as f:
-        index = json.load(f)
-    absent = [name for name in COPIED_COMPONENTS if name not in index or not os.path.isdir(os.path.join(cogvideox_dir, name))]
+def _check_cogvideox_dir(cogvideox_dir: str) -> None:
+    """Raises SatCheckpointError when the CogVideoX-2b folder lacks a component the pipeline folder copies."""
+    if not os.path.isdir(cogvideox_dir):
+        raise SatCheckpointError(f"cogvideox_dir={cogvideox_dir!r} is not a folder")
+    absent = [name for name in COPIED_COMPONENTS if not os.path.isdir(os.path.join(cogvideox_dir, name))]
     if absent:
-        raise SatCheckpointError(f"cogvideox_dir={cogvideox_dir!r} lacks the components {absent} (model_index.json + folders)")
-    return index
+        raise SatCheckpointError(
+            f"cogvideox_dir={cogvideox_dir!r} lacks the component folders {absent}; give a THUDM/CogVideoX-2b download "
+            f"with {list(COPIED_COMPONENTS)}"
+        )
 
 
 def convert_repvideo_sat_checkpoint(
@@ -326,8 +325,8 @@ def convert_repvideo_sat_checkpoint(
         sat_dir (`str`): SAT save folder (`latest` + `<iteration>/mp_rank_00_model_states.pt`), e.g. the released
             `Vchitect/RepVideo` download.
         output_dir (`str`): folder to create; it must not exist yet.
-        cogvideox_dir (`str`, *optional*): a `THUDM/CogVideoX-2b` diffusers folder; its transformer config is the
-            geometry unless `transformer_config` is given.
+        cogvideox_dir (`str`, *optional*): a `THUDM/CogVideoX-2b` download with `text_encoder/`, `tokenizer/` and
+            `vae/`; a `transformer/config.json` there, if any, gives the geometry unless `transformer_config` does.
         transformer_config (`dict`, *optional*): transformer config (defaults to the CogVideoX folder's, else
             `RELEASED_CONFIG`); the RepVideo fields are set on.
         dtype (`str`, *optional*): "fp32", "fp16" or "bf16" for the saved weights; default: as stored.
@@ -345,7 +344,8 @@ def convert_repvideo_sat_checkpoint(
         raise FileNotFoundError(f"output_dir={output_dir!r}: its parent folder does not exist")
     sat_dir = os.fspath(sat_dir)
     cogvideox_dir = None if cogvideox_dir is None else os.fspath(cogvideox_dir)
-    index = _check_cogvideox_dir(cogvideox_dir) if cogvideox_dir is not None else None
+    if cogvideox_dir is not None:
+        _check_cogvideox_dir(cogvideox_dir)
     config = _transformer_config(cogvideox_dir, transformer_config)
     _checkpoint_file(sat_dir)
 
@@ -377,8 +377,8 @@ def convert_repvideo_sat_checkpoint(
                 "_class_name": PIPELINE_CLASS,
                 "_diffusers_version": diffusers.__version__,
                 "scheduler": ["diffusers", SCHEDULER_CONFIG["_class_name"]],
-                "transformer": ["video_diffusion_pack", CogVideoXRepVideoTransformer3DModel.__name__],
-                **{name: index[name] for name in COPIED_COMPONENTS},
+                "transformer": [CogVideoXRepVideoTransformer3DModel.__module__, CogVideoXRepVideoTransformer3DModel.__name__],
+                **COMPONENT_CLASSES,
             }
             with open(os.path.join(staging, "model_index.json"), "w", encoding="utf-8") as f:
                 json.dump(pipeline_index, f, indent=2, sort_keys=True)
