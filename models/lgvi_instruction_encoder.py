@@ -198,7 +198,8 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
     # ---------------------------------------------------------------- loading and saving
     @classmethod
     def from_official(cls, llava_dir: str, clip_dir: str, lgvi_i_llava_weights: str,
-                      torch_dtype: torch.dtype = torch.float32, cross_attention_dim: Optional[int] = None):
+                      torch_dtype: torch.dtype = torch.float32, cross_attention_dim: Optional[int] = None,
+                      max_new_tokens: int = 1024):
         """Load the released LGVI-I instruction encoder.
 
         Args:
@@ -208,6 +209,7 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             lgvi_i_llava_weights (`str`): ``jianzongwu/lgvi-i/llava/llava_weights.pth``.
             torch_dtype (`torch.dtype`, defaults to float32): dtype of the weights.
             cross_attention_dim (`int`, *optional*): expected transfer-head output width (read from the overlay).
+            max_new_tokens (`int`, defaults to 1024): the answer length limit (the official setting).
         """
         from accelerate import init_empty_weights
         from transformers import LlamaTokenizer
@@ -221,6 +223,8 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             )
         if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
             raise ValueError(f"torch_dtype={torch_dtype!r} must be a floating torch.dtype")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens!r} must be a positive int")
 
         llava_config = _read_json(os.path.join(llava_dir, "config.json"), "llava_dir config")
         for field in ("mm_hidden_size", "mm_projector_type", "hidden_size", "vocab_size"):
@@ -273,6 +277,7 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
                 vision_config=vision_config,
                 vision_feature_layer=llava_config.get("mm_vision_select_layer", -2),
                 cross_attention_dim=head_out.shape[0],
+                max_new_tokens=max_new_tokens,
                 eos_token_id=llava_config.get("eos_token_id", 2),
             )
         expected = encoder.state_dict()
@@ -282,9 +287,12 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             vision_prefix = "model.vision_tower."
         state = split_llava_checkpoint(_read_weight_files(llava_dir, "LLaVA"))
         clip_state = _read_weight_files(clip_dir, "CLIP")
+        # a CLIP checkpoint keeps its vision tower under "vision_model."; a vision-only one may have no prefix
+        has_level = any(key.startswith("vision_model.") for key in clip_state)
         for key, tensor in clip_state.items():
-            if key.startswith("vision_model.") and not key.endswith(_IGNORED_SUFFIXES):
-                state[vision_prefix + key[len("vision_model."):]] = tensor
+            if key.endswith(_IGNORED_SUFFIXES) or (has_level and not key.startswith("vision_model.")):
+                continue
+            state[vision_prefix + key.removeprefix("vision_model.")] = tensor
         for part, tensors in overlay.items():
             for key, tensor in tensors.items():
                 if part == "vision_embedding":
