@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .das_cli import add_commands as add_das_commands
 
     add_das_commands(commands)
+
+    from .inpaint_cli import add_commands as add_inpaint_commands
+
+    add_inpaint_commands(commands)
+
+    from .convert.cli import add_commands as add_convert_commands
+
+    add_convert_commands(commands)
     return parser
 
 
