@@ -1,0 +1,131 @@
+"""The `vdp inpaint` command: language-driven video inpainting (LGVI) of a video file.
+
+Every argument is checked, and the input video is read and checked, before a model is loaded; a bad one exits with
+status 2 and a one-line message naming the argument and its value.
+"""
+
+import functools
+import math
+import sys
+from pathlib import Path
+
+from .video_io import SUPPORTED_EXTENSIONS, check_video_output
+
+# the official inference settings (inference_referring.py: the first 24 frames at 512x320, 50 steps, seed 0)
+OFFICIAL = dict(height=320, width=512, steps=50, gs=3.0, igs=1.5, seed=0, max_frames=24)
+# the embedded smoke-test model at a small size and few steps: it runs in seconds on a CPU
+SMOKE_TEST = dict(OFFICIAL, height=32, width=48, steps=3)
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def add_commands(commands) -> None:
+    """Adds `inpaint` to the `vdp` subcommands."""
+    inpaint = commands.add_parser(
+        "inpaint",
+        help="LGVI: remove what an instruction names from a video (language-driven video inpainting)",
+        description=(
+            "Edit a video as a referring expression says ('remove the bird on the left'); no mask is needed. Without "
+            "--model it runs the embedded random-weight smoke-test model, whose output is noise."
+        ),
+    )
+    inpaint.add_argument("input_video", help=f"the video to edit ({', '.join(SUPPORTED_EXTENSIONS)})")
+    inpaint.add_argument("instruction", help="what to remove, e.g. 'remove the bird on the left'")
+    inpaint.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
+    inpaint.add_argument("--model", help="folder of an LGVI pipeline (the official jianzongwu/lgvi download)")
+    inpaint.add_argument("--steps", type=int, help="denoising steps (official: 50; smoke test: 3)")
+    inpaint.add_argument("--gs", type=float, help="text guidance scale (official: 3.0)")
+    inpaint.add_argument("--igs", type=float, help="video guidance scale (official: 1.5)")
+    inpaint.add_argument("--seed", type=int, help="seed of the VAE sample and the noise (official: 0)")
+    inpaint.add_argument("--width", type=int, help="frame width, a multiple of 8 (official: 512; smoke test: 48)")
+    inpaint.add_argument("--height", type=int, help="frame height, a multiple of 8 (official: 320; smoke test: 32)")
+    inpaint.add_argument("--max-frames", type=int, help="use the first N frames (official: 24)")
+    inpaint.add_argument("--fps", type=float, help="frame rate of the written video (default: the input's, else 8)")
+    inpaint.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    inpaint.add_argument("--dtype", choices=tuple(_DTYPES), help="default: fp16 on cuda (official), fp32 on cpu")
+    inpaint.set_defaults(run=functools.partial(_inpaint, parser=inpaint))
+
+
+def _settings(args, parser) -> dict:
+    """The run's settings: the official (or smoke-test) ones, overridden by the given arguments, checked."""
+    settings = dict(SMOKE_TEST if args.model is None else OFFICIAL)
+    for name in ("steps", "gs", "igs", "seed", "width", "height", "max_frames"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    for name in ("width", "height"):
+        if settings[name] < 8 or settings[name] % 8:
+            parser.error(f"argument --{name}: {name}={settings[name]} must be a positive multiple of 8")
+    for name in ("steps", "max_frames"):
+        if settings[name] < 1:
+            parser.error(f"argument --{name.replace('_', '-')}: {name}={settings[name]} must be >= 1")
+    if not 0 <= settings["seed"] < 2**64:
+        parser.error(f"argument --seed: seed={settings['seed']} must be in 0..2**64-1")
+    for name in ("gs", "igs"):
+        if not math.isfinite(settings[name]):
+            parser.error(f"argument --{name}: {name}={settings[name]} must be a finite number")
+    return settings
+
+
+def _inpaint(args, parser) -> int:
+    settings = _settings(args, parser)
+    if not args.instruction.strip():
+        parser.error(f"argument instruction: instruction={args.instruction!r} is empty; say what to remove")
+    if not Path(args.input_video).is_file():
+        parser.error(f"argument input_video: input_video='{args.input_video}' is not a file")
+    try:
+        check_video_output(args.output, args.fps if args.fps is not None else 8.0)
+    except ValueError as error:
+        parser.error(f"argument {'--fps' if str(error).startswith('fps=') else '-o/--output'}: {error}")
+    model = None
+    if args.model is not None:
+        from .weights.manifest import find_local_folder, load_manifest
+
+        try:
+            model = find_local_folder(args.model, load_manifest().entry_for_class("InpaintByInstructionPipeline"))
+        except FileNotFoundError as error:
+            parser.error(f"argument --model: {error}")
+
+    import torch
+
+    from .video_io import read_video, write_video
+
+    try:
+        video = read_video(args.input_video)
+    except (ValueError, OSError) as error:
+        parser.error(f"argument input_video: cannot read '{args.input_video}': {error}")
+    frames = torch.from_numpy(video.frames[: settings["max_frames"]]).float() / 255
+    fps = args.fps if args.fps is not None else (video.fps or 8.0)
+
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    dtype = getattr(torch, _DTYPES[args.dtype or ("fp16" if args.device == "cuda" else "fp32")])
+    from .diffusers_pipelines.inpaint_by_instruction import InpaintByInstructionPipeline
+    from .diffusers_pipelines.inpaint_by_instruction.tiny import build_tiny_inpaint_pipeline
+
+    if model is None:
+        print("vdp: no --model given, so this runs the embedded smoke-test model: a tiny LGVI with random weights. "
+              "Its output is noise, not an edited video. For real edits: vdp download lgvi, then pass --model with "
+              "its folder.", file=sys.stderr)
+        pipe = build_tiny_inpaint_pipeline()
+        if dtype != torch.float32:  # the builder makes float32 weights
+            pipe.to(dtype=dtype)
+    else:
+        try:
+            pipe = InpaintByInstructionPipeline.from_pretrained(str(model), torch_dtype=dtype)
+        except (OSError, ValueError) as error:
+            parser.exit(1, f"{parser.prog}: error: could not load the pipeline from '{model}': {error}\n")
+    pipe.to(args.device)
+    output = pipe(
+        video=frames,
+        prompt=args.instruction,
+        height=settings["height"],
+        width=settings["width"],
+        num_inference_steps=settings["steps"],
+        guidance_scale=settings["gs"],
+        image_guidance_scale=settings["igs"],
+        generator=torch.Generator("cpu").manual_seed(settings["seed"]),
+        output_type="np",
+    )
+    print(write_video(args.output, output.frames[0], fps=fps))
+    return 0
