@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .inpaint_cli import add_commands as add_inpaint_commands
 
     add_inpaint_commands(commands)
+
+    from .convert.cli import add_commands as add_convert_commands
+
+    add_convert_commands(commands)
     return parser
 
 
