@@ -1,0 +1,80 @@
+"""LGVI-I loader nodes: the three weight folders found with ComfyUI's own `folder_paths`, validation messages, loading.
+
+`folder_paths` is ComfyUI's module from the snapshot the ComfyUI tests use, loaded fresh for each test with its
+models folder in tmp_path (as in test_weights_comfyui.py).
+"""
+
+import importlib.util
+import sys
+
+import pytest
+import torch
+
+from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
+from conftest import COMFYUI_CACHE_DIR
+from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, _comfy
+from video_diffusion_pack.custom_nodes.inpaint_mllm_nodes import VDPLGVIILoader, VDPTinyLGVIILoader
+from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.lgvi_i import save_tiny_lgvi_i_official_layout
+from video_diffusion_pack.models.lgvi_instruction_encoder import LGVIInstructionEncoder
+
+FOLDERS = {"lgvi_i": "lgvi-i", "llava": "llava-v1.5-7b", "clip": "clip-vit-large-patch14-336"}
+
+
+@pytest.fixture
+def comfyui_models(tmp_path, monkeypatch):
+    """ComfyUI's models folder (empty, in tmp_path), with ComfyUI's `folder_paths` importable and pointing at it."""
+    try:
+        comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
+    except ComfyUIHarnessError as error:
+        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
+    spec = importlib.util.spec_from_file_location("folder_paths", comfyui_dir / "folder_paths.py")
+    folder_paths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(folder_paths)
+    models = tmp_path / "ComfyUI" / "models"
+    models.mkdir(parents=True)
+    monkeypatch.setattr(folder_paths, "models_dir", str(models))
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    return models
+
+
+def test_the_pack_registers_both_lgvi_i_loaders():
+    assert NODE_CLASS_MAPPINGS["VDPLGVIILoader"] is VDPLGVIILoader
+    assert NODE_CLASS_MAPPINGS["VDPTinyLGVIILoader"] is VDPTinyLGVIILoader
+    for node in (VDPLGVIILoader, VDPTinyLGVIILoader):
+        assert node.RETURN_TYPES == ("VDP_PIPELINE",) and len(node.OUTPUT_TOOLTIPS) == 1
+
+
+def test_loader_lists_the_three_folders_in_the_layout_vdp_download_writes(comfyui_models):
+    save_tiny_lgvi_i_official_layout(comfyui_models / "video_diffusion_pack" / "lgvi", seed=0)
+    required = VDPLGVIILoader.INPUT_TYPES()["required"]
+    for argument, name in FOLDERS.items():
+        assert required[argument][0] == [name]
+        assert required[argument][1]["tooltip"]
+    assert required["max_new_tokens"][1]["default"] == 1024
+    assert VDPLGVIILoader.VALIDATE_INPUTS(**FOLDERS) is True
+
+
+def test_loader_validation_without_weights_gives_the_download_commands(comfyui_models):
+    required = VDPLGVIILoader.INPUT_TYPES()["required"]
+    assert required["lgvi_i"][0] == ["no lgvi-i folder in ComfyUI/models/video_diffusion_pack/lgvi/"]
+    message = VDPLGVIILoader.VALIDATE_INPUTS(**FOLDERS)
+    assert message.startswith("lgvi_i='lgvi-i' is not a lgvi-i folder")
+    assert f"`vdp download lgvi-i --comfyui-models {comfyui_models}`" in message
+    # an LGVI (not LGVI-I) folder has no llava/llava_weights.pth and is not offered
+    lgvi = comfyui_models / "video_diffusion_pack" / "lgvi" / "lgvi"
+    lgvi.mkdir(parents=True)
+    (lgvi / "model_index.json").write_text("{}")
+    assert VDPLGVIILoader.INPUT_TYPES()["required"]["lgvi_i"][0] == required["lgvi_i"][0]
+
+
+def test_loader_loads_the_tiny_layout(comfyui_models, monkeypatch):
+    save_tiny_lgvi_i_official_layout(comfyui_models / "video_diffusion_pack" / "lgvi", seed=0)
+    # ComfyUI's device module cannot be imported under pytest's command line; the device is CPU here either way
+    monkeypatch.setattr(_comfy, "torch_device", lambda: torch.device("cpu"))
+    (pipeline,) = VDPLGVIILoader().load(**FOLDERS, dtype="fp32", max_new_tokens=8)
+    assert isinstance(pipeline.instruction_encoder, LGVIInstructionEncoder)
+    assert pipeline.instruction_encoder.config.max_new_tokens == 8
+    with pytest.raises(ValueError, match="dtype='fp8' must be one of"):
+        VDPLGVIILoader().load(**FOLDERS, dtype="fp8", max_new_tokens=8)
+    with pytest.raises(FileNotFoundError, match="clip='missing' is not a clip-vit-large-patch14-336 folder"):
+        VDPLGVIILoader().load(**{**FOLDERS, "clip": "missing"}, dtype="fp32", max_new_tokens=8)
