@@ -3,9 +3,13 @@
 Importing this package never imports ComfyUI; the nodes import ``comfy`` / ``folder_paths`` when they run.
 """
 
-from . import das_nodes, faster_cache_nodes, free_init_nodes, inpaint_nodes, repvideo_nodes, vchitect_nodes
+from . import (
+    das_nodes, faster_cache_nodes, free_init_nodes, inpaint_mllm_nodes, inpaint_nodes, repvideo_nodes, vchitect_nodes,
+)
 
-_FEATURE_MODULES = (vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, inpaint_nodes, repvideo_nodes)
+_FEATURE_MODULES = (
+    vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, inpaint_nodes, repvideo_nodes, inpaint_mllm_nodes,
+)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
