@@ -205,3 +205,19 @@ def test_cli_checks_arguments_first(tmp_path, capsys, arguments, message):
         main(["convert", "repvideo"] + [a.format(tmp=tmp_path) for a in arguments])
     assert exit_info.value.code == 2
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_manifest_conversion_command_is_a_valid_vdp_convert_command():
+    import shlex
+
+    from video_diffusion_pack.cli import build_parser
+    from video_diffusion_pack.weights.manifest import load_manifest
+
+    entry = load_manifest().entry_for_class("CogVideoXRepVideoPipeline")
+    assert entry.repo_id == "Vchitect/RepVideo"
+    words = shlex.split(entry.conversion_command)
+    assert words[0] == "vdp"
+    args = build_parser().parse_args(words[1:])
+    assert (args.command, args.kind) == ("convert", "repvideo")
+    assert args.sat.endswith(entry.comfyui_folder.split("models/", 1)[1])
+    assert args.cogvideox.endswith("repvideo/CogVideoX-2b")
