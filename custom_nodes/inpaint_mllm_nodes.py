@@ -106,10 +106,11 @@ class VDPLGVIILoader:
 
     @classmethod
     def VALIDATE_INPUTS(cls, lgvi_i, llava, clip):
-        for argument, name in (("lgvi_i", lgvi_i), ("llava", llava), ("clip", clip)):
-            if name not in list_folders(FOLDER_KINDS[argument]):
-                return _missing_message(argument, name)
-        return True
+        # one message naming every missing folder (ComfyUI repeats it under each of the three inputs)
+        problems = [_missing_message(argument, name)
+                    for argument, name in (("lgvi_i", lgvi_i), ("llava", llava), ("clip", clip))
+                    if name not in list_folders(FOLDER_KINDS[argument])]
+        return " ".join(problems) if problems else True
 
     def load(self, lgvi_i, llava, clip, dtype, max_new_tokens):
         from ..diffusers_pipelines.inpaint_by_instruction.lgvi_i import load_lgvi_i_pipeline

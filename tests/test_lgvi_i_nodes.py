@@ -1,14 +1,18 @@
-"""LGVI-I loader nodes: the three weight folders found with ComfyUI's own `folder_paths`, validation messages, loading.
+"""LGVI-I loader nodes: the three weight folders found with ComfyUI's own `folder_paths`, validation messages, loading;
+the LGVI-I workflows in a real ComfyUI.
 
 `folder_paths` is ComfyUI's module from the snapshot the ComfyUI tests use, loaded fresh for each test with its
 models folder in tmp_path (as in test_weights_comfyui.py).
 """
 
 import importlib.util
+import json
+import pathlib
 import sys
 
 import pytest
 import torch
+from PIL import Image
 
 from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
 from conftest import COMFYUI_CACHE_DIR
@@ -18,6 +22,12 @@ from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.lgvi_i impo
 from video_diffusion_pack.models.lgvi_instruction_encoder import LGVIInstructionEncoder
 
 FOLDERS = {"lgvi_i": "lgvi-i", "llava": "llava-v1.5-7b", "clip": "clip-vit-large-patch14-336"}
+WORKFLOWS = pathlib.Path(__file__).resolve().parent.parent / "workflows"
+TINY_INPAINT, TINY_SAVE = "3", "4"
+
+
+def api_workflow(name: str) -> dict:
+    return json.loads((WORKFLOWS / name).read_text())
 
 
 @pytest.fixture
@@ -59,6 +69,7 @@ def test_loader_validation_without_weights_gives_the_download_commands(comfyui_m
     assert required["lgvi_i"][0] == ["no lgvi-i folder in ComfyUI/models/video_diffusion_pack/lgvi/"]
     message = VDPLGVIILoader.VALIDATE_INPUTS(**FOLDERS)
     assert message.startswith("lgvi_i='lgvi-i' is not a lgvi-i folder")
+    assert "llava='llava-v1.5-7b' is not" in message and "clip='clip-vit-large-patch14-336' is not" in message
     assert f"`vdp download lgvi-i --comfyui-models {comfyui_models}`" in message
     # an LGVI (not LGVI-I) folder has no llava/llava_weights.pth and is not offered
     lgvi = comfyui_models / "video_diffusion_pack" / "lgvi" / "lgvi"
@@ -78,3 +89,35 @@ def test_loader_loads_the_tiny_layout(comfyui_models, monkeypatch):
         VDPLGVIILoader().load(**FOLDERS, dtype="fp8", max_new_tokens=8)
     with pytest.raises(FileNotFoundError, match="clip='missing' is not a clip-vit-large-patch14-336 folder"):
         VDPLGVIILoader().load(**{**FOLDERS, "clip": "missing"}, dtype="fp32", max_new_tokens=8)
+
+
+# ---------------------------------------------------------------- in a real ComfyUI
+def test_tiny_lgvi_i_workflow_saves_the_edited_video(comfyui):
+    graph = api_workflow("lgvi_i_tiny_inpaint_api.json")
+    assert graph["1"]["class_type"] == "VDPTinyLGVIILoader"
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (item,) = history["outputs"][TINY_SAVE]["images"]
+    path = comfyui.output_dir / item["subfolder"] / item["filename"]
+    assert path.name.startswith("vdp_lgvi_i_tiny")
+    with Image.open(path) as webp:
+        assert webp.format == "WEBP" and webp.size == (48, 32)
+        assert webp.n_frames == graph["2"]["inputs"]["batch_size"]
+
+
+def test_object_info_serves_the_lgvi_i_loaders(comfyui):
+    info = comfyui.client.object_info()
+    required = info["VDPLGVIILoader"]["input"]["required"]
+    assert list(required) == ["lgvi_i", "llava", "clip", "dtype", "max_new_tokens"]
+    assert all(spec[1]["tooltip"] for spec in required.values())
+    assert info["VDPLGVIILoader"]["output"] == info["VDPTinyLGVIILoader"]["output"] == ["VDP_PIPELINE"]
+
+
+def test_real_weights_workflow_without_weights_gives_the_download_command(comfyui):
+    status, body = comfyui.client.post_prompt(api_workflow("lgvi_i_inpaint_api.json"))
+    assert status == 400
+    errors = body["node_errors"]["1"]["errors"]
+    assert errors and all(error["type"] == "custom_validation_failed" for error in errors)
+    for error in errors:
+        for download in ("vdp download lgvi-i", "vdp download llava-v1.5-7b", "vdp download clip-vit-large-patch14-336"):
+            assert download in error["details"]
