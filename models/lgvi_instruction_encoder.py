@@ -362,7 +362,10 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
         threshold = torch.topk(scores, top_k)[0][..., -1, None]
         scores = scores.masked_fill(scores < threshold, -float("inf"))
         probs = torch.softmax(scores, dim=-1)
-        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+        # draw where the generator lives (a CPU generator, as ComfyUI passes, with the model on a GPU)
+        draw_device = generator.device if generator is not None else probs.device
+        token = torch.multinomial(probs.to(draw_device), num_samples=1, generator=generator)
+        return token.squeeze(1).to(probs.device)
 
     @torch.no_grad()
     def generate_one(self, pixel_values: torch.Tensor, request: str, *, do_sample: bool = True,
