@@ -29,7 +29,7 @@ def _read_config(folder: str) -> dict:
 
 
 def _is_lgvi_i(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, "model_index.json")) and os.path.isfile(os.path.join(folder, OVERLAY_PATH))
+    return all(os.path.isfile(os.path.join(folder, name)) for name in ("model_index.json", OVERLAY_PATH))
 
 
 def _is_llava(folder: str) -> bool:

@@ -264,7 +264,9 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             raise ValueError(f"{lgvi_i_llava_weights!r} holds {found}; expected the parts {sorted(_OVERLAY_PARTS)}")
         head_out = overlay["transfer_layer"].get("2.weight")
         if head_out is None:
-            raise ValueError(f"{lgvi_i_llava_weights!r} transfer_layer has no '2.weight': {sorted(overlay['transfer_layer'])}")
+            raise ValueError(
+                f"{lgvi_i_llava_weights!r} transfer_layer has no '2.weight': {sorted(overlay['transfer_layer'])}"
+            )
         if cross_attention_dim is not None and cross_attention_dim != head_out.shape[0]:
             raise ValueError(
                 f"cross_attention_dim={cross_attention_dim} but the transfer head of {lgvi_i_llava_weights!r} "
@@ -325,7 +327,9 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
         folder = os.path.join(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         tokenizer_dir = os.path.join(folder, cls.tokenizer_subfolder)
         if not os.path.isdir(tokenizer_dir):
-            raise FileNotFoundError(f"{folder!r} has no {cls.tokenizer_subfolder}/ folder: the encoder needs its tokenizer")
+            raise FileNotFoundError(
+                f"{folder!r} has no {cls.tokenizer_subfolder}/ folder: the encoder needs its tokenizer"
+            )
         encoder.tokenizer = LlamaTokenizer.from_pretrained(tokenizer_dir)
         return encoder
 
@@ -385,7 +389,8 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
         inputs_embeds = self._prompt_embeddings(pixel_values, request)
         states, tokens = [], []
         for _ in range(max_new_tokens):
-            hidden = language_model(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True).last_hidden_state
+            output = language_model(inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True)
+            hidden = output.last_hidden_state
             last = hidden[:, -1:, :]
             states.append(last)
             token = self._next_token(self.mllm.lm_head(last)[:, -1, :], do_sample, temperature, generator)
@@ -400,13 +405,16 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
 
     def _check_encode_inputs(self, first_frames, requests, max_new_tokens, temperature) -> None:
         if self.tokenizer is None:
-            raise ValueError("this LGVIInstructionEncoder has no tokenizer; load it with from_official or from_pretrained")
+            raise ValueError(
+                "this LGVIInstructionEncoder has no tokenizer; load it with from_official or from_pretrained"
+            )
         if not isinstance(first_frames, torch.Tensor) or first_frames.ndim != 4 or first_frames.shape[1] != 3:
             shape = tuple(first_frames.shape) if isinstance(first_frames, torch.Tensor) else type(first_frames).__name__
             raise ValueError(f"first_frames={shape} must be a float tensor [batch, 3, height, width] in 0..1")
         if not first_frames.is_floating_point():
             raise ValueError(f"first_frames has dtype {first_frames.dtype}; expected a float tensor in 0..1")
-        if isinstance(requests, str) or not isinstance(requests, Sequence) or not all(isinstance(r, str) for r in requests):
+        if (isinstance(requests, str) or not isinstance(requests, Sequence)
+                or not all(isinstance(request, str) for request in requests)):
             raise ValueError(f"requests={requests!r} must be a list of strings, one per frame")
         if len(requests) != first_frames.shape[0]:
             raise ValueError(f"{len(requests)} requests for {first_frames.shape[0]} first frames; give one per frame")

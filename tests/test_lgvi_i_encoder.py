@@ -1,4 +1,5 @@
-"""LGVIInstructionEncoder: parity with the official LGVI-I LLaVA path, loading the released layouts, round trip, bad input."""
+"""LGVIInstructionEncoder: parity with the official LGVI-I LLaVA path, loading the released layouts, round trip,
+bad input."""
 
 import json
 import pathlib
@@ -121,7 +122,8 @@ def test_from_official_names_missing_and_unexpected_keys(tmp_path):
     overlay["transfer_layer"]["4.weight"] = torch.zeros(2, 2)
     del overlay["transfer_layer"]["0.bias"]
     torch.save(overlay, overlay_path)
-    with pytest.raises(ValueError, match=r"missing keys \(1\): transfer_head.0.bias.*unexpected keys \(1\): transfer_head.4"):
+    expected = r"missing keys \(1\): transfer_head.0.bias.*unexpected keys \(1\): transfer_head.4"
+    with pytest.raises(ValueError, match=expected):
         LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
 
 
@@ -130,7 +132,8 @@ def test_from_official_names_shape_mismatches(tmp_path):
     overlay = torch.load(overlay_path, weights_only=True)
     overlay["vision_embedding"]["0.bias"] = torch.zeros(7)
     torch.save(overlay, overlay_path)
-    with pytest.raises(ValueError, match=r"shape mismatches \(1\): mllm.model.multi_modal_projector.linear_1.bias \(7,\)"):
+    expected = r"shape mismatches \(1\): mllm.model.multi_modal_projector.linear_1.bias \(7,\)"
+    with pytest.raises(ValueError, match=expected):
         LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
 
 
@@ -157,7 +160,9 @@ def tiny_encoder():
 
 def test_save_and_load_round_trip(tiny_encoder, tmp_path):
     frames = torch.rand(1, 3, 30, 40, generator=torch.Generator().manual_seed(1))
-    embeds, texts = tiny_encoder.encode_instruction(frames, ["remove the bird"], generator=torch.Generator().manual_seed(2))
+    embeds, texts = tiny_encoder.encode_instruction(
+        frames, ["remove the bird"], generator=torch.Generator().manual_seed(2)
+    )
     tiny_encoder.save_pretrained(tmp_path / "encoder")
     loaded = LGVIInstructionEncoder.from_pretrained(tmp_path / "encoder")
     private = {"_name_or_path", "_use_default_values"}

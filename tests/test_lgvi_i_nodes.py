@@ -119,5 +119,5 @@ def test_real_weights_workflow_without_weights_gives_the_download_command(comfyu
     errors = body["node_errors"]["1"]["errors"]
     assert errors and all(error["type"] == "custom_validation_failed" for error in errors)
     for error in errors:
-        for download in ("vdp download lgvi-i", "vdp download llava-v1.5-7b", "vdp download clip-vit-large-patch14-336"):
-            assert download in error["details"]
+        for name in ("lgvi-i", "llava-v1.5-7b", "clip-vit-large-patch14-336"):
+            assert f"vdp download {name}" in error["details"]

@@ -39,7 +39,9 @@ def load_lgvi_i_pipeline(lgvi_i_dir: Union[str, os.PathLike], llava_dir: Union[s
         raise FileNotFoundError(f"lgvi_i_dir={lgvi_i_dir!r} is not a folder (download it with `vdp download lgvi-i`)")
     overlay = os.path.join(lgvi_i_dir, OVERLAY_PATH)
     if not os.path.isfile(overlay):
-        raise FileNotFoundError(f"lgvi_i_dir={lgvi_i_dir!r} has no {OVERLAY_PATH}: not the LGVI-I folder (LGVI has none)")
+        raise FileNotFoundError(
+            f"lgvi_i_dir={lgvi_i_dir!r} has no {OVERLAY_PATH}: not the LGVI-I folder (LGVI has none)"
+        )
     if torch_dtype is not None and (not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point):
         raise ValueError(f"torch_dtype={torch_dtype!r} must be a floating torch.dtype")
     encoder = LGVIInstructionEncoder.from_official(
