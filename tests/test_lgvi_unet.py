@@ -1,5 +1,6 @@
 """RoviUNet3DConditionModel: parity with the official RoviModel, key tables, config, batching, loading."""
 
+import functools
 import importlib.util
 import inspect
 import json
@@ -24,7 +25,9 @@ def parity():
     return load_file(str(FIXTURES / make_lgvi_fixtures.UNET_FIXTURE))
 
 
+@functools.lru_cache(maxsize=None)
 def _tiny_model(config_name: str) -> RoviUNet3DConditionModel:
+    """The seeded tiny model of a config (built once; tests only run it)."""
     model = RoviUNet3DConditionModel(**CONFIGS[config_name]).eval()
     shapes = {key: value.shape for key, value in model.state_dict().items()}
     model.load_state_dict(make_lgvi_fixtures.tiny_unet_weights(config_name, shapes), strict=True)
@@ -67,18 +70,21 @@ def test_config_arguments_equal_the_official_constructor():
     assert ours == recorded
 
 
-def test_batch_of_two_equals_two_single_runs(parity):
-    model = _tiny_model("mask")
+# the mask config has four levels: at 16x16 its lowest GroupNorms still see more than a handful of values
+@pytest.mark.parametrize("config_name, size", [("lan_previous", 8), ("mask", 16)])
+def test_batch_of_two_equals_two_single_runs(config_name, size):
+    model = _tiny_model(config_name)
     generator = torch.Generator().manual_seed(5)
-    sample = torch.randn(2, 4, 3, 16, 16, generator=generator)
-    condition = torch.randn(2, 4, 3, 16, 16, generator=generator)
+    sample = torch.randn(2, 4, 3, size, size, generator=generator)
+    condition = torch.randn(2, 4, 3, size, size, generator=generator)
     text = torch.randn(2, 7, 32, generator=generator)
     timesteps = torch.tensor([900.0, 30.0])
     with torch.no_grad():
         both = model(sample, timesteps, text, condition)
         singles = [model(sample[i : i + 1], timesteps[i], text[i : i + 1], condition[i : i + 1]) for i in range(2)]
     torch.testing.assert_close(both.sample, torch.cat([s.sample for s in singles]), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(both.mask, torch.cat([s.mask for s in singles]), rtol=1e-5, atol=1e-5)
+    if both.mask is not None:
+        torch.testing.assert_close(both.mask, torch.cat([s.mask for s in singles]), rtol=1e-5, atol=1e-5)
 
 
 def test_return_dict_false_gives_sample_and_mask_when_the_model_has_a_mask_decoder(parity):
