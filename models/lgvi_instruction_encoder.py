@@ -186,6 +186,8 @@ class LGVIInstructionEncoder(ModelMixin, ConfigMixin):
             vision_feature_select_strategy="default",
             projector_hidden_act="gelu",
             multimodal_projector_bias=True,
+            # the image features are spliced in at the official "<image>" position by this class (as LLaVA does),
+            # so no placeholder token is added to the vocabulary: the id is one past its end and never looked up
             image_token_id=text_config["vocab_size"],
         )
         self.mllm = LlavaForConditionalGeneration(llava_config)
