@@ -347,7 +347,6 @@ def convert_repvideo_sat_checkpoint(
     if cogvideox_dir is not None:
         _check_cogvideox_dir(cogvideox_dir)
     config = _transformer_config(cogvideox_dir, transformer_config)
-    _checkpoint_file(sat_dir)
 
     sat_state, path = read_sat_checkpoint(sat_dir, allow_pickle=allow_pickle)
     state, pos_embedding, _ = sat_to_diffusers_state_dict(sat_state, source=path)

@@ -167,6 +167,8 @@ def test_non_tensor_objects_need_allow_pickle(tmp_path):
     write_sat(tmp_path / "sat", {}, payload={"module": sat_state(), "client_state": _ClientState()})
     with pytest.raises(SatCheckpointError, match="allow_pickle=True"):
         convert_repvideo_sat_checkpoint(tmp_path / "sat", tmp_path / "out", transformer_config=CONFIG)
+    out = convert_repvideo_sat_checkpoint(tmp_path / "sat", tmp_path / "out", transformer_config=CONFIG, allow_pickle=True)
+    assert (pathlib.Path(out) / "diffusion_pytorch_model.safetensors").is_file()
 
 
 def test_existing_output_is_refused(tmp_path):

@@ -25,6 +25,10 @@ OFFICIAL_FPS = 8
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 
+def _is_int(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 class CogVideoXRepVideoPipeline(CogVideoXPipeline):
     """RepVideo text-to-video: T5 prompt -> CogVideoX-2B transformer with gated cross-layer aggregation -> 3D VAE.
 
@@ -75,18 +79,20 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         config = self.transformer.config
         multiple = self._size_multiple()
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < multiple or value % multiple:
+            if not _is_int(value, minimum=multiple) or value % multiple:
                 raise ValueError(f"{name}={value!r} must be a positive multiple of {multiple}")
         temporal = self.vae_scale_factor_temporal
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1 or (num_frames - 1) % temporal:
+        if not _is_int(num_frames, minimum=1) or (num_frames - 1) % temporal:
             raise ValueError(
-                f"num_frames={num_frames!r} must be 1 + a multiple of {temporal} (the VAE's temporal compression), e.g. 49"
+                f"num_frames={num_frames!r} must be 1 + a multiple of {temporal} (the VAE's temporal compression), "
+                f"e.g. 49"
             )
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if not _is_int(num_inference_steps, minimum=1):
             raise ValueError(f"num_inference_steps={num_inference_steps!r} must be an integer >= 1")
-        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
+        if not _is_int(num_videos_per_prompt, minimum=1):
             raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt!r} must be an integer >= 1")
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
+        finite = isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale)
+        if isinstance(guidance_scale, bool) or not finite:
             raise ValueError(f"guidance_scale={guidance_scale!r} must be a finite number")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type={output_type!r} must be one of {OUTPUT_TYPES}")
@@ -105,7 +111,9 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
                 raise ValueError("pass either prompt or prompt_embeds, not both")
             expected = (max_sequence_length, config.text_embed_dim)
             if prompt_embeds.ndim != 3 or tuple(prompt_embeds.shape[1:]) != expected:
-                raise ValueError(f"prompt_embeds has shape {tuple(prompt_embeds.shape)}; expected [B, {expected[0]}, {expected[1]}]")
+                raise ValueError(
+                    f"prompt_embeds has shape {tuple(prompt_embeds.shape)}; expected [B, {expected[0]}, {expected[1]}]"
+                )
             if negative_prompt_embeds is not None and negative_prompt_embeds.shape != prompt_embeds.shape:
                 raise ValueError(
                     f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}; it must equal "
