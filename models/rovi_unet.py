@@ -70,7 +70,8 @@ class RoviUNetOutput(BaseOutput):
 def _norm_over_frames(norm: nn.GroupNorm, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
     """GroupNorm of folded frames `(b f) c h w` with statistics over all frames of a sample."""
     video = rearrange(hidden_states, "(b f) c h w -> b c f h w", f=num_frames)
-    return rearrange(norm(video), "b c f h w -> (b f) c h w")
+    # contiguous again: the convolutions that follow are faster on a contiguous input
+    return rearrange(norm(video), "b c f h w -> (b f) c h w").contiguous()
 
 
 def _block_type(name: str) -> str:
