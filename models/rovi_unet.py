@@ -263,11 +263,14 @@ class RoviDownBlock(nn.Module):
              for i in range(num_layers)]
         )
         if self.has_cross_attention:
-            self.attentions = nn.ModuleList([RoviTransformer(out_channels, **transformer_options) for _ in range(num_layers)])
+            self.attentions = nn.ModuleList(
+                [RoviTransformer(out_channels, **transformer_options) for _ in range(num_layers)]
+            )
         self.downsamplers = None
         if add_downsample:
             self.downsamplers = nn.ModuleList(
-                [Downsample2D(out_channels, use_conv=True, out_channels=out_channels, padding=downsample_padding, name="op")]
+                [Downsample2D(out_channels, use_conv=True, out_channels=out_channels, padding=downsample_padding,
+                              name="op")]
             )
 
     def forward(self, hidden_states, temb, text, num_frames) -> Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]:
@@ -296,14 +299,17 @@ class RoviUpBlock(nn.Module):
         self.resnets = nn.ModuleList(
             [
                 RoviResnetBlock(
-                    (prev_output_channel if i == 0 else out_channels) + (in_channels if i == num_layers - 1 else out_channels),
+                    (prev_output_channel if i == 0 else out_channels)
+                    + (in_channels if i == num_layers - 1 else out_channels),
                     out_channels, **resnet_options,
                 )
                 for i in range(num_layers)
             ]
         )
         if self.has_cross_attention:
-            self.attentions = nn.ModuleList([RoviTransformer(out_channels, **transformer_options) for _ in range(num_layers)])
+            self.attentions = nn.ModuleList(
+                [RoviTransformer(out_channels, **transformer_options) for _ in range(num_layers)]
+            )
         self.upsamplers = None
         if add_upsample:
             self.upsamplers = nn.ModuleList([Upsample2D(out_channels, use_conv=True, out_channels=out_channels)])

@@ -102,9 +102,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         """
         unknown = set(kwargs) - set(COMPONENT_NAMES) - set(OPTIONAL_COMPONENT_NAMES) - set(LOAD_OPTIONS)
         if unknown:
-            raise TypeError(
-                f"unexpected arguments {sorted(unknown)}; allowed: {list(COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES + LOAD_OPTIONS)}"
-            )
+            allowed = list(COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES + LOAD_OPTIONS)
+            raise TypeError(f"unexpected arguments {sorted(unknown)}; allowed: {allowed}")
         path = str(pretrained_model_name_or_path)
         if not os.path.isdir(path):
             raise FileNotFoundError(f"model folder {path!r} does not exist (download it with `vdp download lgvi`)")
@@ -143,7 +142,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                 raise ValueError(f"{name}={value!r} must be a positive multiple of 8")
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps={num_inference_steps!r} must be an integer >= 1")
-        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
+        if (isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int)
+                or num_videos_per_prompt < 1):
             raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt!r} must be an integer >= 1")
         for name, value in (("guidance_scale", guidance_scale), ("image_guidance_scale", image_guidance_scale)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -172,7 +172,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             ):
                 shape = tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__
                 raise ValueError(f"{name} has shape {shape}; expected [batch, tokens, {width_expected}]")
-        if negative_prompt_embeds is not None and prompt_embeds is not None and negative_prompt_embeds.shape != prompt_embeds.shape:
+        if (negative_prompt_embeds is not None and prompt_embeds is not None
+                and negative_prompt_embeds.shape != prompt_embeds.shape):
             raise ValueError(
                 f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}; prompt_embeds has "
                 f"{tuple(prompt_embeds.shape)}"
@@ -194,7 +195,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                 raise ValueError("video is an empty list; expected frames")
             if not all(isinstance(frame, PIL.Image.Image) for frame in video):
                 raise ValueError("video as a list must hold PIL images; pass a tensor or array [F, H, W, 3] otherwise")
-            frames = [np.asarray(frame.convert("RGB").resize((width, height), resample=PIL.Image.BILINEAR)) for frame in video]
+            frames = [np.asarray(frame.convert("RGB").resize((width, height), resample=PIL.Image.BILINEAR))
+                      for frame in video]
             return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None].float() / 255
         if isinstance(video, np.ndarray):
             video = torch.from_numpy(np.ascontiguousarray(video))
@@ -318,7 +320,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         if latents is not None and tuple(latents.shape) != latent_shape:
             raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {latent_shape}")
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator={generator!r} must be one torch.Generator (it draws the VAE sample, then the noise)")
+            raise ValueError(
+                f"generator={generator!r} must be one torch.Generator (it draws the VAE sample, then the noise)"
+            )
         self._guidance_scale = guidance_scale
         self._interrupt = False
         device = self._execution_device
@@ -380,7 +384,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                 if do_guidance:
                     eps_text, eps_video, eps_uncond = noise_pred.chunk(3)
                     noise_pred = (
-                        eps_uncond + guidance_scale * (eps_text - eps_video) + image_guidance_scale * (eps_video - eps_uncond)
+                        eps_uncond
+                        + guidance_scale * (eps_text - eps_video)
+                        + image_guidance_scale * (eps_video - eps_uncond)
                     )
                     mask = mask.chunk(3)[0] if mask is not None else None
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
