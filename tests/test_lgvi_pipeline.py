@@ -245,3 +245,26 @@ def test_loading_a_folder_without_a_unet_names_what_is_missing(layout, tmp_path)
     (tmp_path / "model_index.json").write_text((layout / "model_index.json").read_text())
     with pytest.raises(FileNotFoundError, match=r"lacks the component folder\(s\) \['vae', 'text_encoder', 'tokenizer'"):
         InpaintByInstructionPipeline.from_pretrained(tmp_path)
+
+
+def test_loads_the_released_repository_from_the_hub(layout, tmp_path):
+    """A Hub id goes through huggingface_hub (a local Hub server here), then the same loading as a folder."""
+    import os
+    import subprocess
+    import sys
+
+    from fake_hub import FakeHub, FakeRepo
+
+    files = {str(path.relative_to(layout)): path.read_bytes() for path in layout.rglob("*") if path.is_file()}
+    with FakeHub() as hub:
+        hub.add(FakeRepo("jianzongwu/lgvi", files))
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT")}
+        env.update(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "home"), HF_HUB_CACHE=str(tmp_path / "cache"))
+        # conftest imports this checkout as video_diffusion_pack
+        code = (f"import sys; sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r}); import conftest; "
+                "from video_diffusion_pack import InpaintByInstructionPipeline as P; "
+                "pipe = P.from_pretrained('jianzongwu/lgvi'); "
+                "print(type(pipe.unet).__name__, type(pipe.scheduler).__name__)")
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RoviUNet3DConditionModel", "DDIMScheduler"]

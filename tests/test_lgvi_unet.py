@@ -138,3 +138,14 @@ def test_from_pretrained_names_the_file_and_the_missing_keys(tmp_path):
 def test_unsupported_config_is_refused_when_built(override, message):
     with pytest.raises(ValueError, match=message):
         RoviUNet3DConditionModel(**{**CONFIGS["concat8"], **override})
+
+
+def test_config_keys_the_constructor_does_not_take_are_ignored_as_diffusers_does(tmp_path):
+    # a config written from Stable Diffusion's 2-D UNet config (as the official from_pretrained_2d does) has extras
+    _tiny_model("concat8").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(_class_name="RoviModel", addition_embed_type=None, time_cond_proj_dim=None)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = RoviUNet3DConditionModel.from_pretrained(tmp_path)
+    assert loaded.config.in_channels == 8
+    assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in _tiny_model("concat8").state_dict().items())

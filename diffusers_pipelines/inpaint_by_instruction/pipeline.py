@@ -28,7 +28,7 @@ logger = logging.get_logger(__name__)
 COMPONENT_NAMES = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 OPTIONAL_COMPONENT_NAMES = ("instruction_encoder",)
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
-LOAD_OPTIONS = ("torch_dtype",)
+LOAD_OPTIONS = ("torch_dtype", "revision", "token", "cache_dir", "local_files_only")
 
 
 @dataclass
@@ -91,14 +91,16 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Loads the released `jianzongwu/lgvi` / `lgvi-i` folder, or one written by `save_pretrained`.
+        """Loads the released `jianzongwu/lgvi` / `lgvi-i` folder (or Hub id), or one written by `save_pretrained`.
 
         The released folder's model_index.json names Stable Diffusion's pipeline and the official UNet class; each
         component is loaded here with its own class instead: the UNet as `RoviUNet3DConditionModel` with its keys
         checked first, the scheduler as the class its config names. As the official pipeline does, a scheduler
         config with `steps_offset` != 1 or `clip_sample` true is corrected (with a warning). The folder may also be
         one holding the pack's weights layout (ComfyUI's folder, its ``models`` folder, or a models root with
-        ``lgvi/lgvi/``). Components can be passed as keyword arguments instead; option: torch_dtype.
+        ``lgvi/lgvi/``). Components can be passed as keyword arguments instead; other options: torch_dtype, and for
+        a Hub id revision, token, cache_dir, local_files_only (only model_index.json and the component folders are
+        fetched).
         """
         unknown = set(kwargs) - set(COMPONENT_NAMES) - set(OPTIONAL_COMPONENT_NAMES) - set(LOAD_OPTIONS)
         if unknown:
@@ -106,8 +108,13 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             raise TypeError(f"unexpected arguments {sorted(unknown)}; allowed: {allowed}")
         path = str(pretrained_model_name_or_path)
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"model folder {path!r} does not exist (download it with `vdp download lgvi`)")
-        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            from huggingface_hub import snapshot_download
+
+            download = {key: kwargs[key] for key in LOAD_OPTIONS[1:] if key in kwargs}
+            wanted = [name for name in COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES if name not in kwargs]
+            path = snapshot_download(path, allow_patterns=["model_index.json"] + [f"{name}/*" for name in wanted],
+                                     **download)
+        elif not os.path.isfile(os.path.join(path, "model_index.json")):
             from ...weights.manifest import find_local_folder, load_manifest
 
             path = str(find_local_folder(path, load_manifest().entry_for_class(cls.__name__)))
