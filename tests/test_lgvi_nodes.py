@@ -78,3 +78,19 @@ def test_real_weights_workflow_without_weights_gives_the_download_command(comfyu
     assert status == 400
     (error,) = body["node_errors"]["1"]["errors"]
     assert "jianzongwu/lgvi" in error["details"] and "vdp download lgvi" in error["details"]
+
+
+def test_loader_lists_and_loads_an_lgvi_folder_in_the_released_layout(comfyui):
+    from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.tiny import save_tiny_lgvi_official_layout
+
+    models_dir = pathlib.Path(comfyui.extra_model_paths["video_diffusion_pack_lgvi"])
+    save_tiny_lgvi_official_layout(models_dir / "tiny-lgvi", seed=1)
+    assert comfyui.client.object_info()["VDPLGVILoader"]["input"]["required"]["model"][0] == ["tiny-lgvi"]
+    graph = api_workflow("lgvi_tiny_inpaint_api.json")
+    graph["1"] = {"class_type": "VDPLGVILoader", "inputs": {"model": "tiny-lgvi", "dtype": "fp32"}}
+    graph[TINY_INPAINT]["inputs"]["steps"] = 2
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (item,) = history["outputs"][TINY_SAVE]["images"]
+    with Image.open(comfyui.output_dir / item["subfolder"] / item["filename"]) as webp:
+        assert (webp.n_frames, webp.size) == (3, (48, 32))
