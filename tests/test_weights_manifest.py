@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 import video_diffusion_pack
-from video_diffusion_pack.custom_nodes import das_nodes, vchitect_nodes
+from video_diffusion_pack.custom_nodes import das_nodes, inpaint_mllm_nodes, inpaint_nodes, repvideo_nodes, vchitect_nodes
 from video_diffusion_pack.custom_nodes._comfy import missing_weights_message
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
@@ -76,8 +76,12 @@ def test_every_pack_class_the_package_exports_is_a_class(entry, class_name):
     assert isinstance(getattr(video_diffusion_pack, class_name), type)
 
 
-def test_the_vchitect_weights_have_their_pack_classes_in_this_version():
-    assert missing_pack_classes(MANIFEST.get("Vchitect-2.0-2B")) == []
+@pytest.mark.parametrize("entry", list(MANIFEST), ids=lambda entry: entry.name)
+def test_every_entry_names_pack_classes_this_version_has(entry):
+    assert entry.pack_classes
+    assert missing_pack_classes(entry) == []
+    for class_name in entry.pack_classes:
+        assert isinstance(getattr(video_diffusion_pack, class_name), type), class_name
 
 
 def test_pack_classes_the_package_does_not_export_are_reported_missing(tmp_path):
@@ -93,8 +97,10 @@ def test_every_folder_is_the_comfyui_layout_of_its_kind_and_name():
         assert entry.folder_in("root") == pathlib.Path("root", entry.kind, entry.name)
 
 
-@pytest.mark.parametrize("node_module, pack_class", [(vchitect_nodes, "VchitectRepVideoPipeline"), (das_nodes, "DaSPipeline")],
-                         ids=["vchitect", "das"])
+@pytest.mark.parametrize("node_module, pack_class", [
+    (vchitect_nodes, "VchitectRepVideoPipeline"), (das_nodes, "DaSPipeline"), (repvideo_nodes, "CogVideoXRepVideoPipeline"),
+    (inpaint_nodes, "InpaintByInstructionPipeline"), (inpaint_mllm_nodes, "LGVIInstructionEncoder"),
+], ids=["vchitect", "das", "repvideo", "lgvi", "lgvi-i"])
 def test_loader_nodes_look_in_the_manifest_kind_folder_of_their_weights(node_module, pack_class):
     assert node_module.WEIGHTS_KIND == MANIFEST.entry_for_class(pack_class).kind
 
