@@ -81,11 +81,13 @@ class VDPInpaintByInstruction:
                                "tooltip": "Frame height, a multiple of 8 (official: 320)."}),
         }}
 
-    RETURN_TYPES = ("IMAGE", "MASK")
-    RETURN_NAMES = ("frames", "mask")
+    RETURN_TYPES = ("IMAGE", "MASK", "STRING")
+    RETURN_NAMES = ("frames", "mask", "prompt")
     OUTPUT_TOOLTIPS = (
         "The edited video as an IMAGE batch [frames, height, width, 3] in 0..1.",
         "The edit mask the model predicts [frames, height, width]; all zeros when the model has no mask decoder.",
+        "The prompt the video was edited with: the answer the MLLM wrote for the request (LGVI-I), or the "
+        "instruction itself (LGVI). Also shown on the node.",
     )
     FUNCTION = "inpaint"
     CATEGORY = CATEGORY
@@ -124,7 +126,8 @@ class VDPInpaintByInstruction:
             mask = torch.zeros(frames.shape[:3], dtype=torch.float32)
         else:
             mask = output.mask.flatten(0, 1).to(device="cpu", dtype=torch.float32)
-        return (frames, mask)
+        prompt = output.instructions[0] if output.instructions else instruction
+        return {"ui": {"text": [prompt]}, "result": (frames, mask, prompt)}
 
 
 NODE_CLASS_MAPPINGS = {

@@ -18,7 +18,10 @@ from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
 from conftest import COMFYUI_CACHE_DIR
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, _comfy
 from video_diffusion_pack.custom_nodes.inpaint_mllm_nodes import VDPLGVIILoader, VDPTinyLGVIILoader
-from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.lgvi_i import save_tiny_lgvi_i_official_layout
+from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.lgvi_i import (
+    build_tiny_lgvi_i_pipeline,
+    save_tiny_lgvi_i_official_layout,
+)
 from video_diffusion_pack.models.lgvi_instruction_encoder import LGVIInstructionEncoder
 
 FOLDERS = {"lgvi_i": "lgvi-i", "llava": "llava-v1.5-7b", "clip": "clip-vit-large-patch14-336"}
@@ -103,6 +106,19 @@ def test_tiny_lgvi_i_workflow_saves_the_edited_video(comfyui):
     with Image.open(path) as webp:
         assert webp.format == "WEBP" and webp.size == (48, 32)
         assert webp.n_frames == graph["2"]["inputs"]["batch_size"]
+    # the node shows the prompt the MLLM wrote: the same answer the pipeline gives in Python for the same graph inputs
+    empty = graph["2"]["inputs"]
+    rgb = torch.tensor([(empty["color"] >> shift) & 0xFF for shift in (16, 8, 0)], dtype=torch.float32) / 255
+    video = rgb.expand(empty["batch_size"], empty["height"], empty["width"], 3)
+    node = graph[TINY_INPAINT]["inputs"]
+    expected = build_tiny_lgvi_i_pipeline(seed=graph["1"]["inputs"]["seed"])(
+        video=video, prompt=node["instruction"], height=node["height"], width=node["width"],
+        num_inference_steps=node["steps"], guidance_scale=node["guidance_scale"],
+        image_guidance_scale=node["image_guidance_scale"], generator=torch.Generator().manual_seed(node["seed"]),
+        output_type="pt",
+    ).instructions
+    assert history["outputs"][TINY_INPAINT]["text"] == expected
+    assert expected[0] != node["instruction"]
 
 
 def test_object_info_serves_the_lgvi_i_loaders(comfyui):

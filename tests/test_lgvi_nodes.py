@@ -42,7 +42,7 @@ def test_object_info_serves_the_lgvi_nodes_with_the_official_defaults(comfyui):
     assert all(spec[1]["tooltip"] for spec in info["VDPLGVILoader"]["input"]["required"].values())
     for name in LGVI_NODES:
         assert info[name]["category"] == CATEGORY
-    assert info["VDPInpaintByInstruction"]["output"] == ["IMAGE", "MASK"]
+    assert info["VDPInpaintByInstruction"]["output"] == ["IMAGE", "MASK", "STRING"]
     required = info["VDPInpaintByInstruction"]["input"]["required"]
     assert {name: required[name][1]["default"] for name in (
         "steps", "guidance_scale", "image_guidance_scale", "width", "height", "seed")} == dict(
@@ -62,6 +62,8 @@ def test_tiny_inpaint_workflow_saves_the_edited_video(comfyui):
         assert webp.n_frames == graph["2"]["inputs"]["batch_size"]
     progress = [e["data"] for e in events if e["type"] == "progress" and e["data"]["node"] == TINY_INPAINT]
     assert [(item["value"], item["max"]) for item in progress] == [(1, 3), (2, 3), (3, 3)]
+    # LGVI edits with the instruction itself, and the node shows it
+    assert history["outputs"][TINY_INPAINT]["text"] == [graph[TINY_INPAINT]["inputs"]["instruction"]]
 
 
 def test_frame_height_not_a_multiple_of_8_is_rejected_at_validation(comfyui):

@@ -67,7 +67,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             ``(prompt_embeds [B, N, cross_attention_dim], texts: List[str])``; used instead of the text encoder.
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->vae"
+    model_cpu_offload_seq = "text_encoder->instruction_encoder->unet->vae"
     _optional_components = ["instruction_encoder"]
     _callback_tensor_inputs = ["latents", "prompt_embeds"]
 
