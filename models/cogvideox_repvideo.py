@@ -11,7 +11,6 @@ submodules and key names, plus `repvideo.learnable_gating` [num_layers]. `repvid
 stores) exactly the stock CogVideoX transformer. `convert/repvideo_sat.py` converts the released SAT checkpoint.
 """
 
-import contextlib
 import os
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -26,7 +25,7 @@ from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTran
 from diffusers.utils import apply_lora_scale
 
 from .checkpoint import check_checkpoint
-from .repvideo import RepVideoAggregation
+from .repvideo import RepVideoAggregation, RepVideoSwitchMixin
 
 # the released Vchitect/RepVideo DiT (sat/configs/cogvideox_2b.yaml) in diffusers' CogVideoX terms
 RELEASED_CONFIG = dict(
@@ -52,7 +51,7 @@ RELEASED_CONFIG = dict(
 )
 
 
-class CogVideoXRepVideoTransformer3DModel(CogVideoXTransformer3DModel):
+class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXTransformer3DModel):
     """CogVideoX transformer with RepVideo's gated cross-layer aggregation (diffusers key names plus the gates).
 
     Args:
@@ -187,39 +186,6 @@ class CogVideoXRepVideoTransformer3DModel(CogVideoXTransformer3DModel):
                 module_name, _, buffer_name = name.rpartition(".")
                 setattr(model.get_submodule(module_name), buffer_name, buffer)
         return model.train(transformer.training)
-
-    def enable_repvideo(self, window_size: Optional[int] = None, gate_init: float = 0.5) -> None:
-        """Switches the aggregation on; existing (e.g. trained) gates are kept when the window is unchanged."""
-        window_size = window_size or self.config.repvideo_window_size
-        if self.repvideo is None or self.repvideo.window_size != window_size:
-            parameter = next(self.parameters())
-            self.repvideo = RepVideoAggregation(self.config.num_layers, window_size, gate_init).to(
-                device=parameter.device, dtype=parameter.dtype
-            )
-        self.register_to_config(repvideo_aggregation=True, repvideo_window_size=window_size)
-
-    def disable_repvideo(self) -> None:
-        """Switches the aggregation off and drops the gates: the model is exactly stock CogVideoX again."""
-        self.repvideo = None
-        self.register_to_config(repvideo_aggregation=False)
-
-    @contextlib.contextmanager
-    def repvideo_switched(self, enabled: bool):
-        """Context manager: aggregation on or off inside the block, the previous state (gates included) after."""
-        previous_module = self.repvideo
-        previous_config = {
-            "repvideo_aggregation": self.config.repvideo_aggregation,
-            "repvideo_window_size": self.config.repvideo_window_size,
-        }
-        try:
-            if enabled:
-                self.enable_repvideo()
-            else:
-                self.disable_repvideo()
-            yield self
-        finally:
-            self.repvideo = previous_module
-            self.register_to_config(**previous_config)
 
     @apply_lora_scale("attention_kwargs")
     def forward(

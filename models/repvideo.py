@@ -14,6 +14,7 @@ The window mean is kept as a running float32 sum instead of a list of cached act
 ``torch.stack(cache).mean(0)`` up to rounding, with one activation-sized buffer per stream instead of six.
 """
 
+import contextlib
 from typing import List, Optional, Sequence
 
 import torch
@@ -76,3 +77,42 @@ class _AggregationWindow:
             None if (o is None or total is None) else total + o.float() for o, total in zip(outputs, self.sums)
         ]
         self.count += 1
+
+
+class RepVideoSwitchMixin:
+    """`enable_repvideo` / `disable_repvideo` / `repvideo_switched` for a diffusers model that holds its aggregation as
+    ``self.repvideo`` (None when off) and has the config fields ``num_layers``, ``repvideo_aggregation`` and
+    ``repvideo_window_size``."""
+
+    def enable_repvideo(self, window_size: Optional[int] = None, gate_init: float = 0.5) -> None:
+        """Switches the aggregation on; existing (e.g. trained) gates are kept when the window is unchanged."""
+        window_size = window_size or self.config.repvideo_window_size
+        if self.repvideo is None or self.repvideo.window_size != window_size:
+            parameter = next(self.parameters())
+            self.repvideo = RepVideoAggregation(self.config.num_layers, window_size, gate_init).to(
+                device=parameter.device, dtype=parameter.dtype
+            )
+        self.register_to_config(repvideo_aggregation=True, repvideo_window_size=window_size)
+
+    def disable_repvideo(self) -> None:
+        """Switches the aggregation off and drops its gates: the model is exactly its backbone again."""
+        self.repvideo = None
+        self.register_to_config(repvideo_aggregation=False)
+
+    @contextlib.contextmanager
+    def repvideo_switched(self, enabled: bool):
+        """Context manager: aggregation on or off inside the block, the previous state (gates included) after."""
+        previous_module = self.repvideo
+        previous_config = {
+            "repvideo_aggregation": self.config.repvideo_aggregation,
+            "repvideo_window_size": self.config.repvideo_window_size,
+        }
+        try:
+            if enabled:
+                self.enable_repvideo()
+            else:
+                self.disable_repvideo()
+            yield self
+        finally:
+            self.repvideo = previous_module
+            self.register_to_config(**previous_config)

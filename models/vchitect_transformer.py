@@ -22,7 +22,6 @@ Differences from the official code, none of which changes its numbers at batch s
 - RepVideo's cross-layer aggregation is available as a config switch (`repvideo_aggregation`).
 """
 
-import contextlib
 import os
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -41,7 +40,7 @@ from einops import rearrange
 from torch import nn
 
 from .checkpoint import check_checkpoint
-from .repvideo import RepVideoAggregation
+from .repvideo import RepVideoAggregation, RepVideoSwitchMixin
 
 # the official processor scales the spatial branch by this constant before adding the cross-attention branch
 SPATIAL_BRANCH_SCALE = 1.1
@@ -249,7 +248,7 @@ class VchitectTransformerBlock(nn.Module):
         return encoder_hidden_states, hidden_states
 
 
-class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
+class VchitectXLTransformer3DModel(RepVideoSwitchMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
     """Vchitect-2.0 text-to-video transformer; loads the released `transformer/` folder as it is.
 
     Args:
@@ -344,39 +343,6 @@ class VchitectXLTransformer3DModel(ModelMixin, ConfigMixin, PeftAdapterMixin, Ca
         if os.path.isdir(folder):
             check_checkpoint(cls, folder)
         return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
-
-    def enable_repvideo(self, window_size: Optional[int] = None, gate_init: float = 0.5) -> None:
-        """Switches RepVideo aggregation on; existing (e.g. trained) gates are kept."""
-        window_size = window_size or self.config.repvideo_window_size
-        if self.repvideo is None or self.repvideo.window_size != window_size:
-            param = next(self.parameters())
-            self.repvideo = RepVideoAggregation(self.config.num_layers, window_size, gate_init).to(
-                device=param.device, dtype=param.dtype
-            )
-        self.register_to_config(repvideo_aggregation=True, repvideo_window_size=window_size)
-
-    def disable_repvideo(self) -> None:
-        """Switches RepVideo aggregation off and drops its gates: the model is exactly Vchitect-2.0 again."""
-        self.repvideo = None
-        self.register_to_config(repvideo_aggregation=False)
-
-    @contextlib.contextmanager
-    def repvideo_switched(self, enabled: bool):
-        """Context manager: RepVideo aggregation on or off inside the block, the previous state (gates included) after."""
-        previous_module = self.repvideo
-        previous_config = {
-            "repvideo_aggregation": self.config.repvideo_aggregation,
-            "repvideo_window_size": self.config.repvideo_window_size,
-        }
-        try:
-            if enabled:
-                self.enable_repvideo()
-            else:
-                self.disable_repvideo()
-            yield self
-        finally:
-            self.repvideo = previous_module
-            self.register_to_config(**previous_config)
 
     def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
         """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""
