@@ -135,6 +135,16 @@ def missing_weights_message(pack_class: str, kind: str, model: str, found: List[
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def cache_key(node_class, **inputs) -> str:
+    """A loader's ``IS_CHANGED`` value: its class and inputs.
+
+    ComfyUI before mid-2024 keeps a node's cached output when the next graph puts another node class with equal inputs
+    under the same node id (it compares inputs, not classes), so one tiny loader's pipeline would be reused for
+    another's. A value that names the class makes ComfyUI run the loader again; equal values keep its cache.
+    """
+    return f"{node_class.__name__}({', '.join(f'{name}={value!r}' for name, value in sorted(inputs.items()))})"
+
+
 class PipelineFolderLoader:
     """Base of the loader nodes that load a pipeline directory from ComfyUI/models/video_diffusion_pack/<kind>/.
 
@@ -175,6 +185,10 @@ class PipelineFolderLoader:
         )
 
     @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return cache_key(cls, **inputs)
+
+    @classmethod
     def VALIDATE_INPUTS(cls, model):
         found = list_pipeline_dirs(cls.WEIGHTS_KIND)
         return True if model in found else cls.missing_message(model, found)
@@ -206,6 +220,10 @@ class TinyPipelineLoader:
             "default": 0, "min": 0, "max": 2**32 - 1,
             "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
         })}}
+
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return cache_key(cls, **inputs)
 
     @classmethod
     def build(cls, seed: int, device):

@@ -66,6 +66,18 @@ def test_tiny_inpaint_workflow_saves_the_edited_video(comfyui):
     assert history["outputs"][TINY_INPAINT]["text"] == [graph[TINY_INPAINT]["inputs"]["instruction"]]
 
 
+def test_a_graph_that_swaps_the_tiny_lgvi_i_loader_for_the_lgvi_one_under_the_same_id_gets_the_lgvi_pipeline(comfyui):
+    # the LGVI-I graph puts VDPTinyLGVIILoader(seed=0) under the id the LGVI graph gives VDPTinyLGVILoader(seed=0);
+    # this ComfyUI compares only inputs when it decides to reuse a cached output, so the loaders must name their class
+    lgvi_i = api_workflow("lgvi_i_tiny_inpaint_api.json")
+    lgvi = api_workflow("lgvi_tiny_inpaint_api.json")
+    assert lgvi_i["1"]["inputs"] == lgvi["1"]["inputs"] and lgvi_i["1"]["class_type"] != lgvi["1"]["class_type"]
+    for graph in (lgvi_i, lgvi):
+        history = comfyui.client.run(graph, timeout_s=300)
+        assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    assert history["outputs"][TINY_INPAINT]["text"] == [lgvi[TINY_INPAINT]["inputs"]["instruction"]]
+
+
 def test_frame_height_not_a_multiple_of_8_is_rejected_at_validation(comfyui):
     graph = api_workflow("lgvi_tiny_inpaint_api.json")
     graph[TINY_INPAINT]["inputs"]["height"] = 36
