@@ -1,4 +1,4 @@
-"""The `vdp inpaint` command: language-driven video inpainting (LGVI) of a video file.
+"""The `vdp inpaint` command: language-driven video inpainting (LGVI, and LGVI-I for chat requests) of a video file.
 
 Every argument is checked, and the input video is read and checked, before a model is loaded; a bad one exits with
 status 2 and a one-line message naming the argument and its value.
@@ -11,10 +11,11 @@ from pathlib import Path
 
 from .video_io import SUPPORTED_EXTENSIONS, check_video_output
 
-# the official inference settings (inference_referring.py: the first 24 frames at 512x320, 50 steps, seed 0)
-OFFICIAL = dict(height=320, width=512, steps=50, gs=3.0, igs=1.5, seed=0, max_frames=24)
+# the official inference settings (inference_referring.py: the first 24 frames at 512x320, 50 steps, seed 0;
+# inference_interactive.py: the same, and LLaVA writes up to 1024 tokens)
+OFFICIAL = dict(height=320, width=512, steps=50, gs=3.0, igs=1.5, seed=0, max_frames=24, max_new_tokens=1024)
 # the embedded smoke-test model at a small size and few steps: it runs in seconds on a CPU
-SMOKE_TEST = dict(OFFICIAL, height=32, width=48, steps=3)
+SMOKE_TEST = dict(OFFICIAL, height=32, width=48, steps=3, max_new_tokens=8)
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -24,14 +25,25 @@ def add_commands(commands) -> None:
         "inpaint",
         help="LGVI: remove what an instruction names from a video (language-driven video inpainting)",
         description=(
-            "Edit a video as a referring expression says ('remove the bird on the left'); no mask is needed. Without "
-            "--model it runs the embedded random-weight smoke-test model, whose output is noise."
+            "Edit a video as a referring expression says ('remove the bird on the left'), or, with --lgvi-i, as a "
+            "chat request that LLaVA turns into the edit prompt; no mask is needed. Without --model it runs the "
+            "embedded random-weight smoke-test model, whose output is noise."
         ),
     )
     inpaint.add_argument("input_video", help=f"the video to edit ({', '.join(SUPPORTED_EXTENSIONS)})")
     inpaint.add_argument("instruction", help="what to remove, e.g. 'remove the bird on the left'")
     inpaint.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
-    inpaint.add_argument("--model", help="folder of an LGVI pipeline (the official jianzongwu/lgvi download)")
+    inpaint.add_argument("--model", help="folder of an LGVI pipeline (the official jianzongwu/lgvi download), or of "
+                                         "LGVI-I (jianzongwu/lgvi-i, which holds llava/llava_weights.pth)")
+    inpaint.add_argument("--lgvi-i", action="store_true",
+                         help="LGVI-I: the instruction is a chat request; LLaVA-1.5 writes the edit prompt (implied "
+                              "when --model is an LGVI-I folder)")
+    inpaint.add_argument("--llava", help="LGVI-I: the liuhaotian/llava-v1.5-7b folder, or a models root holding "
+                                         "lgvi/llava-v1.5-7b (default: the folder vdp download uses)")
+    inpaint.add_argument("--clip", help="LGVI-I: the openai/clip-vit-large-patch14-336 folder, or a models root "
+                                        "holding lgvi/clip-vit-large-patch14-336 (default: the folder vdp download uses)")
+    inpaint.add_argument("--max-new-tokens", type=int,
+                         help="LGVI-I: the most tokens LLaVA may write (official: 1024; smoke test: 8)")
     inpaint.add_argument("--steps", type=int, help="denoising steps (official: 50; smoke test: 3)")
     inpaint.add_argument("--gs", type=float, help="text guidance scale (official: 3.0)")
     inpaint.add_argument("--igs", type=float, help="video guidance scale (official: 1.5)")
@@ -54,7 +66,9 @@ def _settings(args, parser) -> dict:
     for name in ("width", "height"):
         if settings[name] < 8 or settings[name] % 8:
             parser.error(f"argument --{name}: {name}={settings[name]} must be a positive multiple of 8")
-    for name in ("steps", "max_frames"):
+    if args.max_new_tokens is not None:
+        settings["max_new_tokens"] = args.max_new_tokens
+    for name in ("steps", "max_frames", "max_new_tokens"):
         if settings[name] < 1:
             parser.error(f"argument --{name.replace('_', '-')}: {name}={settings[name]} must be >= 1")
     if not 0 <= settings["seed"] < 2**64:
@@ -75,14 +89,22 @@ def _inpaint(args, parser) -> int:
         check_video_output(args.output, args.fps if args.fps is not None else 8.0)
     except ValueError as error:
         parser.error(f"argument {'--fps' if str(error).startswith('fps=') else '-o/--output'}: {error}")
-    model = None
+    model, lgvi_i_folders = None, None
     if args.model is not None:
         from .weights.manifest import find_local_folder, load_manifest
 
+        manifest = load_manifest()
         try:
-            model = find_local_folder(args.model, load_manifest().entry_for_class("InpaintByInstructionPipeline"))
+            model = find_local_folder(args.model, manifest.get("lgvi-i" if args.lgvi_i else "lgvi"))
         except FileNotFoundError as error:
             parser.error(f"argument --model: {error}")
+        from .diffusers_pipelines.inpaint_by_instruction.lgvi_i import OVERLAY_PATH
+
+        args.lgvi_i = args.lgvi_i or (model / OVERLAY_PATH).is_file()
+        if args.lgvi_i:
+            lgvi_i_folders = _lgvi_i_folders(args, parser, manifest, model)
+    elif args.llava is not None or args.clip is not None:
+        parser.error("argument --llava/--clip: they name the LGVI-I weights; give --model with the lgvi-i folder too")
 
     import torch
 
@@ -104,12 +126,26 @@ def _inpaint(args, parser) -> int:
     from .diffusers_pipelines.inpaint_by_instruction.tiny import build_tiny_inpaint_pipeline
 
     if model is None:
-        print("vdp: no --model given, so this runs the embedded smoke-test model: a tiny LGVI with random weights. "
-              "Its output is noise, not an edited video. For real edits: vdp download lgvi, then pass --model with "
-              "its folder.", file=sys.stderr)
-        pipe = build_tiny_inpaint_pipeline()
-        if dtype != torch.float32:  # the builder makes float32 weights
+        name = "lgvi-i" if args.lgvi_i else "lgvi"
+        print(f"vdp: no --model given, so this runs the embedded smoke-test model: a tiny {name.upper()} with random "
+              f"weights. Its output is noise, not an edited video. For real edits: vdp download {name}, then pass "
+              f"--model with its folder.", file=sys.stderr)
+        if args.lgvi_i:
+            from .diffusers_pipelines.inpaint_by_instruction.lgvi_i import build_tiny_lgvi_i_pipeline
+
+            pipe = build_tiny_lgvi_i_pipeline(max_new_tokens=settings["max_new_tokens"])
+        else:
+            pipe = build_tiny_inpaint_pipeline()
+        if dtype != torch.float32:  # the builders make float32 weights
             pipe.to(dtype=dtype)
+    elif lgvi_i_folders is not None:
+        from .diffusers_pipelines.inpaint_by_instruction.lgvi_i import load_lgvi_i_pipeline
+
+        try:
+            pipe = load_lgvi_i_pipeline(str(model), *map(str, lgvi_i_folders), torch_dtype=dtype,
+                                        max_new_tokens=settings["max_new_tokens"])
+        except (OSError, ValueError, KeyError) as error:
+            parser.exit(1, f"{parser.prog}: error: could not load LGVI-I from '{model}': {error}\n")
     else:
         try:
             pipe = InpaintByInstructionPipeline.from_pretrained(str(model), torch_dtype=dtype)
@@ -127,5 +163,21 @@ def _inpaint(args, parser) -> int:
         generator=torch.Generator("cpu").manual_seed(settings["seed"]),
         output_type="np",
     )
+    if output.instructions:
+        print(f"vdp: LLaVA wrote the edit prompt: {output.instructions[0]!r}", file=sys.stderr)
     print(write_video(args.output, output.frames[0], fps=fps))
     return 0
+
+
+def _lgvi_i_folders(args, parser, manifest, model: Path):
+    """The LLaVA and CLIP folders LGVI-I needs, from --llava / --clip or the default models root; checked."""
+    from .weights.manifest import default_models_root, find_local_folder
+
+    folders = []
+    for option, entry_name in (("llava", "llava-v1.5-7b"), ("clip", "clip-vit-large-patch14-336")):
+        given = getattr(args, option)
+        try:
+            folders.append(find_local_folder(given or default_models_root(), manifest.get(entry_name), "config.json"))
+        except FileNotFoundError as error:
+            parser.error(f"argument --{option}: LGVI-I ('{model}') needs it: {error}")
+    return folders
