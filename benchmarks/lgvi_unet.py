@@ -4,6 +4,7 @@ Both models get the same random weights and inputs in one process; forwards alte
 median times, peak tensor memory and the ratios ours / official, plus the relative error of our output.
 
     python benchmarks/lgvi_unet.py --official-src PATH/TO/Language-Driven-Video-Inpainting [--geometry reduced|sd15] [--device cuda]
+    python benchmarks/lgvi_unet.py --official-src ... --guidance-step   # one pipeline step: the three guidance branches
 
 `--official-src` is a checkout of github.com/jianzongwu/Language-Driven-Video-Inpainting (not shipped with the
 pack), loaded with the two runtime shims of `tests/fixtures/make_lgvi_fixtures.py` (SDPA instead of xformers for
@@ -96,6 +97,8 @@ def run(args):
             torch.cuda.synchronize()
         return out
 
+    if args.guidance_step:
+        return _guidance_step(args, official, ours, inputs, device, dtype, peak_memory)
     ref = forward(official)
     out = forward(ours)
     rel_err = ((out.float() - ref.float()).norm() / ref.float().norm()).item()
@@ -129,6 +132,64 @@ def run(args):
     print(f"relative L2 error ours vs official: {rel_err:.2e} ({args.repeats} alternating repeats)")
 
 
+def _guidance_step(args, official, ours, inputs, device, dtype, peak_memory):
+    """One denoising step of the pipelines: three guidance branches (text+video, video, neither).
+
+    The official `RoviPipeline` runs them as three batch-1 UNet calls; `InpaintByInstructionPipeline` runs them as
+    one batch-3 call (`batch_guidance=True`, the default) or as three calls (`batch_guidance=False`).
+    """
+    branches = {key: torch.cat([value] * 3) if key != "timestep" else value for key, value in inputs.items()}
+
+    def three_calls(model):
+        with torch.no_grad():
+            out = torch.cat([model(**{key: value[i : i + 1] if key != "timestep" else value
+                                      for key, value in branches.items()}).sample for i in range(3)])
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    def one_call(model):
+        with torch.no_grad():
+            out = model(**branches).sample
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+
+    runs = {
+        "official (3 calls of batch 1)": lambda: three_calls(official),
+        "ours, batch_guidance=True (1 call of batch 3)": lambda: one_call(ours),
+        "ours, batch_guidance=False (3 calls of batch 1)": lambda: three_calls(ours),
+    }
+    reference = None
+    errors, times, peaks = {}, {name: [] for name in runs}, {}
+    for name, run_step in runs.items():
+        out = run_step()
+        reference = out if reference is None else reference
+        errors[name] = ((out.float() - reference.float()).norm() / reference.float().norm()).item()
+    for _ in range(args.repeats):
+        for name, run_step in runs.items():
+            start = time.perf_counter()
+            run_step()
+            times[name].append(time.perf_counter() - start)
+    for name, run_step in runs.items():
+        result = {}
+        with peak_memory(device, result):
+            run_step()
+        peaks[name] = result["peak"]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"# LGVI guidance step (3 branches), geometry {args.geometry}, {str(dtype).replace('torch.', '')}, "
+          f"{args.device} ({device_name}, {torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"{datetime.date.today()}")
+    print("| run | median s / step | best s / step | time ratio vs official (median) | peak tensor memory MiB "
+          "| rel. L2 vs official |")
+    print("|---|---|---|---|---|---|")
+    official_median = statistics.median(times["official (3 calls of batch 1)"])
+    for name in runs:
+        median = statistics.median(times[name])
+        print(f"| {name} | {median:.3f} | {min(times[name]):.3f} | {median / official_median:.3f} | "
+              f"{peaks[name] / 2**20:.1f} | {errors[name]:.1e} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--official-src", required=True,
@@ -137,6 +198,8 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--guidance-step", action="store_true",
+                        help="time one pipeline step (three guidance branches) instead of one forward")
     run(parser.parse_args())
 
 

@@ -87,7 +87,17 @@ def test_defaults_are_the_official_inference_settings():
                             image_guidance_scale=1.5, negative_prompt=None, output_type="np")
 
 
-def test_three_guidance_branches_in_one_unet_call(pipe):
+def test_by_default_the_three_guidance_branches_are_three_unet_calls_as_the_official(pipe):
+    batches = []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    try:
+        run(pipe, num_inference_steps=2)
+    finally:
+        hook.remove()
+    assert batches == [1] * 6
+
+
+def test_batch_guidance_runs_the_three_guidance_branches_in_one_unet_call(pipe):
     seen = []
     hook = pipe.unet.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append((args[0].shape[0], kwargs["encoder_hidden_states"].clone(),
@@ -95,7 +105,7 @@ def test_three_guidance_branches_in_one_unet_call(pipe):
         with_kwargs=True,
     )
     try:
-        run(pipe, num_inference_steps=2)
+        run(pipe, num_inference_steps=2, batch_guidance=True)
     finally:
         hook.remove()
     assert len(seen) == 2
@@ -195,7 +205,7 @@ def test_instruction_encoder_writes_the_prompt_and_negatives_are_zeros(layout):
         lambda module, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True
     )
     try:
-        output = run(pipeline, prompt="please take the panda out", num_inference_steps=1)
+        output = run(pipeline, prompt="please take the panda out", num_inference_steps=1, batch_guidance=True)
     finally:
         hook.remove()
     assert isinstance(output.instructions, list) and len(output.instructions) == 1

@@ -280,7 +280,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        batch_guidance: bool = True,
+        batch_guidance: bool = False,
     ):
         """Edits a video as an instruction says.
 
@@ -303,8 +303,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             output_type (`str`, defaults to "np"): "np", "pt", "pil" or "latent".
             return_dict (`bool`, defaults to True): return an `InpaintByInstructionPipelineOutput`.
             callback_on_step_end, callback_on_step_end_tensor_inputs: per-step callback and the tensors it sees.
-            batch_guidance (`bool`, defaults to True): run the three guidance branches in one UNet call; False runs
-                them one after the other (less memory, as the official).
+            batch_guidance (`bool`, defaults to False): run the three guidance branches in one UNet call of batch 3;
+                False runs them one after the other, as the official (a third of the activation memory, and on a CPU
+                also faster: `benchmarks/lgvi_unet.py --guidance-step`).
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
