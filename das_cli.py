@@ -33,7 +33,8 @@ def add_commands(commands) -> None:
         ),
     )
     das.add_argument("--prompt", required=True, help="what the video shows")
-    das.add_argument("--model", help="folder of a DaS pipeline (the official EXCAI/Diffusion-As-Shader download)")
+    das.add_argument("--model", help="folder of a DaS pipeline (the official EXCAI/Diffusion-As-Shader download), or "
+                                     "ComfyUI's models folder / a models root holding das/Diffusion-As-Shader")
     das.add_argument("--tracking-video", help="a tracking video to use as it is (its frames and size must be the model's)")
     das.add_argument("--save-tracking", help="also write the tracking video built here to this file")
     das.add_argument("--steps", type=int, help="denoising steps (official: 50; smoke test: 4)")
@@ -125,6 +126,23 @@ def _load_array(path: str):
     else:
         value = np.load(path, allow_pickle=False)
     return torch.as_tensor(np.asarray(value), dtype=torch.float32)
+
+
+def _model_geometry(model: Path, parser) -> dict:
+    """The frames and size a model folder's transformer runs at: those of its learned positional embeddings (the
+    released model's are the official 49 x 480x720), else the official ones."""
+    import json
+
+    try:
+        transformer = json.loads((model / "transformer" / "config.json").read_text(encoding="utf-8"))
+        vae = json.loads((model / "vae" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        parser.error(f"argument --model: cannot read the transformer and vae configs of '{model}': {error}")
+    if not transformer.get("use_learned_positional_embeddings"):
+        return {}
+    scale = 2 ** (len(vae["block_out_channels"]) - 1)
+    return dict(height=transformer["sample_height"] * scale, width=transformer["sample_width"] * scale,
+                frames=transformer["sample_frames"])
 
 
 def build_tracking_video(args, parser, height: int, width: int, frames: int):
@@ -226,10 +244,13 @@ def _das(args, parser) -> int:
         parser.error(f"argument --guidance: guidance={settings['guidance']} must be a finite number")
     model = None
     if args.model is not None:
-        model = Path(args.model)
-        if not (model / "model_index.json").is_file():
-            parser.error(f"argument --model: model='{model}' is not a pipeline folder (no model_index.json); "
-                         f"`vdp download Diffusion-As-Shader` fetches the official weights")
+        from .weights.manifest import find_local_folder, load_manifest
+
+        try:
+            model = find_local_folder(args.model, load_manifest().entry_for_class("DaSPipeline"))
+        except FileNotFoundError as error:
+            parser.error(f"argument --model: {error}")
+        settings.update(_model_geometry(model, parser))
 
     import torch
     from PIL import Image

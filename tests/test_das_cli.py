@@ -84,3 +84,29 @@ def test_tracking_video_of_the_wrong_length_is_refused_before_loading_a_model(in
     assert status == 2
     assert "it has 5 frames of 32x32; the smoke-test model needs 9 frames of 32x32 (HxW)" in err
     assert "smoke-test model: a tiny DaS" not in err
+
+
+def test_model_may_be_a_models_root_holding_the_download_layout(inputs, capsys):
+    from video_diffusion_pack.diffusers_pipelines.das.tiny import save_tiny_das_layout
+
+    save_tiny_das_layout(inputs / "models" / "video_diffusion_pack" / "das" / "Diffusion-As-Shader", seed=1)
+    output, tracking = inputs / "video.mp4", inputs / "tracking.mp4"
+    # the tracking video sets the geometry: the tiny model's 9 frames of 32x32
+    write_video(tracking, (np.random.default_rng(1).random((9, 32, 32, 3)) * 255).astype(np.uint8), fps=8)
+    # ComfyUI's models folder layout: <models>/video_diffusion_pack/das/Diffusion-As-Shader
+    status, out, err = run_in_process(capsys, "das", "--image", inputs / "image.png", "--tracking-video", tracking,
+                                      "--prompt", "a red panda", "--steps", "1", "--model", inputs / "models",
+                                      "-o", output)
+    assert status == 0, err
+    assert "smoke-test model" not in err
+    frames, _ = read_video(output)
+    assert frames.shape == (9, 32, 32, 3)
+
+
+def test_model_folder_without_the_weights_exits_2_with_the_download_command(inputs, capsys):
+    (inputs / "empty").mkdir()
+    status, _, err = run_in_process(capsys, "das", "--image", inputs / "image.png", "--depth", inputs / "depth.npy",
+                                    "--prompt", "x", "--model", inputs / "empty", "-o", inputs / "out.mp4")
+    assert status == 2
+    assert "argument --model" in err and "vdp download Diffusion-As-Shader" in err
+    assert not (inputs / "out.mp4").exists()

@@ -79,6 +79,17 @@ def test_released_layout_loads_with_the_official_scheduler_setting(pipe, layout)
     assert pipe.scheduler.config.timestep_spacing == "trailing"
 
 
+def test_a_models_root_in_the_download_layout_loads_the_same_weights(pipe, layout, tmp_path):
+    root = tmp_path / "models_root"
+    (root / "das").mkdir(parents=True)
+    (root / "das" / "Diffusion-As-Shader").symlink_to(layout, target_is_directory=True)
+    loaded = DaSPipeline.from_pretrained(root)
+    for name, value in pipe.transformer.state_dict().items():
+        assert torch.equal(loaded.transformer.state_dict()[name], value), name
+    with pytest.raises(FileNotFoundError, match="vdp download Diffusion-As-Shader"):
+        DaSPipeline.from_pretrained(tmp_path)
+
+
 def test_defaults_are_the_official_inference_settings():
     defaults = {name: p.default for name, p in inspect.signature(DaSPipeline.__call__).parameters.items()}
     assert (defaults["num_inference_steps"], defaults["guidance_scale"], defaults["use_dynamic_cfg"]) == (50, 6.0, True)

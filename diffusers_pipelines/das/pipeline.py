@@ -78,6 +78,9 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Loads the released `EXCAI/Diffusion-As-Shader` folder (or Hub id), or one written by `save_pretrained`.
 
+        A folder without `model_index.json` is looked up in the pack's layouts: ComfyUI's `models` folder or a models
+        root holding `das/Diffusion-As-Shader/` (where `vdp download` puts it).
+
         Each component is loaded with its own class; the transformer as `DaSTransformer3DModel` with its keys
         checked first. A scheduler that is not `CogVideoXDPMScheduler` (the released folder has DDIM) is replaced
         by DPM with trailing spacing from the same config, the official inference setting. Components can be passed
@@ -93,6 +96,11 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
             download = {key: kwargs[key] for key in LOAD_OPTIONS[1:] if key in kwargs}
             patterns = ["model_index.json"] + [f"{name}/*" for name in COMPONENT_NAMES if name not in kwargs]
             path = snapshot_download(path, allow_patterns=patterns, **download)
+        elif not os.path.isfile(os.path.join(path, "model_index.json")):
+            from ...weights.manifest import find_local_folder, load_manifest
+
+            # ComfyUI's models folder, or a models root holding das/Diffusion-As-Shader/
+            path = str(find_local_folder(path, load_manifest().entry_for_class(cls.__name__)))
         check_pipeline_folder(path, skip=[name for name in COMPONENT_NAMES if name in kwargs])
         dtype = kwargs.get("torch_dtype")
         components = {name: kwargs[name] for name in COMPONENT_NAMES if name in kwargs}
