@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from accelerate import init_empty_weights
 
+from ..models.checkpoint import key_table_problems, listed_keys
 from ..models.cogvideox_repvideo import RELEASED_CONFIG, CogVideoXRepVideoTransformer3DModel
 
 __all__ = [
@@ -48,7 +49,6 @@ SAT_DIT_PREFIX = "model.diffusion_model."
 # engine parts the DiT conversion skips: the T5 text encoder and the 3D VAE (taken from THUDM/CogVideoX-2b)
 SKIPPED_PREFIXES = ("conditioner.", "first_stage_model.")
 SAT_MODEL_STATES = "mp_rank_00_model_states.pt"
-MAX_LISTED_KEYS = 20
 # the sampler of the official inference (VPSDEDPMPP2MSampler, ZeroSNRDDPMDiscretization(shift_scale=3.0)) in diffusers
 SCHEDULER_CONFIG = {
     "_class_name": "CogVideoXDPMScheduler",
@@ -102,12 +102,6 @@ _GATES_KEY = "transformer.learnable_gating"
 
 class SatCheckpointError(ValueError):
     """The SAT checkpoint folder, file or key set is not what the converter can convert (the message says why)."""
-
-
-def _listed(keys) -> str:
-    keys = sorted(keys)
-    more = f" ... and {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else ""
-    return ", ".join(keys[:MAX_LISTED_KEYS]) + more
 
 
 def _checkpoint_file(sat_dir: str) -> Tuple[str, str]:
@@ -231,7 +225,7 @@ def sat_to_diffusers_state_dict(
     if unknown:
         raise SatCheckpointError(
             f"{source} has keys the RepVideo (CogVideoX-2B SAT) mapping does not know ({len(unknown)}): "
-            f"{_listed(unknown)}"
+            f"{listed_keys(unknown)}"
         )
     return state, pos_embedding, sorted(skipped)
 
@@ -242,18 +236,9 @@ def _check_against_model(
     """Raises SatCheckpointError naming missing, unexpected and mis-shaped keys, or a differing position table."""
     with init_empty_weights():
         model = CogVideoXRepVideoTransformer3DModel.from_config(config)
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    problems = []
-    missing = expected.keys() - found.keys()
-    unexpected = found.keys() - expected.keys()
-    mis_shaped = [f"{k} {found[k]} != {expected[k]}" for k in expected.keys() & found.keys() if found[k] != expected[k]]
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatches ({len(mis_shaped)}): {_listed(mis_shaped)}")
+    problems = key_table_problems(
+        {key: value.shape for key, value in model.state_dict().items()}, {key: value.shape for key, value in state.items()}
+    )
     if pos_embedding is None:
         problems.append(f"missing key {SAT_DIT_PREFIX}{_POS_EMBED_KEY} (the 3D sin-cos position table)")
     else:

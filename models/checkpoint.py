@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from accelerate import init_empty_weights
 from safetensors import SafetensorError, safe_open
@@ -12,10 +12,30 @@ WEIGHTS_INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 MAX_LISTED_KEYS = 20
 
 
-def _listed(keys) -> str:
+def listed_keys(keys) -> str:
+    """The first MAX_LISTED_KEYS of `keys`, sorted and comma-separated, with a count of the rest."""
     keys = sorted(keys)
     more = f" ... and {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else ""
     return ", ".join(keys[:MAX_LISTED_KEYS]) + more
+
+
+def key_table_problems(
+    expected: Mapping[str, Sequence[int]], found: Mapping[str, Sequence[int]]
+) -> List[str]:
+    """The missing, unexpected and mis-shaped keys of `found` against `expected` (key -> shape), one line per kind."""
+    expected = {key: tuple(shape) for key, shape in expected.items()}
+    found = {key: tuple(shape) for key, shape in found.items()}
+    missing = expected.keys() - found.keys()
+    unexpected = found.keys() - expected.keys()
+    mis_shaped = [f"{k} {found[k]} != {expected[k]}" for k in expected.keys() & found.keys() if found[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): {listed_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): {listed_keys(unexpected)}")
+    if mis_shaped:
+        problems.append(f"shape mismatches ({len(mis_shaped)}): {listed_keys(mis_shaped)}")
+    return problems
 
 
 def read_checkpoint_shapes(folder: str) -> Tuple[Dict[str, Tuple[int, ...]], str]:
@@ -54,17 +74,7 @@ def check_checkpoint(model_cls, folder: str, config: Optional[dict] = None) -> N
     config = config if config is not None else model_cls.load_config(folder)
     with init_empty_weights():
         model = model_cls.from_config(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = expected.keys() - found.keys()
-    unexpected = found.keys() - expected.keys()
-    mis_shaped = [f"{k} {found[k]} != {expected[k]}" for k in expected.keys() & found.keys() if found[k] != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatches ({len(mis_shaped)}): {_listed(mis_shaped)}")
+    problems = key_table_problems({k: v.shape for k, v in model.state_dict().items()}, found)
     if problems:
         raise ValueError(
             f"{described} does not match {model_cls.__name__} with config {folder}/config.json: " + "; ".join(problems)

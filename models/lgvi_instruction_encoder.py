@@ -127,21 +127,9 @@ def _read_json(path: str, what: str) -> dict:
 
 
 def _check_keys(found: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor], source: str) -> None:
-    from .checkpoint import _listed
+    from .checkpoint import key_table_problems
 
-    missing = expected.keys() - found.keys()
-    unexpected = found.keys() - expected.keys()
-    mis_shaped = [
-        f"{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}"
-        for k in expected.keys() & found.keys() if tuple(found[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}")
-    if mis_shaped:
-        problems.append(f"shape mismatches ({len(mis_shaped)}): {_listed(mis_shaped)}")
+    problems = key_table_problems({k: v.shape for k, v in expected.items()}, {k: v.shape for k, v in found.items()})
     if problems:
         raise ValueError(f"{source} does not match LGVIInstructionEncoder: " + "; ".join(problems))
 
