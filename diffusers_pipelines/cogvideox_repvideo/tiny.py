@@ -14,7 +14,8 @@ import torch
 # the tiny VAE of the DaS smoke-test model and the seeded initialisation and T5 tokenizer of the Vchitect one,
 # shared on purpose
 from ..das.tiny import _VAE_CONFIG
-from ..vchitect_repvideo.tiny import _random_tensor, _write_t5_tokenizer
+from ..tiny_weights import check_seed, random_tensor, seed_state_dict
+from ..vchitect_repvideo.tiny import _write_t5_tokenizer
 
 __all__ = [
     "TINY_REPVIDEO_PROMPT",
@@ -49,17 +50,15 @@ def tiny_cogvideox_repvideo_transformer_config() -> Dict[str, Union[int, bool]]:
     }
 
 
+def _draw(name: str, shape, generator: torch.Generator) -> torch.Tensor:
+    """Gates uniform in 0.1..0.9 (trained-like, not the initial 0.5); everything else as the other tiny models."""
+    if name.endswith("learnable_gating"):
+        return 0.1 + 0.8 * torch.rand(shape, generator=generator)
+    return random_tensor(name, shape, generator)
+
+
 def _seeded(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
-    generator = torch.Generator().manual_seed(1000 * int(seed) + _SEED_OFFSETS[component])
-    with torch.no_grad():
-        for name, tensor in sorted(module.state_dict().items()):
-            if not tensor.is_floating_point():
-                continue
-            if name.endswith("learnable_gating"):
-                tensor.copy_(0.1 + 0.8 * torch.rand(tensor.shape, generator=generator))
-            else:
-                tensor.copy_(_random_tensor(name, tuple(tensor.shape), generator))
-    return module.eval()
+    return seed_state_dict(module, seed, _SEED_OFFSETS[component], draw=_draw)
 
 
 def _build_components(seed: int, folder: pathlib.Path) -> dict:
@@ -96,8 +95,7 @@ def save_tiny_cogvideox_repvideo_pipeline(path: Union[str, pathlib.Path], seed: 
     """
     from .pipeline import CogVideoXRepVideoPipeline
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    check_seed(seed)
     root = pathlib.Path(path)
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_repvideo_tok_") as scratch:
         pipeline = CogVideoXRepVideoPipeline(**_build_components(seed, pathlib.Path(scratch)))
@@ -116,8 +114,7 @@ def build_tiny_cogvideox_repvideo_pipeline(seed: int = 0, device: Union[str, tor
     """
     from .pipeline import CogVideoXRepVideoPipeline
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    check_seed(seed)
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_repvideo_tok_") as scratch:
         pipeline = CogVideoXRepVideoPipeline(**_build_components(seed, pathlib.Path(scratch)))
     return pipeline.to(device)

@@ -16,7 +16,8 @@ from typing import Dict, Union
 import torch
 
 # the tiny T5 tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
-from ..vchitect_repvideo.tiny import _random_tensor, _write_t5_tokenizer
+from ..vchitect_repvideo.tiny import _write_t5_tokenizer
+from ..tiny_weights import check_seed, seed_state_dict, write_json
 
 __all__ = ["TINY_DAS_PROMPT", "build_tiny_das_pipeline", "save_tiny_das_layout", "tiny_das_transformer_config"]
 
@@ -90,17 +91,7 @@ def tiny_das_transformer_config() -> Dict[str, Union[int, bool]]:
 
 
 def _seeded(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
-    generator = torch.Generator().manual_seed(1000 * int(seed) + _SEED_OFFSETS[component])
-    with torch.no_grad():
-        for name, tensor in sorted(module.state_dict().items()):
-            if tensor.is_floating_point():
-                tensor.copy_(_random_tensor(name, tuple(tensor.shape), generator))
-    return module.eval()
-
-
-def _write_json(path: pathlib.Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return seed_state_dict(module, seed, _SEED_OFFSETS[component])
 
 
 def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathlib.Path:
@@ -116,12 +107,11 @@ def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathl
 
     from ...models.das_transformer import DaSTransformer3DModel
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    check_seed(seed)
     root = pathlib.Path(path)
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.32.2"})
-    _write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.32.2"})
+    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.32.2"})
+    write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.32.2"})
     vocab_size = _write_t5_tokenizer(root / "tokenizer")
 
     config = tiny_das_transformer_config()
@@ -139,7 +129,7 @@ def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathl
     config_path = root / "transformer" / "config.json"
     saved = json.loads(config_path.read_text())
     saved.update(_class_name="CogVideoXTransformer3DModelTracking", _diffusers_version=diffusers.__version__)
-    _write_json(config_path, saved)
+    write_json(config_path, saved)
     return root
 
 

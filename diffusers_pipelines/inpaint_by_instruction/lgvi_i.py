@@ -5,7 +5,6 @@
 ``save_tiny_lgvi_i_official_layout`` writes a tiny random-weight family in those three layouts.
 """
 
-import json
 import os
 import pathlib
 import tempfile
@@ -15,6 +14,7 @@ import torch
 
 from ...models.lgvi_instruction_encoder import LGVIInstructionEncoder, build_tiny_lgvi_instruction_encoder
 from ...models.lgvi_instruction_prompt import train_tiny_llama_tokenizer
+from ..tiny_weights import write_json
 
 __all__ = ["build_tiny_lgvi_i_pipeline", "load_lgvi_i_pipeline", "save_tiny_lgvi_i_official_layout"]
 
@@ -80,11 +80,6 @@ def build_tiny_lgvi_i_pipeline(seed: int = 0, device: Union[str, torch.device] =
     return InpaintByInstructionPipeline(**components).to(device)
 
 
-def _write_json(path: pathlib.Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def save_tiny_lgvi_i_official_layout(path: Union[str, os.PathLike], seed: int = 0) -> pathlib.Path:
     """Write the tiny LGVI-I family as the three released folders: ``lgvi-i/`` (the tiny LGVI layout plus
     ``llava/llava_weights.pth``), ``llava-v1.5-7b/`` (original LLaVA keys, sentencepiece tokenizer) and
@@ -108,7 +103,7 @@ def save_tiny_lgvi_i_official_layout(path: Union[str, os.PathLike], seed: int = 
     llava_dir, clip_dir = root / "llava-v1.5-7b", root / "clip-vit-large-patch14-336"
     train_tiny_llama_tokenizer(llava_dir)
     text_config = dict(encoder.config.text_config)
-    _write_json(llava_dir / "config.json", {
+    write_json(llava_dir / "config.json", {
         **text_config, "architectures": ["LlavaLlamaForCausalLM"], "model_type": "llava",
         "mm_hidden_size": encoder.config.vision_config["hidden_size"], "mm_projector_type": "mlp2x_gelu",
         "mm_vision_select_layer": encoder.config.vision_feature_layer, "mm_vision_select_feature": "patch",

@@ -15,7 +15,8 @@ from typing import Dict, Union
 import torch
 
 # the tiny CLIP tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
-from ..vchitect_repvideo.tiny import _random_tensor, _write_clip_tokenizer
+from ..vchitect_repvideo.tiny import _write_clip_tokenizer
+from ..tiny_weights import check_seed, seed_state_dict, write_json
 
 __all__ = [
     "TINY_LGVI_PROMPT", "build_tiny_inpaint_pipeline", "save_tiny_lgvi_official_layout", "tiny_rovi_unet_config",
@@ -100,17 +101,7 @@ def tiny_rovi_unet_config() -> Dict[str, object]:
 
 
 def _seeded(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
-    generator = torch.Generator().manual_seed(1000 * int(seed) + _SEED_OFFSETS[component])
-    with torch.no_grad():
-        for name, tensor in sorted(module.state_dict().items()):
-            if tensor.is_floating_point():
-                tensor.copy_(_random_tensor(name, tuple(tensor.shape), generator))
-    return module.eval()
-
-
-def _write_json(path: pathlib.Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return seed_state_dict(module, seed, _SEED_OFFSETS[component])
 
 
 def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathlib.Path:
@@ -126,13 +117,12 @@ def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0
 
     from ...models.rovi_unet import OFFICIAL_CLASS_NAME, RoviUNet3DConditionModel
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    check_seed(seed)
     root = pathlib.Path(path)
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.21.4"})
-    _write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.21.4"})
-    _write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR)
+    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.21.4"})
+    write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.21.4"})
+    write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR)
     vocab = _write_clip_tokenizer(root / "tokenizer", _PAD_TOKEN)
     text_config = CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=_TEXT_WIDTH, intermediate_size=2 * _TEXT_WIDTH, projection_dim=_TEXT_WIDTH,
@@ -147,7 +137,7 @@ def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0
     config_path = root / "unet" / "config.json"
     saved = json.loads(config_path.read_text())
     saved.update(_class_name=OFFICIAL_CLASS_NAME, _diffusers_version=diffusers.__version__)
-    _write_json(config_path, saved)
+    write_json(config_path, saved)
     return root
 
 

@@ -13,13 +13,13 @@ as well as into ours. The official code zero-initialises three output linears of
 text cross-attention branches; here they are random so that parity tests exercise those branches.
 """
 
-import json
-import math
 import pathlib
 import tempfile
 from typing import Dict, Tuple, Union
 
 import torch
+
+from ..tiny_weights import check_seed, random_tensor, write_json
 
 __all__ = [
     "TINY_TEXT_PROMPT",
@@ -172,20 +172,6 @@ def official_transformer_state_dict_shapes(config: Dict[str, Union[int, float]])
     return shapes
 
 
-def _random_tensor(name: str, shape: Tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    """Seeded values that keep activations of order one in a tiny network.
-
-    Matrices and kernels get N(0, 1/fan_in) (so attention logits and AdaLN gates are neither
-    vanishing nor saturated); norm scales 1 + N(0, 0.1^2); biases N(0, 0.05^2).
-    """
-    noise = torch.randn(shape, generator=generator, dtype=torch.float32)
-    if len(shape) >= 2:
-        return noise / math.sqrt(math.prod(shape[1:]))
-    if name.endswith("weight"):
-        return 1.0 + 0.1 * noise
-    return 0.05 * noise
-
-
 def _sincos_pos_embed(config: Dict[str, Union[int, float]]) -> torch.Tensor:
     """The ``pos_embed`` buffer exactly as diffusers' ``PatchEmbed`` computes it for this config."""
     from diffusers.models.embeddings import get_2d_sincos_pos_embed
@@ -213,7 +199,7 @@ def tiny_transformer_state_dict(seed: int = 0, config: Dict[str, Union[int, floa
         if name == "pos_embed.pos_embed":
             state_dict[name] = _sincos_pos_embed(config)
         else:
-            state_dict[name] = _random_tensor(name, shape, generator)
+            state_dict[name] = random_tensor(name, shape, generator)
     return state_dict
 
 
@@ -226,7 +212,7 @@ def _randomize_parameters(module: torch.nn.Module, seed: int, component: str) ->
     generator = torch.Generator().manual_seed(_component_seed(seed, component))
     with torch.no_grad():
         for name, parameter in sorted(module.named_parameters(), key=lambda item: item[0]):
-            parameter.copy_(_random_tensor(name, tuple(parameter.shape), generator))
+            parameter.copy_(random_tensor(name, tuple(parameter.shape), generator))
     return module.eval()
 
 
@@ -243,10 +229,6 @@ def _bytes_to_unicode() -> Dict[int, str]:
     return dict(zip(printable, (chr(c) for c in characters)))
 
 
-def _write_json(path: pathlib.Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def _write_clip_tokenizer(directory: pathlib.Path, pad_token: str) -> Dict[str, int]:
     """Write vocab.json / merges.txt / tokenizer_config.json / special_tokens_map.json; return the vocab."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -255,12 +237,12 @@ def _write_clip_tokenizer(directory: pathlib.Path, pad_token: str) -> Dict[str, 
     tokens += ["".join(pair) for pair in _CLIP_MERGES]
     tokens += list(_CLIP_SPECIAL_TOKENS)
     vocab = {token: index for index, token in enumerate(tokens)}
-    _write_json(directory / "vocab.json", vocab)
+    write_json(directory / "vocab.json", vocab)
     merges = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in _CLIP_MERGES)
     (directory / "merges.txt").write_text(merges, encoding="utf-8")
     special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": pad_token}
-    _write_json(directory / "special_tokens_map.json", special)
-    _write_json(
+    write_json(directory / "special_tokens_map.json", special)
+    write_json(
         directory / "tokenizer_config.json",
         {**special, "tokenizer_class": "CLIPTokenizer", "model_max_length": _CLIP_MAX_LENGTH, "do_lower_case": True,
          "errors": "replace", "add_prefix_space": False, "clean_up_tokenization_spaces": True},
@@ -292,8 +274,8 @@ def _write_t5_tokenizer(directory: pathlib.Path) -> int:
     )
     tokenizer.save(str(directory / "tokenizer.json"))
     special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
-    _write_json(directory / "special_tokens_map.json", special)
-    _write_json(
+    write_json(directory / "special_tokens_map.json", special)
+    write_json(
         directory / "tokenizer_config.json",
         {**special, "tokenizer_class": "T5Tokenizer", "model_max_length": _T5_MODEL_MAX_LENGTH, "extra_ids": 0,
          "additional_special_tokens": [], "clean_up_tokenization_spaces": True},
@@ -356,7 +338,7 @@ def _save_transformer(directory: pathlib.Path, seed: int) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     config = tiny_transformer_config()
-    _write_json(
+    write_json(
         directory / "config.json",
         {"_class_name": "VchitectXLTransformerModel", "_diffusers_version": diffusers.__version__, **config},
     )
@@ -376,16 +358,15 @@ def save_tiny_official_layout(path: Union[str, pathlib.Path], seed: int = 0) -> 
     Returns:
         `pathlib.Path`: ``path``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    check_seed(seed)
     root = pathlib.Path(path)
     root.mkdir(parents=True, exist_ok=True)
     import diffusers
 
-    _write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": diffusers.__version__})
+    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": diffusers.__version__})
     scheduler_dir = root / "scheduler"
     scheduler_dir.mkdir(exist_ok=True)
-    _write_json(scheduler_dir / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": diffusers.__version__})
+    write_json(scheduler_dir / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": diffusers.__version__})
 
     transformer_config = tiny_transformer_config()
     clip_l_vocab = _write_clip_tokenizer(root / "tokenizer", pad_token="<|endoftext|>")
