@@ -24,6 +24,7 @@ import sys
 import time
 
 import torch
+from vchitect_transformer import peak_memory  # benchmarks/ is on the path when a script runs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _SD15_BLOCKS = dict(
@@ -62,9 +63,8 @@ def run(args):
     _import_checkout()
     from video_diffusion_pack.models.rovi_unet import RoviUNet3DConditionModel
 
-    # the official-code loader (with its shims) and the peak-memory probe, shared on purpose
+    # the official-code loader with its shims, shared on purpose
     fixtures = _module_from(REPO_ROOT / "tests" / "fixtures" / "make_lgvi_fixtures.py", "make_lgvi_fixtures")
-    peak_memory = _module_from(REPO_ROOT / "benchmarks" / "vchitect_transformer.py", "vchitect_benchmark").peak_memory
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -23,31 +23,9 @@ import argparse
 import platform
 import statistics
 import time
-from contextlib import contextmanager
 
 import torch
-
-
-# Copied from benchmarks/vchitect_transformer.py peak_memory
-@contextmanager
-def peak_memory(device: torch.device, result: dict):
-    """Peak bytes of tensors allocated inside the block (CUDA allocator stats, or the CPU profiler's memory events)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        yield
-        torch.cuda.synchronize()
-        result["peak"] = torch.cuda.max_memory_allocated() - base
-        return
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        yield
-    # allocations and frees are attributed to the innermost op ("self" memory); replay them in time order
-    current = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage
-        peak = max(peak, current)
-    result["peak"] = peak
+from vchitect_transformer import peak_memory  # benchmarks/ is on the path when a script runs
 
 
 class OfficialListWindow:
