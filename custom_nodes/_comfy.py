@@ -4,6 +4,7 @@ Every function imports ``comfy`` / ``folder_paths`` when it is called, so this m
 module that uses it) imports without ComfyUI; the functions themselves only work inside ComfyUI.
 """
 
+import importlib
 import os
 from typing import Callable, Dict, List, Optional
 
@@ -145,11 +146,19 @@ def cache_key(node_class, **inputs) -> str:
     return f"{node_class.__name__}({', '.join(f'{name}={value!r}' for name, value in sorted(inputs.items()))})"
 
 
+def _pack_export(name: str):
+    """A public name of the pack (a pipeline class, a tiny builder), resolved by the package's lazy exports."""
+    package = importlib.import_module("..", __package__)
+    if not name or name not in package._LAZY_EXPORTS:
+        raise TypeError(f"{name!r} is not a name the pack exports")
+    return getattr(package, name)
+
+
 class PipelineFolderLoader:
     """Base of the loader nodes that load a pipeline directory from ComfyUI/models/video_diffusion_pack/<kind>/.
 
-    A subclass sets ``WEIGHTS_KIND``, ``PIPELINE_CLASS`` (the pack class, as the weights manifest names it),
-    ``EXAMPLE``, ``OUTPUT_TOOLTIPS``, ``CATEGORY``, ``DESCRIPTION`` and ``pipeline_class()`` (imported lazily).
+    A subclass sets ``WEIGHTS_KIND``, ``PIPELINE_CLASS`` (the pack class, as the weights manifest names it; imported
+    on first use), ``EXAMPLE``, ``OUTPUT_TOOLTIPS``, ``CATEGORY`` and ``DESCRIPTION``.
     """
 
     WEIGHTS_KIND = ""
@@ -162,7 +171,8 @@ class PipelineFolderLoader:
 
     @classmethod
     def pipeline_class(cls):
-        raise TypeError(f"{cls.__name__} does not name its pipeline class")
+        """The pack class `PIPELINE_CLASS` names, imported on first use."""
+        return _pack_export(cls.PIPELINE_CLASS)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -207,9 +217,11 @@ class PipelineFolderLoader:
 class TinyPipelineLoader:
     """Base of the loader nodes that build an embedded tiny random-weight pipeline (no download), for smoke tests.
 
-    A subclass sets ``OUTPUT_TOOLTIPS``, ``CATEGORY``, ``DESCRIPTION`` and ``build(seed, device)``.
+    A subclass sets ``BUILDER`` (the pack's ``build_tiny_...(seed, device)`` function, by name), ``OUTPUT_TOOLTIPS``,
+    ``CATEGORY`` and ``DESCRIPTION``.
     """
 
+    BUILDER = ""
     RETURN_TYPES = ("VDP_PIPELINE",)
     RETURN_NAMES = ("pipeline",)
     FUNCTION = "load"
@@ -227,7 +239,7 @@ class TinyPipelineLoader:
 
     @classmethod
     def build(cls, seed: int, device):
-        raise TypeError(f"{cls.__name__} does not say how to build its pipeline")
+        return _pack_export(cls.BUILDER)(seed=seed, device=device)
 
     def load(self, seed):
         return (self.build(seed, torch_device()),)

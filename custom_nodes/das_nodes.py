@@ -39,24 +39,15 @@ class VDPDaSLoader(_comfy.PipelineFolderLoader):
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads Diffusion as Shader (EXCAI/Diffusion-As-Shader) as a diffusers pipeline."
 
-    @classmethod
-    def pipeline_class(cls):
-        from ..diffusers_pipelines.das import DaSPipeline
-
-        return DaSPipeline
 
 class VDPTinyDaSLoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight DaS pipeline (32x32, 9 frames; no download), for smoke tests."""
 
+    BUILDER = "build_tiny_das_pipeline"
     OUTPUT_TOOLTIPS = ("A tiny random-weight DaS pipeline (32x32, 9 frames) on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
 
-    @classmethod
-    def build(cls, seed, device):
-        from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
-
-        return build_tiny_das_pipeline(seed=seed, device=device)
 
 class VDPDaSCameraTrajectory:
     """A camera path from the official DaS command strings."""

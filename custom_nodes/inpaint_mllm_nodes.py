@@ -127,16 +127,11 @@ class VDPLGVIILoader:
 class VDPTinyLGVIILoader(_comfy.TinyPipelineLoader):
     """A tiny random-weight LGVI-I pipeline (no download), for testing graphs."""
 
+    BUILDER = "build_tiny_lgvi_i_pipeline"
     OUTPUT_TOOLTIPS = ("A tiny random-weight LGVI-I pipeline (any size that is a multiple of 8) on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = ("A tiny LGVI-I pipeline with seeded random weights and a tiny LLaVA writing up to 8 tokens: a smoke "
                    "test for graphs.")
-
-    @classmethod
-    def build(cls, seed, device):
-        from ..diffusers_pipelines.inpaint_by_instruction.lgvi_i import build_tiny_lgvi_i_pipeline
-
-        return build_tiny_lgvi_i_pipeline(seed=seed, device=device)
 
 
 NODE_CLASS_MAPPINGS = {"VDPLGVIILoader": VDPLGVIILoader, "VDPTinyLGVIILoader": VDPTinyLGVIILoader}

@@ -34,25 +34,14 @@ class VDPLGVILoader(_comfy.PipelineFolderLoader):
     CATEGORY = CATEGORY
     DESCRIPTION = "Loads LGVI (jianzongwu/lgvi, language-driven video inpainting) as a diffusers pipeline."
 
-    @classmethod
-    def pipeline_class(cls):
-        from ..diffusers_pipelines.inpaint_by_instruction import InpaintByInstructionPipeline
-
-        return InpaintByInstructionPipeline
-
 
 class VDPTinyLGVILoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight LGVI pipeline (no download), for smoke tests."""
 
+    BUILDER = "build_tiny_inpaint_pipeline"
     OUTPUT_TOOLTIPS = ("A tiny random-weight LGVI pipeline (any size that is a multiple of 8) on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny LGVI pipeline with seeded random weights: a smoke test for graphs."
-
-    @classmethod
-    def build(cls, seed, device):
-        from ..diffusers_pipelines.inpaint_by_instruction.tiny import build_tiny_inpaint_pipeline
-
-        return build_tiny_inpaint_pipeline(seed=seed, device=device)
 
 
 class VDPInpaintByInstruction:

@@ -60,12 +60,6 @@ class VDPRepVideoLoader(_comfy.PipelineFolderLoader):
     )
 
     @classmethod
-    def pipeline_class(cls):
-        from ..diffusers_pipelines.cogvideox_repvideo import CogVideoXRepVideoPipeline
-
-        return CogVideoXRepVideoPipeline
-
-    @classmethod
     def missing_message(cls, model, found):
         root = os.path.join(_comfy.comfyui_models_dir(), _comfy.MODELS_SUBFOLDER, WEIGHTS_KIND)
         return (
@@ -79,15 +73,10 @@ class VDPRepVideoLoader(_comfy.PipelineFolderLoader):
 class VDPTinyRepVideoLoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight RepVideo pipeline (no download), for smoke tests."""
 
+    BUILDER = "build_tiny_cogvideox_repvideo_pipeline"
     OUTPUT_TOOLTIPS = ("A tiny random-weight RepVideo (CogVideoX-2B) pipeline on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny RepVideo pipeline with seeded random weights, built in memory: a smoke test for graphs."
-
-    @classmethod
-    def build(cls, seed, device):
-        from ..diffusers_pipelines.cogvideox_repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
-
-        return build_tiny_cogvideox_repvideo_pipeline(seed=seed, device=device)
 
 
 class VDPRepVideoSampler:

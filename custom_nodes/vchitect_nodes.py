@@ -48,24 +48,15 @@ class VDPVchitectLoader(_comfy.PipelineFolderLoader):
     CATEGORY = CATEGORY
     DESCRIPTION = f"Loads Vchitect-2.0 ({HUB_REPO}) as a diffusers pipeline with the RepVideo switch."
 
-    @classmethod
-    def pipeline_class(cls):
-        from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
-
-        return VchitectRepVideoPipeline
 
 class VDPTinyVchitectLoader(_comfy.TinyPipelineLoader):
     """Builds the embedded tiny random-weight Vchitect-2.0 pipeline (no download), for smoke tests."""
 
+    BUILDER = "build_tiny_vchitect_pipeline"
     OUTPUT_TOOLTIPS = ("A tiny random-weight Vchitect-2.0 pipeline on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny Vchitect-2.0 pipeline with seeded random weights, built in memory: a smoke test for graphs."
 
-    @classmethod
-    def build(cls, seed, device):
-        from ..diffusers_pipelines.vchitect_repvideo.tiny import build_tiny_vchitect_pipeline
-
-        return build_tiny_vchitect_pipeline(seed=seed, device=device)
 
 class VDPVchitectSampler:
     """Generates a video from a prompt with a Vchitect-2.0 pipeline, RepVideo on or off."""
