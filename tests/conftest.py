@@ -61,3 +61,22 @@ def comfyui(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def comfyui_models(tmp_path, monkeypatch):
+    """ComfyUI's models folder (empty, in tmp_path), with ComfyUI's `folder_paths` importable and pointing at it."""
+    from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
+
+    try:
+        comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
+    except ComfyUIHarnessError as error:
+        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
+    spec = importlib.util.spec_from_file_location("folder_paths", comfyui_dir / "folder_paths.py")
+    folder_paths = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(folder_paths)
+    models = tmp_path / "ComfyUI" / "models"
+    models.mkdir(parents=True)
+    monkeypatch.setattr(folder_paths, "models_dir", str(models))
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    return models

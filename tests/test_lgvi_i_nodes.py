@@ -5,17 +5,13 @@ the LGVI-I workflows in a real ComfyUI.
 models folder in tmp_path (as in test_weights_comfyui.py).
 """
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
-from conftest import COMFYUI_CACHE_DIR
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, _comfy
 from video_diffusion_pack.custom_nodes.inpaint_mllm_nodes import VDPLGVIILoader, VDPTinyLGVIILoader
 from video_diffusion_pack.diffusers_pipelines.inpaint_by_instruction.lgvi_i import (
@@ -31,23 +27,6 @@ TINY_INPAINT, TINY_SAVE = "3", "4"
 
 def api_workflow(name: str) -> dict:
     return json.loads((WORKFLOWS / name).read_text())
-
-
-@pytest.fixture
-def comfyui_models(tmp_path, monkeypatch):
-    """ComfyUI's models folder (empty, in tmp_path), with ComfyUI's `folder_paths` importable and pointing at it."""
-    try:
-        comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
-    except ComfyUIHarnessError as error:
-        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
-    spec = importlib.util.spec_from_file_location("folder_paths", comfyui_dir / "folder_paths.py")
-    folder_paths = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(folder_paths)
-    models = tmp_path / "ComfyUI" / "models"
-    models.mkdir(parents=True)
-    monkeypatch.setattr(folder_paths, "models_dir", str(models))
-    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
-    return models
 
 
 def test_the_pack_registers_both_lgvi_i_loaders():

@@ -4,32 +4,8 @@
 models folder in tmp_path.
 """
 
-import importlib.util
-import sys
-
-import pytest
-
-from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
-from conftest import COMFYUI_CACHE_DIR
 from video_diffusion_pack.custom_nodes import _comfy
 from video_diffusion_pack.custom_nodes.vchitect_nodes import VDPVchitectLoader
-
-
-@pytest.fixture
-def comfyui_models(tmp_path, monkeypatch):
-    """ComfyUI's models folder (empty, in tmp_path), with ComfyUI's `folder_paths` importable and pointing at it."""
-    try:
-        comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
-    except ComfyUIHarnessError as error:
-        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
-    spec = importlib.util.spec_from_file_location("folder_paths", comfyui_dir / "folder_paths.py")
-    folder_paths = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(folder_paths)
-    models = tmp_path / "ComfyUI" / "models"
-    models.mkdir(parents=True)
-    monkeypatch.setattr(folder_paths, "models_dir", str(models))
-    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
-    return models
 
 
 def make_pipeline_folder(path):
