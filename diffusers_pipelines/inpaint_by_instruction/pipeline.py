@@ -375,19 +375,21 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)
 
-        # 4. denoising: branches [text + video, video only, neither] as the official order
+        # 4. denoising: branches [text + video, video only, neither] as the official order, built once before the loop
+        # (and again only when a callback replaces prompt_embeds)
+        def guidance_branches(text):
+            if not do_guidance:
+                return text, image_latents
+            return (torch.cat([text, negative_prompt_embeds, negative_prompt_embeds]),
+                    torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)]))
+
+        branch_text, branch_video = guidance_branches(prompt_embeds)
         mask = None
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                if do_guidance:
-                    branch_text = torch.cat([prompt_embeds, negative_prompt_embeds, negative_prompt_embeds])
-                    branch_video = torch.cat([image_latents, image_latents, torch.zeros_like(image_latents)])
-                    model_input = self.scheduler.scale_model_input(torch.cat([latents] * 3), t)
-                else:
-                    branch_text, branch_video = prompt_embeds, image_latents
-                    model_input = self.scheduler.scale_model_input(latents, t)
+                model_input = self.scheduler.scale_model_input(latents, t)
                 noise_pred, mask = self._predict(model_input, t, branch_text, branch_video, batch_guidance)
                 if do_guidance:
                     eps_text, eps_video, eps_uncond = noise_pred.chunk(3)
@@ -404,7 +406,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
                     latents = callback_outputs.pop("latents", latents)
-                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                    if "prompt_embeds" in callback_outputs:
+                        prompt_embeds = callback_outputs.pop("prompt_embeds")
+                        branch_text, branch_video = guidance_branches(prompt_embeds)
                 progress_bar.update()
 
         # 5. frames
@@ -421,13 +425,17 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         return InpaintByInstructionPipelineOutput(frames=frames, mask=mask, instructions=instructions)
 
     def _predict(self, model_input, t, text, condition, batched: bool):
-        """The UNet's noise (float32) and mask for every branch, in one call or one call per branch."""
+        """The UNet's noise (float32) and mask for every branch (text and condition hold the branches one after
+        another, each over the batch of `model_input`), in one call or one batch-1 call per branch and video."""
+        batch = model_input.shape[0]
         if batched:
-            output = self.unet(model_input, t, encoder_hidden_states=text, img_condition=condition)
+            copies = torch.cat([model_input] * (text.shape[0] // batch))
+            output = self.unet(copies, t, encoder_hidden_states=text, img_condition=condition)
             return output.sample.float(), output.mask
         outputs = [
-            self.unet(model_input[j : j + 1], t, encoder_hidden_states=text[j : j + 1], img_condition=condition[j : j + 1])
-            for j in range(model_input.shape[0])
+            self.unet(model_input[j % batch : j % batch + 1], t, encoder_hidden_states=text[j : j + 1],
+                      img_condition=condition[j : j + 1])
+            for j in range(text.shape[0])
         ]
         mask = torch.cat([o.mask for o in outputs]) if outputs[0].mask is not None else None
         return torch.cat([o.sample for o in outputs]).float(), mask
