@@ -48,7 +48,7 @@ def timed(fn, device: torch.device, repeats: int):
 def filter_table(device: torch.device, repeats: int) -> None:
     from diffusers.pipelines.free_init_utils import FreeInitMixin
 
-    from video_diffusion_pack.schedulers.free_init import build_frequency_filter, frequency_filter
+    from video_diffusion_pack.hooks.free_init import build_frequency_filter, frequency_filter
 
     mixin = FreeInitMixin()
     print(f"\n## Filter construction, shape {SHAPE}")
@@ -75,7 +75,7 @@ def reinitialisation_table(device: torch.device, repeats: int) -> None:
     from diffusers import DDIMScheduler
     from diffusers.pipelines.free_init_utils import FreeInitMixin
 
-    from video_diffusion_pack.schedulers.free_init import frequency_filter, mix_frequencies, renoise
+    from video_diffusion_pack.hooks.free_init import frequency_filter, mix_frequencies, renoise
 
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="linear")
     generator = torch.Generator().manual_seed(0)

@@ -4,11 +4,11 @@ Importing this package never imports ComfyUI; the nodes import ``comfy`` / ``fol
 """
 
 from . import (
-    das_nodes, faster_cache_nodes, free_init_nodes, inpaint_mllm_nodes, inpaint_nodes, repvideo_nodes, vchitect_nodes,
+    das_nodes, faster_cache_nodes, free_init_nodes, lgvi_i_nodes, lgvi_nodes, repvideo_nodes, vchitect_nodes,
 )
 
 _FEATURE_MODULES = (
-    vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, inpaint_nodes, repvideo_nodes, inpaint_mllm_nodes,
+    vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, lgvi_nodes, repvideo_nodes, lgvi_i_nodes,
 )
 
 NODE_CLASS_MAPPINGS = {}

@@ -261,8 +261,8 @@ class VDPDaSSampler:
                freeinit=None, fastercache=None):
         from PIL import Image
 
-        from ..schedulers.faster_cache import faster_cache_applied
-        from ..schedulers.free_init import free_init_applied
+        from ..hooks.faster_cache import faster_cache_applied
+        from ..hooks.free_init import free_init_applied
 
         first = _single_image(image, "image")
         picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())

@@ -1,7 +1,7 @@
 """ComfyUI node for FasterCache: its settings as a ``VDP_FASTERCACHE`` that the pack's sampler nodes take.
 
 The node only builds a ``FasterCacheConfig`` from a preset and optional overrides; the sampler applies it to
-its pipeline for the run and removes it afterwards (``schedulers/faster_cache.py`` holds the method).
+its pipeline for the run and removes it afterwards (``hooks/faster_cache.py`` holds the method).
 """
 
 CATEGORY = "video_diffusion_pack/fastercache"
@@ -16,7 +16,7 @@ class VDPFasterCache:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..schedulers.faster_cache import FASTER_CACHE_PRESETS
+        from ..hooks.faster_cache import FASTER_CACHE_PRESETS
 
         preset_note = f"{FROM_PRESET} keeps the preset's value."
         return {
@@ -75,7 +75,7 @@ class VDPFasterCache:
 
     def build(self, preset, start_fraction, attention_interval, attention_weight, uncond_interval,
               low_frequency_factor, high_frequency_factor, cache_precision):
-        from ..schedulers.faster_cache import FasterCacheConfig
+        from ..hooks.faster_cache import FasterCacheConfig
 
         if cache_precision not in CACHE_PRECISIONS:
             raise ValueError(f"cache_precision={cache_precision!r} must be one of {list(CACHE_PRECISIONS)}")

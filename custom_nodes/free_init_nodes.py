@@ -1,7 +1,7 @@
 """ComfyUI node for FreeInit: its settings as a ``VDP_FREEINIT`` that the pack's sampler nodes take.
 
 The node only builds a ``FreeInitConfig``; the sampler applies it to its pipeline for the run
-(``schedulers/free_init.py`` holds the method).
+(``hooks/free_init.py`` holds the method).
 """
 
 CATEGORY = "video_diffusion_pack/freeinit"
@@ -13,7 +13,7 @@ class VDPFreeInit:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..schedulers.free_init import METHODS
+        from ..hooks.free_init import METHODS
 
         stop_frequency = {"default": 0.25, "min": 0.01, "max": 1.0, "step": 0.01}
         return {
@@ -67,7 +67,7 @@ class VDPFreeInit:
     )
 
     def build(self, iterations, filter, d_s, d_t, order, fast_sampling, renoise_level):
-        from ..schedulers.free_init import FreeInitConfig
+        from ..hooks.free_init import FreeInitConfig
 
         return (FreeInitConfig(
             num_iters=iterations,

@@ -112,8 +112,8 @@ class VDPVchitectSampler:
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
                freeinit=None, fastercache=None):
-        from ..schedulers.faster_cache import faster_cache_applied
-        from ..schedulers.free_init import free_init_applied
+        from ..hooks.faster_cache import faster_cache_applied
+        from ..hooks.free_init import free_init_applied
 
         problem = frame_size_problem(width, height)
         if problem is not None:

@@ -35,7 +35,7 @@ def comfyui(tmp_path_factory):
     ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
     session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
     """
-    from comfyui_harness import ComfyUIHarnessError, ComfyUIServer, install_pack, prepare_comfyui
+    from helpers.comfyui_harness import ComfyUIHarnessError, ComfyUIServer, install_pack, prepare_comfyui
 
     try:
         comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)
@@ -66,7 +66,7 @@ def comfyui(tmp_path_factory):
 @pytest.fixture
 def comfyui_models(tmp_path, monkeypatch):
     """ComfyUI's models folder (empty, in tmp_path), with ComfyUI's `folder_paths` importable and pointing at it."""
-    from comfyui_harness import ComfyUIHarnessError, prepare_comfyui
+    from helpers.comfyui_harness import ComfyUIHarnessError, prepare_comfyui
 
     try:
         comfyui_dir = prepare_comfyui(COMFYUI_CACHE_DIR)

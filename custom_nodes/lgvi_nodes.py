@@ -1,0 +1,131 @@
+"""ComfyUI nodes for language-driven video inpainting (LGVI / LGVI-I): loaders and the inpainting node.
+
+Videos enter and leave as core ``IMAGE`` batches [frames, height, width, 3]; the predicted edit mask (models with a
+mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines/lgvi``.
+"""
+
+import torch
+
+from . import _comfy
+
+CATEGORY = "video_diffusion_pack/inpaint"
+PIPELINE_TYPE = "VDP_PIPELINE"
+WEIGHTS_KIND = "lgvi"
+PIPELINE_CLASS = "InpaintByInstructionPipeline"
+MAX_SIZE = 4096
+
+
+def _check_size(width, height):
+    """None when width and height are usable, else the error message."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value < 8 or value % 8:
+            return f"{name}={value!r} must be a positive multiple of 8"
+    return None
+
+
+class VDPLGVILoader(_comfy.PipelineFolderLoader):
+    """Loads an LGVI / LGVI-I pipeline directory from ComfyUI/models/video_diffusion_pack/lgvi/."""
+
+    WEIGHTS_KIND = WEIGHTS_KIND
+    PIPELINE_CLASS = PIPELINE_CLASS
+    EXAMPLE = "lgvi"
+    DTYPE_TOOLTIP = "Weight dtype. The official inference runs in fp16."
+    OUTPUT_TOOLTIPS = ("The LGVI inpainting pipeline on ComfyUI's device.",)
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Loads LGVI (jianzongwu/lgvi, language-driven video inpainting) as a diffusers pipeline."
+
+
+class VDPTinyLGVILoader(_comfy.TinyPipelineLoader):
+    """Builds the embedded tiny random-weight LGVI pipeline (no download), for smoke tests."""
+
+    BUILDER = "build_tiny_inpaint_pipeline"
+    OUTPUT_TOOLTIPS = ("A tiny random-weight LGVI pipeline (any size that is a multiple of 8) on ComfyUI's device.",)
+    CATEGORY = CATEGORY
+    DESCRIPTION = "A tiny LGVI pipeline with seeded random weights: a smoke test for graphs."
+
+
+class VDPInpaintByInstruction:
+    """Removes (or changes) what an instruction names in a video, with an LGVI pipeline."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "pipeline": (PIPELINE_TYPE, {"tooltip": "From an LGVI loader."}),
+            "video": ("IMAGE", {"tooltip": "The video as an IMAGE batch [frames, height, width, 3] (official: up to 24 "
+                                           "frames); resized to width x height."}),
+            "instruction": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "remove the bird on the left",
+                                       "tooltip": "A referring expression of what to remove (LGVI), or a chat request "
+                                                  "(LGVI-I)."}),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                             "tooltip": "Seed of the VAE sample and the noise, drawn on the CPU (official: 0)."}),
+            "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 50)."}),
+            "guidance_scale": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
+                                         "tooltip": "Text guidance (official: 3.0)."}),
+            "image_guidance_scale": ("FLOAT", {"default": 1.5, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
+                                               "tooltip": "Video guidance (official: 1.5). Guidance is off when the "
+                                                          "text guidance is <= 1 or this is < 1."}),
+            "width": ("INT", {"default": 512, "min": 8, "max": MAX_SIZE, "step": 8,
+                              "tooltip": "Frame width, a multiple of 8 (official: 512)."}),
+            "height": ("INT", {"default": 320, "min": 8, "max": MAX_SIZE, "step": 8,
+                               "tooltip": "Frame height, a multiple of 8 (official: 320)."}),
+        }}
+
+    RETURN_TYPES = ("IMAGE", "MASK", "STRING")
+    RETURN_NAMES = ("frames", "mask", "prompt")
+    OUTPUT_TOOLTIPS = (
+        "The edited video as an IMAGE batch [frames, height, width, 3] in 0..1.",
+        "The edit mask the model predicts [frames, height, width]; all zeros when the model has no mask decoder.",
+        "The prompt the video was edited with: the answer the MLLM wrote for the request (LGVI-I), or the "
+        "instruction itself (LGVI). Also shown on the node.",
+    )
+    FUNCTION = "inpaint"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Language-driven video inpainting (LGVI): the instruction says what to remove; no mask is needed."
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None):
+        if width is None or height is None:
+            return True
+        return _check_size(width, height) or True
+
+    def inpaint(self, pipeline, video, instruction, seed, steps, guidance_scale, image_guidance_scale, width, height):
+        problem = _check_size(width, height)
+        if problem:
+            raise ValueError(problem)
+        if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3 or video.shape[0] == 0:
+            shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+            raise ValueError(f"video has shape {shape}; expected an IMAGE batch [frames, height, width, 3]")
+        if not instruction.strip():
+            raise ValueError("instruction is empty; say what to remove, e.g. 'remove the bird on the left'")
+        output = pipeline(
+            video=video.cpu(),
+            prompt=instruction,
+            height=height,
+            width=width,
+            num_inference_steps=steps,
+            guidance_scale=guidance_scale,
+            image_guidance_scale=image_guidance_scale,
+            generator=torch.Generator(device="cpu").manual_seed(seed),
+            output_type="pt",
+            callback_on_step_end=_comfy.progress_callback(steps),
+            callback_on_step_end_tensor_inputs=[],
+        )
+        frames = _comfy.video_to_image_batch(output.frames)
+        if output.mask is None:
+            mask = torch.zeros(frames.shape[:3], dtype=torch.float32)
+        else:
+            mask = output.mask.flatten(0, 1).to(device="cpu", dtype=torch.float32)
+        prompt = output.instructions[0] if output.instructions else instruction
+        return {"ui": {"text": [prompt]}, "result": (frames, mask, prompt)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "VDPLGVILoader": VDPLGVILoader,
+    "VDPTinyLGVILoader": VDPTinyLGVILoader,
+    "VDPInpaintByInstruction": VDPInpaintByInstruction,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "VDPLGVILoader": "LGVI Loader (VDP)",
+    "VDPTinyLGVILoader": "LGVI Tiny Loader (VDP, smoke test)",
+    "VDPInpaintByInstruction": "Inpaint by Instruction (VDP, LGVI)",
+}

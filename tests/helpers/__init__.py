@@ -1,0 +1,8 @@
+"""Shared test helpers: paths of the checkout, the `vdp` runner, a fake Hub, a real ComfyUI harness, tiny diffusers videos."""
+
+import pathlib
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TESTS_ROOT = REPO_ROOT / "tests"
+FIXTURES = TESTS_ROOT / "fixtures"
+WORKFLOWS = REPO_ROOT / "workflows"

@@ -1,0 +1,53 @@
+"""Specification of the distribution: `pip install .` ships every subpackage and data file of the checkout."""
+
+import pathlib
+
+import pytest
+from helpers import REPO_ROOT
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+
+PACKAGE_NAME = "video_diffusion_pack"
+# folders of the checkout that are not part of the installed package
+NOT_SHIPPED = {"tests", "benchmarks", "build"}
+
+
+def pyproject() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+
+
+def packages_in_checkout():
+    """Dotted names of the folders with an ``__init__.py`` that belong to the package."""
+    for init in REPO_ROOT.rglob("__init__.py"):
+        parts = init.parent.relative_to(REPO_ROOT).parts
+        if parts and (parts[0] in NOT_SHIPPED or any(part.startswith(".") for part in parts)):
+            continue
+        yield ".".join((PACKAGE_NAME, *parts))
+
+
+def test_every_subpackage_of_the_checkout_is_listed_for_the_wheel():
+    listed = set(pyproject()["tool"]["setuptools"]["packages"])
+
+    missing = set(packages_in_checkout()) - listed
+
+    assert missing == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_example_workflows_are_shipped_as_package_data():
+    patterns = pyproject()["tool"]["setuptools"]["package-data"][PACKAGE_NAME]
+    workflows = sorted(path.relative_to(REPO_ROOT) for path in (REPO_ROOT / "workflows").glob("*.json"))
+
+    assert workflows, "the checkout has example workflows"
+    assert all(any(path.match(pattern) for pattern in patterns) for path in workflows)
+
+
+def test_weights_manifest_and_its_schema_are_shipped_as_package_data():
+    patterns = pyproject()["tool"]["setuptools"]["package-data"][PACKAGE_NAME]
+
+    for name in ("weights_manifest.json", "weights_manifest.schema.json"):
+        assert (REPO_ROOT / name).is_file()
+        assert any(pathlib.PurePath(name).match(pattern) for pattern in patterns), f"{name} is not in package-data"
+
+
+def test_console_script_points_at_the_cli():
+    assert pyproject()["project"]["scripts"] == {"vdp": f"{PACKAGE_NAME}.cli:main"}
