@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from helpers import REPO_ROOT
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from video_diffusion_pack.custom_nodes._comfy import video_to_image_batch
 from video_diffusion_pack.custom_nodes.vchitect_nodes import (
@@ -18,7 +19,6 @@ from video_diffusion_pack.custom_nodes.vchitect_nodes import (
 # Loads the repo root the way ComfyUI loads a custom-node folder, then lists what got imported.
 _LOAD_AS_COMFYUI_DOES = """
 import importlib.util, sys
-from helpers import REPO_ROOT
 spec = importlib.util.spec_from_file_location("video_diffusion_pack", sys.argv[1] + "/__init__.py")
 module = importlib.util.module_from_spec(spec)
 sys.modules["video_diffusion_pack"] = module
