@@ -1,13 +1,22 @@
 """RepVideo text-to-video on the CogVideoX-2B backbone (the released RepVideo model)."""
 
-import diffusers
+import importlib
 
-from .pipeline import OFFICIAL_DEFAULTS, OFFICIAL_FPS, CogVideoXRepVideoPipeline
-from ...models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
+# public name -> submodule defining it, imported on first access, so that `defaults` can be imported
+# without torch or diffusers; importing `pipeline` registers the pipeline class in diffusers' namespace
+_LAZY_EXPORTS = {
+    "OFFICIAL_DEFAULTS": ".pipeline",
+    "OFFICIAL_FPS": ".pipeline",
+    "CogVideoXRepVideoPipeline": ".pipeline",
+    "CogVideoXRepVideoTransformer3DModel": "...models.cogvideox_repvideo",
+}
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its
-# own namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there.
-if not hasattr(diffusers, CogVideoXRepVideoPipeline.__name__):
-    setattr(diffusers, CogVideoXRepVideoPipeline.__name__, CogVideoXRepVideoPipeline)
+__all__ = sorted(_LAZY_EXPORTS)
 
-__all__ = ["OFFICIAL_DEFAULTS", "OFFICIAL_FPS", "CogVideoXRepVideoPipeline", "CogVideoXRepVideoTransformer3DModel"]
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

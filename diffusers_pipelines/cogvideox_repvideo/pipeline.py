@@ -9,6 +9,7 @@ loop, prompt encoding, dynamic guidance and decoding are diffusers' own.
 import math
 from typing import Any, Callable, Dict, List, Optional, Union
 
+import diffusers
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler, CogVideoXPipeline
 from diffusers.pipelines.cogvideo.pipeline_output import CogVideoXPipelineOutput
@@ -226,3 +227,9 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             max_sequence_length=max_sequence_length,
         )
+
+
+# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
+# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
+if not hasattr(diffusers, CogVideoXRepVideoPipeline.__name__):
+    setattr(diffusers, CogVideoXRepVideoPipeline.__name__, CogVideoXRepVideoPipeline)

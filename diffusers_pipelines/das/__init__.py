@@ -1,13 +1,21 @@
 """Diffusion as Shader image-to-video pipeline (tracking-video control on CogVideoX-5B-I2V)."""
 
-import diffusers
+import importlib
 
-from .pipeline import OFFICIAL_NEGATIVE_PROMPT, DaSPipeline
-from ...models.das_transformer import DaSTransformer3DModel
+# public name -> submodule defining it, imported on first access, so that `defaults` can be imported
+# without torch or diffusers; importing `pipeline` registers the pipeline class in diffusers' namespace
+_LAZY_EXPORTS = {
+    "OFFICIAL_NEGATIVE_PROMPT": ".pipeline",
+    "DaSPipeline": ".pipeline",
+    "DaSTransformer3DModel": "...models.das_transformer",
+}
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its
-# own namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there.
-if not hasattr(diffusers, DaSPipeline.__name__):
-    setattr(diffusers, DaSPipeline.__name__, DaSPipeline)
+__all__ = sorted(_LAZY_EXPORTS)
 
-__all__ = ["OFFICIAL_NEGATIVE_PROMPT", "DaSPipeline", "DaSTransformer3DModel"]
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ import math
 import os
 from typing import Any, Callable, Dict, List, Optional, Union
 
+import diffusers
 import numpy as np
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler
@@ -439,3 +440,9 @@ def check_pipeline_folder(path: str, skip=()) -> None:
         raise FileNotFoundError(
             f"model folder {path!r} lacks the component folder(s) {missing}; a DaS pipeline needs {list(COMPONENT_NAMES)}"
         )
+
+
+# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
+# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
+if not hasattr(diffusers, DaSPipeline.__name__):
+    setattr(diffusers, DaSPipeline.__name__, DaSPipeline)

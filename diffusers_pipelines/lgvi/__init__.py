@@ -1,13 +1,21 @@
 """Language-driven video inpainting (LGVI / LGVI-I, ROVI): an instruction and a video in, the edited video out."""
 
-import diffusers
+import importlib
 
-from .pipeline import InpaintByInstructionPipeline, InpaintByInstructionPipelineOutput
-from ...models.rovi_unet import RoviUNet3DConditionModel
+# public name -> submodule defining it, imported on first access, so that `defaults` can be imported
+# without torch or diffusers; importing `pipeline` registers the pipeline class in diffusers' namespace
+_LAZY_EXPORTS = {
+    "InpaintByInstructionPipeline": ".pipeline",
+    "InpaintByInstructionPipelineOutput": ".pipeline",
+    "RoviUNet3DConditionModel": "...models.rovi_unet",
+}
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its
-# own namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there.
-if not hasattr(diffusers, InpaintByInstructionPipeline.__name__):
-    setattr(diffusers, InpaintByInstructionPipeline.__name__, InpaintByInstructionPipeline)
+__all__ = sorted(_LAZY_EXPORTS)
 
-__all__ = ["InpaintByInstructionPipeline", "InpaintByInstructionPipelineOutput", "RoviUNet3DConditionModel"]
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

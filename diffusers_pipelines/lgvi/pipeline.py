@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
+import diffusers
 import numpy as np
 import PIL.Image
 import torch
@@ -500,3 +501,9 @@ def check_pipeline_folder(path: str, skip=()) -> dict:
             f"model folder {path!r} lacks the component folder(s) {missing}; an LGVI pipeline needs {list(COMPONENT_NAMES)}"
         )
     return index
+
+
+# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
+# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
+if not hasattr(diffusers, InpaintByInstructionPipeline.__name__):
+    setattr(diffusers, InpaintByInstructionPipeline.__name__, InpaintByInstructionPipeline)

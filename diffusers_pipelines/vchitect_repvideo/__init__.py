@@ -1,14 +1,21 @@
 """Vchitect-2.0 / RepVideo text-to-video pipeline."""
 
-import diffusers
+import importlib
 
-from .pipeline import VchitectRepVideoPipeline, VchitectRepVideoPipelineOutput
-from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+# public name -> submodule defining it, imported on first access, so that `defaults` can be imported
+# without torch or diffusers; importing `pipeline` registers the pipeline class in diffusers' namespace
+_LAZY_EXPORTS = {
+    "VchitectRepVideoPipeline": ".pipeline",
+    "VchitectRepVideoPipelineOutput": ".pipeline",
+    "VchitectXLTransformer3DModel": "...models.vchitect_transformer",
+}
 
-# model_index.json written by save_pretrained names these classes; diffusers resolves pipeline class names in its
-# own namespace, so `DiffusionPipeline.from_pretrained(folder)` needs them registered there.
-for _cls in (VchitectRepVideoPipeline,):
-    if not hasattr(diffusers, _cls.__name__):
-        setattr(diffusers, _cls.__name__, _cls)
+__all__ = sorted(_LAZY_EXPORTS)
 
-__all__ = ["VchitectRepVideoPipeline", "VchitectRepVideoPipelineOutput", "VchitectXLTransformer3DModel"]
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

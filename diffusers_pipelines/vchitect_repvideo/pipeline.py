@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
+import diffusers
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
@@ -521,3 +522,9 @@ def check_pipeline_folder(path: str) -> None:
             f"model directory {path!r} is missing component folder(s) {missing}; a Vchitect-2.0 pipeline needs"
             f" {list(COMPONENT_NAMES)}"
         )
+
+
+# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
+# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
+if not hasattr(diffusers, VchitectRepVideoPipeline.__name__):
+    setattr(diffusers, VchitectRepVideoPipeline.__name__, VchitectRepVideoPipeline)

@@ -1,4 +1,8 @@
-"""The example workflows: each UI-format file describes the same graph as its API-format twin.
+"""The example workflows: ComfyUI templates in ``example_workflows/`` and their API-format copies in ``tests/workflows/``.
+
+ComfyUI lists every ``*.json`` of a pack's ``example_workflows/`` in its template browser and its frontend
+shows ``<name>.jpg`` beside it as the thumbnail, so that folder holds only UI-format graphs, each with a JPEG.
+Each UI graph describes the same graph as its API-format copy.
 
 The UI -> API translation follows the web UI's own rule, with the node specs a real ComfyUI serves
 on ``/object_info``: socket inputs come from ``links``; widget values fill the node's widget inputs
@@ -11,9 +15,13 @@ import json
 import pathlib
 
 import pytest
-from helpers import WORKFLOWS
+from PIL import Image
 
-UI_WORKFLOWS = sorted(path.name for path in WORKFLOWS.glob("*.json") if not path.stem.endswith("_api"))
+from helpers import EXAMPLE_WORKFLOWS, WORKFLOWS
+
+UI_WORKFLOWS = sorted(path.name for path in EXAMPLE_WORKFLOWS.glob("*.json"))
+API_WORKFLOWS = sorted(path.name for path in WORKFLOWS.glob("*.json"))
+THUMBNAIL_MAX_BYTES = 16_000
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 SEED_INPUT_NAMES = {"seed", "noise_seed"}
 
@@ -59,22 +67,54 @@ def without_meta(api: dict) -> dict:
     return {node_id: {"class_type": node["class_type"], "inputs": node["inputs"]} for node_id, node in api.items()}
 
 
-def test_every_ui_workflow_has_an_api_twin():
+def api_copy(name: str) -> pathlib.Path:
+    return WORKFLOWS / name.replace(".json", "_api.json")
+
+
+def test_every_template_has_an_api_copy_and_every_api_copy_a_template():
     assert UI_WORKFLOWS, "no workflows found"
-    for name in UI_WORKFLOWS:
-        assert (WORKFLOWS / name.replace(".json", "_api.json")).is_file(), name
+    assert sorted(api_copy(name).name for name in UI_WORKFLOWS) == API_WORKFLOWS
+
+
+def test_example_workflows_folder_holds_only_templates_and_their_thumbnails():
+    stems = {pathlib.Path(name).stem for name in UI_WORKFLOWS}
+    for path in EXAMPLE_WORKFLOWS.iterdir():
+        assert path.suffix in (".json", ".jpg") and path.stem in stems, path.name
+
+
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
+def test_template_is_a_ui_format_graph(name):
+    ui = json.loads((EXAMPLE_WORKFLOWS / name).read_text())
+    assert isinstance(ui.get("nodes"), list) and isinstance(ui.get("links"), list) and ui["nodes"]
+    assert all(isinstance(node["id"], int) and isinstance(node["type"], str) for node in ui["nodes"])
+    assert not any(isinstance(value, dict) and "class_type" in value for value in ui.values())
+
+
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
+def test_template_has_a_small_jpeg_thumbnail(name):
+    thumbnail = EXAMPLE_WORKFLOWS / name.replace(".json", ".jpg")
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and max(image.size) <= 256
+    assert thumbnail.stat().st_size <= THUMBNAIL_MAX_BYTES
+
+
+@pytest.mark.parametrize("name", UI_WORKFLOWS)
+def test_template_node_types_all_exist_in_comfyui(name, comfyui):
+    ui = json.loads((EXAMPLE_WORKFLOWS / name).read_text())
+    node_types = {node["type"] for node in ui["nodes"]}
+    assert node_types - set(comfyui.client.object_info()) == set()
 
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_and_api_workflows_describe_the_same_graph(name, comfyui):
-    ui = json.loads((WORKFLOWS / name).read_text())
-    api = json.loads((WORKFLOWS / name.replace(".json", "_api.json")).read_text())
+    ui = json.loads((EXAMPLE_WORKFLOWS / name).read_text())
+    api = json.loads(api_copy(name).read_text())
     assert ui_to_api(ui, comfyui.client.object_info()) == without_meta(api)
 
 
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_workflow_links_join_sockets_of_matching_types(name, comfyui):
-    ui = json.loads((WORKFLOWS / name).read_text())
+    ui = json.loads((EXAMPLE_WORKFLOWS / name).read_text())
     object_info = comfyui.client.object_info()
     nodes = {node["id"]: node for node in ui["nodes"]}
     assert ui["last_node_id"] == max(nodes) and ui["last_link_id"] == max(link[0] for link in ui["links"])

@@ -5,4 +5,6 @@ import pathlib
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 TESTS_ROOT = REPO_ROOT / "tests"
 FIXTURES = TESTS_ROOT / "fixtures"
-WORKFLOWS = REPO_ROOT / "workflows"
+# ComfyUI templates (UI-format graphs and their thumbnails), and the API-format copies the tests queue
+EXAMPLE_WORKFLOWS = REPO_ROOT / "example_workflows"
+WORKFLOWS = TESTS_ROOT / "workflows"

@@ -33,12 +33,12 @@ def test_every_subpackage_of_the_checkout_is_listed_for_the_wheel():
     assert missing == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
 
 
-def test_example_workflows_are_shipped_as_package_data():
+def test_example_workflows_and_their_thumbnails_are_shipped_as_package_data():
     patterns = pyproject()["tool"]["setuptools"]["package-data"][PACKAGE_NAME]
-    workflows = sorted(path.relative_to(REPO_ROOT) for path in (REPO_ROOT / "workflows").glob("*.json"))
+    files = sorted(path.relative_to(REPO_ROOT) for path in (REPO_ROOT / "example_workflows").iterdir())
 
-    assert workflows, "the checkout has example workflows"
-    assert all(any(path.match(pattern) for pattern in patterns) for path in workflows)
+    assert {path.suffix for path in files} == {".json", ".jpg"}, "the checkout has templates and thumbnails"
+    assert [path for path in files if not any(path.match(pattern) for pattern in patterns)] == []
 
 
 def test_weights_manifest_and_its_schema_are_shipped_as_package_data():
