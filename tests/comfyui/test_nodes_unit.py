@@ -37,6 +37,26 @@ def test_pack_loads_as_comfyui_loads_it_without_importing_comfyui_or_diffusers()
     assert imported == "[]"
 
 
+# The same load, with diffusers and accelerate unimportable (as in a clone whose requirements were never installed).
+_LOAD_WITHOUT_DIFFUSERS = """
+import sys
+sys.modules["diffusers"] = None
+sys.modules["accelerate"] = None
+""" + _LOAD_AS_COMFYUI_DOES
+
+
+def test_pack_without_diffusers_registers_no_node_and_logs_what_to_install():
+    result = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_DIFFUSERS, str(REPO_ROOT)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    node_names, _ = result.stdout.strip().splitlines()
+    assert node_names == "[]"
+    (line,) = result.stderr.strip().splitlines()
+    assert line == ("video_diffusion_pack: no nodes registered, missing Python packages: "
+                    "diffusers>=0.35, accelerate>=0.33. "
+                    f'Install them with: "{sys.executable}" -m pip install "diffusers>=0.35" "accelerate>=0.33"')
+
+
 def test_root_package_exports_the_node_mappings():
     import video_diffusion_pack
 

@@ -1,4 +1,4 @@
-"""The example workflows: ComfyUI templates in ``example_workflows/`` and their API-format copies in ``tests/workflows/``.
+"""The example workflows: ComfyUI templates in ``example_workflows/``, their API-format copies in ``tests/workflows/``.
 
 ComfyUI lists every ``*.json`` of a pack's ``example_workflows/`` in its template browser and its frontend
 shows ``<name>.jpg`` beside it as the thumbnail, so that folder holds only UI-format graphs, each with a JPEG.

@@ -1,5 +1,6 @@
 """Specification of the distribution: `pip install .` ships every subpackage and data file of the checkout."""
 
+import json
 import pathlib
 
 import pytest
@@ -51,3 +52,21 @@ def test_weights_manifest_and_its_schema_are_shipped_as_package_data():
 
 def test_console_script_points_at_the_cli():
     assert pyproject()["project"]["scripts"] == {"vdp": f"{PACKAGE_NAME}.cli:main"}
+
+
+def test_registry_metadata_names_the_publisher_and_an_icon_of_the_checkout():
+    comfy = pyproject()["tool"]["comfy"]
+    repository = pyproject()["project"]["urls"]["Repository"].removeprefix("https://github.com/")
+    icon_prefix = f"https://raw.githubusercontent.com/{repository}/main/"
+
+    assert comfy["PublisherId"] and comfy["DisplayName"]
+    assert comfy["Icon"].startswith(icon_prefix)
+    assert (REPO_ROOT / comfy["Icon"].removeprefix(icon_prefix)).is_file()
+
+
+def test_registry_models_are_the_weights_manifest_entries_at_their_comfyui_folders():
+    manifest = json.loads((REPO_ROOT / "weights_manifest.json").read_text())["entries"]
+    expected = [{"location": "/" + entry["comfyui_folder"].removeprefix("models/"),
+                 "model_url": f"https://huggingface.co/{entry['repo_id']}"} for entry in manifest]
+
+    assert pyproject()["tool"]["comfy"]["Models"] == expected
