@@ -79,3 +79,14 @@ def check_checkpoint(model_cls, folder: str, config: Optional[dict] = None) -> N
         raise ValueError(
             f"{described} does not match {model_cls.__name__} with config {folder}/config.json: " + "; ".join(problems)
         )
+
+
+def weights_file_of(folder: str, key: str) -> str:
+    """The weights file of `folder` that holds `key` (the single file, or the shard its index names); else `folder`."""
+    index_path = os.path.join(folder, WEIGHTS_INDEX_NAME)
+    if os.path.isfile(index_path):
+        with open(index_path, encoding="utf-8") as f:
+            shard = json.load(f)["weight_map"].get(key)
+        return os.path.join(folder, shard) if shard else folder
+    single_path = os.path.join(folder, WEIGHTS_NAME)
+    return single_path if os.path.isfile(single_path) else folder

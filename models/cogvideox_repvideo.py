@@ -11,11 +11,9 @@ submodules and key names, plus `repvideo.learnable_gating` [num_layers]. `repvid
 stores) exactly the stock CogVideoX transformer. `convert/repvideo_sat.py` converts the released SAT checkpoint.
 """
 
-import os
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
-from accelerate import init_empty_weights
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
@@ -24,7 +22,7 @@ from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTransformer3DModel
 from diffusers.utils import apply_lora_scale
 
-from .checkpoint import check_checkpoint
+from ._cogvideox import CogVideoXExtension, cogvideox_config_arguments
 from .repvideo import RepVideoAggregation, RepVideoSwitchMixin
 
 # the released Vchitect/RepVideo DiT (sat/configs/cogvideox_2b.yaml) in diffusers' CogVideoX terms
@@ -51,7 +49,7 @@ RELEASED_CONFIG = dict(
 )
 
 
-class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXTransformer3DModel):
+class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXExtension):
     """CogVideoX transformer with RepVideo's gated cross-layer aggregation (diffusers key names plus the gates).
 
     Args:
@@ -64,93 +62,16 @@ class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXTransfor
     """
 
     _skip_layerwise_casting_patterns = ["patch_embed", "norm", "repvideo"]
+    _extension_config_key = "repvideo_aggregation"
 
     @register_to_config
-    def __init__(
-        self,
-        num_attention_heads: int = 30,
-        attention_head_dim: int = 64,
-        in_channels: int = 16,
-        out_channels: Optional[int] = 16,
-        flip_sin_to_cos: bool = True,
-        freq_shift: int = 0,
-        time_embed_dim: int = 512,
-        ofs_embed_dim: Optional[int] = None,
-        text_embed_dim: int = 4096,
-        num_layers: int = 30,
-        dropout: float = 0.0,
-        attention_bias: bool = True,
-        sample_width: int = 90,
-        sample_height: int = 60,
-        sample_frames: int = 49,
-        patch_size: int = 2,
-        patch_size_t: Optional[int] = None,
-        temporal_compression_ratio: int = 4,
-        max_text_seq_length: int = 226,
-        activation_fn: str = "gelu-approximate",
-        timestep_activation_fn: str = "silu",
-        norm_elementwise_affine: bool = True,
-        norm_eps: float = 1e-5,
-        spatial_interpolation_scale: float = 1.875,
-        temporal_interpolation_scale: float = 1.0,
-        use_rotary_positional_embeddings: bool = False,
-        use_learned_positional_embeddings: bool = False,
-        patch_bias: bool = True,
-        repvideo_aggregation: bool = True,
-        repvideo_window_size: int = 6,
-    ):
+    @cogvideox_config_arguments
+    def __init__(self, repvideo_aggregation: bool = True, repvideo_window_size: int = 6, **kwargs):
         if not isinstance(repvideo_aggregation, bool):
             raise ValueError(f"repvideo_aggregation={repvideo_aggregation!r} must be True or False")
-        super().__init__(
-            num_attention_heads=num_attention_heads,
-            attention_head_dim=attention_head_dim,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            flip_sin_to_cos=flip_sin_to_cos,
-            freq_shift=freq_shift,
-            time_embed_dim=time_embed_dim,
-            ofs_embed_dim=ofs_embed_dim,
-            text_embed_dim=text_embed_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            attention_bias=attention_bias,
-            sample_width=sample_width,
-            sample_height=sample_height,
-            sample_frames=sample_frames,
-            patch_size=patch_size,
-            patch_size_t=patch_size_t,
-            temporal_compression_ratio=temporal_compression_ratio,
-            max_text_seq_length=max_text_seq_length,
-            activation_fn=activation_fn,
-            timestep_activation_fn=timestep_activation_fn,
-            norm_elementwise_affine=norm_elementwise_affine,
-            norm_eps=norm_eps,
-            spatial_interpolation_scale=spatial_interpolation_scale,
-            temporal_interpolation_scale=temporal_interpolation_scale,
-            use_rotary_positional_embeddings=use_rotary_positional_embeddings,
-            use_learned_positional_embeddings=use_learned_positional_embeddings,
-            patch_bias=patch_bias,
-        )
+        super().__init__(**kwargs)
+        num_layers = self.config.num_layers
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
-        """`ModelMixin.from_pretrained`, after checking a local folder's keys and shapes against this class.
-
-        A plain CogVideoX folder (no `repvideo_aggregation` in its config) is refused: it has no gates; wrap it with
-        `from_cogvideox`, or convert the released SAT checkpoint with `convert_repvideo_sat_checkpoint`.
-        """
-        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
-        if os.path.isdir(folder):
-            config = cls.load_config(folder)
-            if "repvideo_aggregation" not in config:
-                raise ValueError(
-                    f"{os.path.join(folder, 'config.json')} (_class_name {config.get('_class_name')!r}) has no "
-                    f"repvideo_aggregation: it is a plain CogVideoX transformer. Wrap it with "
-                    f"CogVideoXRepVideoTransformer3DModel.from_cogvideox(CogVideoXTransformer3DModel.from_pretrained(...))"
-                )
-            check_checkpoint(cls, folder, config)
-        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
 
     @classmethod
     def from_cogvideox(
@@ -166,26 +87,12 @@ class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXTransfor
             gate_init (`float`, defaults to 0.5): initial value of every gate.
             window_size (`int`, defaults to 6): aggregation window.
         """
-        if not isinstance(transformer, CogVideoXTransformer3DModel) or isinstance(transformer, cls):
-            raise TypeError(
-                f"transformer={type(transformer).__name__} must be a plain diffusers CogVideoXTransformer3DModel"
-            )
-        config = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
-        config.update(repvideo_aggregation=True, repvideo_window_size=window_size)
-        parameter = next(transformer.parameters())
-        with init_empty_weights():
-            model = cls.from_config(config)
-        state = dict(transformer.state_dict())
-        state["repvideo.learnable_gating"] = torch.full(
-            (config["num_layers"],), float(gate_init), dtype=parameter.dtype, device=parameter.device
-        )
-        model.load_state_dict(state, strict=True, assign=True)
-        # non-persistent buffers (the sin-cos position table) are not in the state dict: share them too
-        for name, buffer in transformer.named_buffers():
-            if name not in state:
-                module_name, _, buffer_name = name.rpartition(".")
-                setattr(model.get_submodule(module_name), buffer_name, buffer)
-        return model.train(transformer.training)
+
+        def gates(model, base_state, like):
+            shape = model.repvideo.learnable_gating.shape
+            return {"repvideo.learnable_gating": torch.full(shape, float(gate_init), dtype=like.dtype, device=like.device)}
+
+        return cls._from_cogvideox(transformer, dict(repvideo_aggregation=True, repvideo_window_size=window_size), gates)
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -208,60 +115,18 @@ class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXTransfor
             timestep_cond, ofs, image_rotary_emb, attention_kwargs, return_dict: as for
                 `CogVideoXTransformer3DModel.forward`.
         """
-        if self.repvideo is None:
-            return CogVideoXTransformer3DModel.forward.__wrapped__(
-                self, hidden_states, encoder_hidden_states, timestep, timestep_cond, ofs, image_rotary_emb,
-                attention_kwargs, return_dict,
-            )
-        batch_size, num_frames, _, height, width = hidden_states.shape
-
-        # 1. time embedding (as in diffusers CogVideoXTransformer3DModel.forward)
-        t_emb = self.time_proj(timestep).to(dtype=hidden_states.dtype)
-        emb = self.time_embedding(t_emb, timestep_cond)
-        if self.ofs_embedding is not None:
-            emb = emb + self.ofs_embedding(self.ofs_proj(ofs).to(dtype=hidden_states.dtype))
-
-        # 2. patch embedding: the embedding output opens the aggregation window (SAT's first cache entry)
-        hidden_states = self.embedding_dropout(self.patch_embed(encoder_hidden_states, hidden_states))
-        text_seq_length = encoder_hidden_states.shape[1]
-        encoder_hidden_states = hidden_states[:, :text_seq_length]
-        hidden_states = hidden_states[:, text_seq_length:]
-
-        # 3. blocks; each block input is the gated mix of the window mean and the current streams
-        window = self.repvideo.start((hidden_states, encoder_hidden_states))
+        latent_shape = hidden_states.shape
+        emb, hidden_states, encoder_hidden_states = self._embed(
+            hidden_states, encoder_hidden_states, timestep, timestep_cond, ofs
+        )
+        # the embedding output opens the aggregation window (SAT's first cache entry); without it, the stock loop
+        window = None if self.repvideo is None else self.repvideo.start((hidden_states, encoder_hidden_states))
         for index, block in enumerate(self.transformer_blocks):
-            hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
-            if torch.is_grad_enabled() and self.gradient_checkpointing:
-                hidden_states, encoder_hidden_states = self._gradient_checkpointing_func(
-                    block, hidden_states, encoder_hidden_states, emb, image_rotary_emb, attention_kwargs
-                )
-            else:
-                hidden_states, encoder_hidden_states = block(
-                    hidden_states=hidden_states,
-                    encoder_hidden_states=encoder_hidden_states,
-                    temb=emb,
-                    image_rotary_emb=image_rotary_emb,
-                    attention_kwargs=attention_kwargs,
-                )
-            window.record(index, (hidden_states, encoder_hidden_states))
-
-        # 4. output: norm_final is per token, so normalising the video tokens alone equals SAT's normalisation of
-        # [text ; video] followed by dropping the text
-        hidden_states = self.norm_final(hidden_states)
-        hidden_states = self.norm_out(hidden_states, temb=emb)
-        hidden_states = self.proj_out(hidden_states)
-
-        # 5. unpatchify (as in diffusers CogVideoXTransformer3DModel.forward)
-        p = self.config.patch_size
-        p_t = self.config.patch_size_t
-        if p_t is None:
-            output = hidden_states.reshape(batch_size, num_frames, height // p, width // p, -1, p, p)
-            output = output.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)
-        else:
-            output = hidden_states.reshape(
-                batch_size, (num_frames + p_t - 1) // p_t, height // p, width // p, -1, p_t, p, p
+            if window is not None:
+                hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
+            hidden_states, encoder_hidden_states = self._run_block(
+                block, hidden_states, encoder_hidden_states, emb, image_rotary_emb, attention_kwargs
             )
-            output = output.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
-        if not return_dict:
-            return (output,)
-        return Transformer2DModelOutput(sample=output)
+            if window is not None:
+                window.record(index, (hidden_states, encoder_hidden_states))
+        return self._unpatchify(hidden_states, emb, latent_shape, return_dict)

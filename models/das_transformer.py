@@ -26,11 +26,9 @@ Differences from the official code, none of which changes its numbers:
 """
 
 import copy
-import os
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import torch
-from accelerate import init_empty_weights
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
@@ -40,7 +38,7 @@ from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXTran
 from diffusers.utils import apply_lora_scale
 from torch import nn
 
-from .checkpoint import check_checkpoint
+from ._cogvideox import CogVideoXExtension, cogvideox_config_arguments
 
 # the released EXCAI/Diffusion-As-Shader transformer (CogVideoX-5B-I2V geometry plus 18 tracking blocks)
 RELEASED_CONFIG = dict(
@@ -62,8 +60,11 @@ RELEASED_CONFIG = dict(
 )
 
 
-class DaSTransformer3DModel(CogVideoXTransformer3DModel):
+class DaSTransformer3DModel(CogVideoXExtension):
     """CogVideoX transformer with the Diffusion-as-Shader tracking branch (official key names).
+
+    The released `transformer/` folder (config `_class_name` "CogVideoXTransformer3DModelTracking") loads with
+    `from_pretrained` as it is; a plain CogVideoX folder is refused: use `from_cogvideox`.
 
     Args:
         num_tracking_blocks (`int`, defaults to 18): main blocks 0..num_tracking_blocks-1 get a tracking copy.
@@ -72,73 +73,19 @@ class DaSTransformer3DModel(CogVideoXTransformer3DModel):
     """
 
     _no_split_modules = ["CogVideoXBlock", "CogVideoXPatchEmbed"]
+    _extension_config_key = "num_tracking_blocks"
 
     @register_to_config
-    def __init__(
-        self,
-        num_tracking_blocks: int = 18,
-        num_attention_heads: int = 30,
-        attention_head_dim: int = 64,
-        in_channels: int = 16,
-        out_channels: Optional[int] = 16,
-        flip_sin_to_cos: bool = True,
-        freq_shift: int = 0,
-        time_embed_dim: int = 512,
-        ofs_embed_dim: Optional[int] = None,
-        text_embed_dim: int = 4096,
-        num_layers: int = 30,
-        dropout: float = 0.0,
-        attention_bias: bool = True,
-        sample_width: int = 90,
-        sample_height: int = 60,
-        sample_frames: int = 49,
-        patch_size: int = 2,
-        patch_size_t: Optional[int] = None,
-        temporal_compression_ratio: int = 4,
-        max_text_seq_length: int = 226,
-        activation_fn: str = "gelu-approximate",
-        timestep_activation_fn: str = "silu",
-        norm_elementwise_affine: bool = True,
-        norm_eps: float = 1e-5,
-        spatial_interpolation_scale: float = 1.875,
-        temporal_interpolation_scale: float = 1.0,
-        use_rotary_positional_embeddings: bool = False,
-        use_learned_positional_embeddings: bool = False,
-        patch_bias: bool = True,
-    ):
-        if not isinstance(num_tracking_blocks, int) or not 0 <= num_tracking_blocks <= num_layers:
+    @cogvideox_config_arguments
+    def __init__(self, num_tracking_blocks: int = 18, **kwargs):
+        # the decorators registered the whole config (defaults included) before this body runs
+        num_layers = self.config.num_layers
+        if isinstance(num_tracking_blocks, bool) or not isinstance(num_tracking_blocks, int) or not (
+            0 <= num_tracking_blocks <= num_layers
+        ):
             raise ValueError(f"num_tracking_blocks={num_tracking_blocks!r} must be an integer in 0..num_layers={num_layers}")
-        super().__init__(
-            num_attention_heads=num_attention_heads,
-            attention_head_dim=attention_head_dim,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            flip_sin_to_cos=flip_sin_to_cos,
-            freq_shift=freq_shift,
-            time_embed_dim=time_embed_dim,
-            ofs_embed_dim=ofs_embed_dim,
-            text_embed_dim=text_embed_dim,
-            num_layers=num_layers,
-            dropout=dropout,
-            attention_bias=attention_bias,
-            sample_width=sample_width,
-            sample_height=sample_height,
-            sample_frames=sample_frames,
-            patch_size=patch_size,
-            patch_size_t=patch_size_t,
-            temporal_compression_ratio=temporal_compression_ratio,
-            max_text_seq_length=max_text_seq_length,
-            activation_fn=activation_fn,
-            timestep_activation_fn=timestep_activation_fn,
-            norm_elementwise_affine=norm_elementwise_affine,
-            norm_eps=norm_eps,
-            spatial_interpolation_scale=spatial_interpolation_scale,
-            temporal_interpolation_scale=temporal_interpolation_scale,
-            use_rotary_positional_embeddings=use_rotary_positional_embeddings,
-            use_learned_positional_embeddings=use_learned_positional_embeddings,
-            patch_bias=patch_bias,
-        )
-        inner_dim = num_attention_heads * attention_head_dim
+        super().__init__(**kwargs)
+        inner_dim = self.config.num_attention_heads * self.config.attention_head_dim
         # ControlNet-style start: the branch copies the pretrained blocks and its outputs are switched off
         self.transformer_blocks_copy = nn.ModuleList(
             [copy.deepcopy(self.transformer_blocks[index]) for index in range(num_tracking_blocks)]
@@ -148,25 +95,6 @@ class DaSTransformer3DModel(CogVideoXTransformer3DModel):
         for linear in (*self.combine_linears, self.initial_combine_linear):
             nn.init.zeros_(linear.weight)
             nn.init.zeros_(linear.bias)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
-        """`ModelMixin.from_pretrained`, after checking a local folder's keys and shapes against this class.
-
-        The released `transformer/` folder (config `_class_name` "CogVideoXTransformer3DModelTracking") loads as it
-        is. A plain CogVideoX folder is refused with the list of missing tracking keys: use `from_cogvideox`.
-        """
-        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
-        if os.path.isdir(folder):
-            config = cls.load_config(folder)
-            if "num_tracking_blocks" not in config:
-                raise ValueError(
-                    f"{os.path.join(folder, 'config.json')} (_class_name {config.get('_class_name')!r}) has no "
-                    f"num_tracking_blocks: it is a plain CogVideoX transformer, not a DaS one. Build the DaS model "
-                    f"from it with DaSTransformer3DModel.from_cogvideox(CogVideoXTransformer3DModel.from_pretrained(...))"
-                )
-            check_checkpoint(cls, folder, config)
-        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
 
     @classmethod
     def from_cogvideox(cls, transformer: CogVideoXTransformer3DModel, num_tracking_blocks: int = 18) -> "DaSTransformer3DModel":
@@ -181,47 +109,27 @@ class DaSTransformer3DModel(CogVideoXTransformer3DModel):
             transformer (`CogVideoXTransformer3DModel`): e.g. `THUDM/CogVideoX-5b-I2V`'s transformer.
             num_tracking_blocks (`int`, defaults to 18): how many main blocks get a tracking copy.
         """
-        if not isinstance(transformer, CogVideoXTransformer3DModel) or isinstance(transformer, cls):
-            raise TypeError(
-                f"transformer={type(transformer).__name__} must be a plain diffusers CogVideoXTransformer3DModel"
-            )
-        config = {key: value for key, value in transformer.config.items() if not key.startswith("_")}
-        config["num_tracking_blocks"] = num_tracking_blocks
-        parameter = next(transformer.parameters())
-        with init_empty_weights():
-            model = cls.from_config(config)
-        base_state = transformer.state_dict()
-        state = dict(base_state)
-        for index in range(num_tracking_blocks):
-            prefix = f"transformer_blocks.{index}."
-            for key, value in base_state.items():
-                if key.startswith(prefix):
-                    state[f"transformer_blocks_copy.{index}.{key[len(prefix):]}"] = value.clone()
-        for name, module in [("initial_combine_linear", model.initial_combine_linear)] + [
-            (f"combine_linears.{index}", linear) for index, linear in enumerate(model.combine_linears)
-        ]:
-            state[f"{name}.weight"] = torch.zeros(module.weight.shape, dtype=parameter.dtype, device=parameter.device)
-            state[f"{name}.bias"] = torch.zeros(module.bias.shape, dtype=parameter.dtype, device=parameter.device)
-        model.load_state_dict(state, strict=True, assign=True)
-        return model.eval() if not transformer.training else model
+
+        def tracking_branch(model, base_state, like):
+            state = {}
+            for index in range(num_tracking_blocks):
+                prefix = f"transformer_blocks.{index}."
+                for key, value in base_state.items():
+                    if key.startswith(prefix):
+                        state[f"transformer_blocks_copy.{index}.{key[len(prefix):]}"] = value.clone()
+            for name, module in [("initial_combine_linear", model.initial_combine_linear)] + [
+                (f"combine_linears.{index}", linear) for index, linear in enumerate(model.combine_linears)
+            ]:
+                for kind in ("weight", "bias"):
+                    state[f"{name}.{kind}"] = torch.zeros(getattr(module, kind).shape, dtype=like.dtype, device=like.device)
+            return state
+
+        return cls._from_cogvideox(transformer, dict(num_tracking_blocks=num_tracking_blocks), tracking_branch)
 
     def tracking_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters the official training updates: copy blocks, combine linears, initial combine linear."""
         for module in (self.transformer_blocks_copy, self.combine_linears, self.initial_combine_linear):
             yield from module.parameters()
-
-    def _run_block(self, block, hidden_states, encoder_hidden_states, emb, image_rotary_emb, attention_kwargs):
-        if torch.is_grad_enabled() and self.gradient_checkpointing:
-            return self._gradient_checkpointing_func(
-                block, hidden_states, encoder_hidden_states, emb, image_rotary_emb, attention_kwargs
-            )
-        return block(
-            hidden_states=hidden_states,
-            encoder_hidden_states=encoder_hidden_states,
-            temb=emb,
-            image_rotary_emb=image_rotary_emb,
-            attention_kwargs=attention_kwargs,
-        )
 
     @apply_lora_scale("attention_kwargs")
     def forward(
@@ -254,27 +162,16 @@ class DaSTransformer3DModel(CogVideoXTransformer3DModel):
                 f"tracking_maps has shape {tuple(tracking_maps.shape)}; it must equal hidden_states' shape "
                 f"{tuple(hidden_states.shape)} (tracking latents and tracking first-frame latents on channels)"
             )
-        batch_size, num_frames, _, height, width = hidden_states.shape
-
-        # 1. time embedding, shared by both streams
-        t_emb = self.time_proj(timestep).to(dtype=hidden_states.dtype)
-        emb = self.time_embedding(t_emb, timestep_cond)
-        if self.ofs_embedding is not None:
-            emb = emb + self.ofs_embedding(self.ofs_proj(ofs).to(dtype=hidden_states.dtype))
-
-        # 2. patch embedding, shared by both streams; the tracking stream's text tokens are dropped
-        text_seq_length = encoder_hidden_states.shape[1]
-        tracking = None
-        if tracking_maps is not None:
-            tracking = self.embedding_dropout(self.patch_embed(encoder_hidden_states, tracking_maps))
-            tracking = tracking[:, text_seq_length:]
-        hidden_states = self.embedding_dropout(self.patch_embed(encoder_hidden_states, hidden_states))
-        encoder_hidden_states = hidden_states[:, :text_seq_length]
-        hidden_states = hidden_states[:, text_seq_length:]
+        latent_shape = hidden_states.shape
+        # the tracking stream shares the patch embedding; its text tokens are dropped
+        tracking = None if tracking_maps is None else self._patch_tokens(encoder_hidden_states, tracking_maps)[1]
+        emb, hidden_states, encoder_hidden_states = self._embed(
+            hidden_states, encoder_hidden_states, timestep, timestep_cond, ofs
+        )
         if tracking is not None:
             tracking = self.initial_combine_linear(hidden_states + tracking)
 
-        # 3. main blocks; copy block i runs after main block i, on the main stream's text tokens
+        # main blocks; copy block i runs after main block i, on the main stream's text tokens
         num_branch_blocks = len(self.transformer_blocks_copy) if tracking is not None else 0
         for index, block in enumerate(self.transformer_blocks):
             hidden_states, encoder_hidden_states = self._run_block(
@@ -288,24 +185,4 @@ class DaSTransformer3DModel(CogVideoXTransformer3DModel):
                 # the value after the zero linear is both what is added and what feeds the next copy block
                 tracking = self.combine_linears[index](tracking)
                 hidden_states = hidden_states + tracking
-
-        # 4. output: norm_final is per token, so normalising the video tokens alone equals the official
-        # normalisation of [text ; video] followed by dropping the text
-        hidden_states = self.norm_final(hidden_states)
-        hidden_states = self.norm_out(hidden_states, temb=emb)
-        hidden_states = self.proj_out(hidden_states)
-
-        # 5. unpatchify (as in diffusers CogVideoXTransformer3DModel.forward)
-        p = self.config.patch_size
-        p_t = self.config.patch_size_t
-        if p_t is None:
-            output = hidden_states.reshape(batch_size, num_frames, height // p, width // p, -1, p, p)
-            output = output.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)
-        else:
-            output = hidden_states.reshape(
-                batch_size, (num_frames + p_t - 1) // p_t, height // p, width // p, -1, p_t, p, p
-            )
-            output = output.permute(0, 1, 5, 4, 2, 6, 3, 7).flatten(6, 7).flatten(4, 5).flatten(1, 2)
-        if not return_dict:
-            return (output,)
-        return Transformer2DModelOutput(sample=output)
+        return self._unpatchify(hidden_states, emb, latent_shape, return_dict)

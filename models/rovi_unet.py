@@ -26,7 +26,6 @@ Differences from the official code, none of which changes its numbers:
   when the model is built.
 """
 
-import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -43,7 +42,7 @@ from diffusers.utils import BaseOutput
 from einops import rearrange, repeat
 from torch import nn
 
-from .checkpoint import check_checkpoint
+from ._checked import CheckedLoadingMixin
 
 OFFICIAL_CLASS_NAME = "RoviModel"
 CROSS_FRAME_TYPES = ("previous", "first")
@@ -387,7 +386,7 @@ class RoviMaskDecoder(nn.Module):
         return torch.sigmoid(self.final_conv(x))
 
 
-class RoviUNet3DConditionModel(ModelMixin, ConfigMixin):
+class RoviUNet3DConditionModel(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     """The ROVI video UNet (official `RoviModel`); config arguments and state-dict keys equal the official ones.
 
     Args (as the official `RoviModel.__init__`; the SD-1.5 geometry by default):
@@ -555,17 +554,6 @@ class RoviUNet3DConditionModel(ModelMixin, ConfigMixin):
             raise ValueError(f"mask_decoder_type={mask_decoder_type!r} must be 'MaskDecoder' or None")
         if class_embed_type not in (None, "timestep", "identity"):
             raise ValueError(f"class_embed_type={class_embed_type!r} must be None, 'timestep' or 'identity'")
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
-        """`ModelMixin.from_pretrained`, after checking a local folder's keys and shapes against this class.
-
-        The released `unet/` folder (config `_class_name` "RoviModel") loads as it is.
-        """
-        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
-        if os.path.isdir(folder):
-            check_checkpoint(cls, folder)
-        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
 
     def forward(
         self,

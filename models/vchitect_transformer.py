@@ -22,7 +22,6 @@ Differences from the official code, none of which changes its numbers at batch s
 - RepVideo's cross-layer aggregation is available as a config switch (`repvideo_aggregation`).
 """
 
-import os
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
@@ -39,7 +38,7 @@ from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZ
 from einops import rearrange
 from torch import nn
 
-from .checkpoint import check_checkpoint
+from ._checked import CheckedLoadingMixin
 from .repvideo import RepVideoAggregation, RepVideoSwitchMixin
 
 # the official processor scales the spatial branch by this constant before adding the cross-attention branch
@@ -248,7 +247,7 @@ class VchitectTransformerBlock(nn.Module):
         return encoder_hidden_states, hidden_states
 
 
-class VchitectXLTransformer3DModel(RepVideoSwitchMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
+class VchitectXLTransformer3DModel(CheckedLoadingMixin, RepVideoSwitchMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
     """Vchitect-2.0 text-to-video transformer; loads the released `transformer/` folder as it is.
 
     Args:
@@ -332,17 +331,6 @@ class VchitectXLTransformer3DModel(RepVideoSwitchMixin, ModelMixin, ConfigMixin,
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
         self.gradient_checkpointing = False
         self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):
-        """`ModelMixin.from_pretrained`, after checking a local folder's keys and shapes against this class.
-
-        The released `transformer/` folder (config `_class_name` "VchitectXLTransformerModel") loads as it is.
-        """
-        folder = os.path.join(str(pretrained_model_name_or_path), subfolder or "")
-        if os.path.isdir(folder):
-            check_checkpoint(cls, folder)
-        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
 
     def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
         """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""

@@ -12,7 +12,8 @@ from typing import Optional, Union
 
 import torch
 
-from ...models.lgvi_instruction_encoder import LGVIInstructionEncoder, build_tiny_lgvi_instruction_encoder
+from ...convert.llava import load_official_instruction_encoder
+from ...models.lgvi_instruction_encoder import build_tiny_lgvi_instruction_encoder
 from ...models.lgvi_instruction_prompt import train_tiny_llama_tokenizer
 from ..tiny_weights import write_json
 
@@ -44,7 +45,7 @@ def load_lgvi_i_pipeline(lgvi_i_dir: Union[str, os.PathLike], llava_dir: Union[s
         )
     if torch_dtype is not None and (not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point):
         raise ValueError(f"torch_dtype={torch_dtype!r} must be a floating torch.dtype")
-    encoder = LGVIInstructionEncoder.from_official(
+    encoder = load_official_instruction_encoder(
         str(llava_dir), str(clip_dir), overlay, torch_dtype=torch_dtype or torch.float32, max_new_tokens=max_new_tokens
     )
     pipeline = InpaintByInstructionPipeline.from_pretrained(

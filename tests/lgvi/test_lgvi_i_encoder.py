@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from video_diffusion_pack.convert.llava import load_official_instruction_encoder
 from video_diffusion_pack.models.lgvi_instruction_encoder import (
     LGVIInstructionEncoder,
     build_tiny_lgvi_instruction_encoder,
@@ -40,7 +41,7 @@ def parity():
 
 @pytest.fixture(scope="module")
 def official_encoder():
-    return LGVIInstructionEncoder.from_official(str(LLAVA_DIR), str(CLIP_DIR), str(OVERLAY))
+    return load_official_instruction_encoder(str(LLAVA_DIR), str(CLIP_DIR), str(OVERLAY))
 
 
 def first_frame(parity_tensors):
@@ -124,7 +125,7 @@ def test_from_official_names_missing_and_unexpected_keys(tmp_path):
     torch.save(overlay, overlay_path)
     expected = r"missing keys \(1\): transfer_head.0.bias.*unexpected keys \(1\): transfer_head.4"
     with pytest.raises(ValueError, match=expected):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path))
 
 
 def test_from_official_names_shape_mismatches(tmp_path):
@@ -134,23 +135,23 @@ def test_from_official_names_shape_mismatches(tmp_path):
     torch.save(overlay, overlay_path)
     expected = r"shape mismatches \(1\): mllm.model.multi_modal_projector.linear_1.bias \(7,\)"
     with pytest.raises(ValueError, match=expected):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path))
 
 
 def test_from_official_reports_missing_files_and_parts(tmp_path):
     llava_dir, clip_dir, overlay_path = copy_tiny_official(tmp_path)
     with pytest.raises(FileNotFoundError, match="lgvi_i_llava_weights="):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(tmp_path / "nope.pth"))
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(tmp_path / "nope.pth"))
     with pytest.raises(FileNotFoundError, match="clip_dir="):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(tmp_path / "nope"), str(overlay_path))
+        load_official_instruction_encoder(str(llava_dir), str(tmp_path / "nope"), str(overlay_path))
     with pytest.raises(ValueError, match="cross_attention_dim=768 but the transfer head"):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path), cross_attention_dim=768)
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path), cross_attention_dim=768)
     (llava_dir / "pytorch_model-00002-of-00002.bin").unlink()
     with pytest.raises(FileNotFoundError, match="pytorch_model-00002-of-00002.bin"):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path))
     torch.save({"language_embedding": {}}, overlay_path)
     with pytest.raises(ValueError, match="expected the parts"):
-        LGVIInstructionEncoder.from_official(str(llava_dir), str(clip_dir), str(overlay_path))
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path))
 
 
 @pytest.fixture(scope="module")
