@@ -10,10 +10,10 @@ import os
 
 import torch
 
-from . import _comfy
+from . import _comfy, _sampler
+from ..diffusers_pipelines.das.defaults import OFFICIAL
 
 CATEGORY = "video_diffusion_pack/das"
-PIPELINE_TYPE = "VDP_PIPELINE"
 TRACKS_TYPE = "VDP_TRACKS"
 CAMERA_TYPE = "VDP_CAMERA"
 WEIGHTS_KIND = "das"
@@ -61,7 +61,8 @@ class VDPDaSCameraTrajectory:
                            "'rot x|y|z degrees [start end]' ('rot y 30' pans left), 'spiral radius [start end]'. "
                            "Empty: a still camera.",
             }),
-            "frames": ("INT", {"default": 49, "min": 2, "max": MAX_FRAMES, "tooltip": "Frames (DaS: 49)."}),
+            "frames": ("INT", {"default": OFFICIAL.num_frames, "min": 2, "max": MAX_FRAMES,
+                               "tooltip": f"Frames (DaS: {OFFICIAL.num_frames})."}),
         }}
 
     RETURN_TYPES = (CAMERA_TYPE,)
@@ -173,8 +174,10 @@ class VDPDaSLoadTracks:
         return {"required": {
             "path": ("STRING", {"default": "tracks.npz",
                                 "tooltip": "A .npz/.pt file: an absolute path, or a name in ComfyUI's input folder."}),
-            "width": ("INT", {"default": 720, "min": 1, "max": 8192, "tooltip": "Width of the tracked video."}),
-            "height": ("INT", {"default": 480, "min": 1, "max": 8192, "tooltip": "Height of the tracked video."}),
+            "width": ("INT", {"default": OFFICIAL.width, "min": 1, "max": 8192,
+                              "tooltip": "Width of the tracked video."}),
+            "height": ("INT", {"default": OFFICIAL.height, "min": 1, "max": 8192,
+                               "tooltip": "Height of the tracked video."}),
             "visibility_threshold": ("FLOAT", {"default": 0.9, "min": 0.0, "max": 1.0, "step": 0.01,
                                                "tooltip": "For float visibilities (SpatialTracker: 0.9)."}),
         }}
@@ -226,29 +229,20 @@ class VDPDaSSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from ..diffusers_pipelines.das.pipeline import OFFICIAL_NEGATIVE_PROMPT
-
         return {"required": {
-            "pipeline": (PIPELINE_TYPE, {"tooltip": "From a DaS loader."}),
+            "pipeline": _sampler.pipeline_input("a DaS"),
             "image": ("IMAGE", {"tooltip": "The first frame (resized to the tracking video's size)."}),
-            "tracking_video": ("IMAGE", {"tooltip": "Its frame count and size are the output's (DaS: 49 x 480x720)."}),
-            "prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "", "tooltip": "What the video shows."}),
-            "negative_prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": OFFICIAL_NEGATIVE_PROMPT,
-                                           "tooltip": "The official negative prompt by default."}),
-            "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                             "tooltip": "Seed of the noise, drawn on the CPU (official: 42)."}),
-            "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 50)."}),
-            "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
-                              "tooltip": "Classifier-free guidance (official: 6); 1 or less turns it off."}),
-            "dynamic_cfg": ("BOOLEAN", {"default": True, "tooltip": "The official cosine guidance ramp."}),
-        }, "optional": {
-            "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
-                                                     "several sampling passes, each from noise re-initialised "
-                                                     "from the previous video's low frequencies."}),
-            "fastercache": ("VDP_FASTERCACHE", {"tooltip": "FasterCache settings (from the FasterCache node) for this "
-                                                           "run: attention outputs reused between steps and the "
-                                                           "negative-prompt branch rebuilt from the positive one."}),
-        }}
+            "tracking_video": ("IMAGE", {"tooltip": "Its frame count and size are the output's (DaS: "
+                                                    f"{OFFICIAL.num_frames} x {OFFICIAL.height}x{OFFICIAL.width})."}),
+            "prompt": _sampler.prompt_input(),
+            "negative_prompt": _sampler.negative_prompt_input(OFFICIAL.negative_prompt,
+                                                              "The official negative prompt by default."),
+            "seed": _sampler.seed_input(OFFICIAL.seed, "the noise"),
+            "steps": _sampler.steps_input(OFFICIAL.num_inference_steps),
+            "cfg": _sampler.guidance_input(OFFICIAL.guidance_scale,
+                                           "Classifier-free guidance; 1 or less turns it off"),
+            "dynamic_cfg": _sampler.dynamic_cfg_input(OFFICIAL.use_dynamic_cfg, "The official cosine guidance ramp."),
+        }, "optional": _sampler.training_free_inputs()}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
@@ -261,31 +255,14 @@ class VDPDaSSampler:
                freeinit=None, fastercache=None):
         from PIL import Image
 
-        from ..hooks.faster_cache import faster_cache_applied
-        from ..hooks.free_init import free_init_applied
-
         first = _single_image(image, "image")
         picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
         num_frames, height, width = tracking_video.shape[:3]
-        total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
-        with free_init_applied(pipeline, freeinit), faster_cache_applied(pipeline, fastercache):
-            output = pipeline(
-                image=picture,
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                tracking_video=tracking_video.cpu(),
-                height=height,
-                width=width,
-                num_frames=num_frames,
-                num_inference_steps=steps,
-                guidance_scale=cfg,
-                use_dynamic_cfg=dynamic_cfg,
-                generator=torch.Generator(device="cpu").manual_seed(seed),
-                output_type="pt",
-                callback_on_step_end=_comfy.progress_callback(total_steps),
-                callback_on_step_end_tensor_inputs=[],
-            )
-        return (_comfy.video_to_image_batch(output.frames),)
+        return _sampler.run_sampler(
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache,
+            image=picture, prompt=prompt, negative_prompt=negative_prompt, tracking_video=tracking_video.cpu(),
+            height=height, width=width, num_frames=num_frames, guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
+        )
 
 
 NODE_CLASS_MAPPINGS = {

@@ -11,13 +11,16 @@ import os
 from typing import Callable, List
 
 from . import _comfy
+from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
 
-# a sub-menu of the inpainting nodes (the LGVI nodes are in "video_diffusion_pack/inpaint")
-CATEGORY = "video_diffusion_pack/inpaint/lgvi-i"
+# a sub-menu of the LGVI nodes (they are in "video_diffusion_pack/lgvi")
+CATEGORY = "video_diffusion_pack/lgvi/lgvi-i"
 WEIGHTS_KIND = "lgvi"
 OVERLAY_PATH = os.path.join("llava", "llava_weights.pth")
 # manifest entries of the three folders, in the order of the node's inputs
 FOLDER_ENTRIES = {"lgvi_i": "lgvi-i", "llava": "llava-v1.5-7b", "clip": "clip-vit-large-patch14-336"}
+# the file that marks each folder for `weights.find_local_folder`
+FOLDER_MARKERS = {"lgvi_i": "model_index.json", "llava": "config.json", "clip": "config.json"}
 
 
 def _read_config(folder: str) -> dict:
@@ -56,11 +59,21 @@ def list_folders(is_wanted: Callable[[str], bool]) -> List[str]:
 
 
 def resolve_folder(argument: str, name: str) -> str:
-    """Absolute path of ``name`` in the ``lgvi`` search folders, checked to be of the kind ``argument`` takes."""
+    """Absolute path of ``name`` in the ``lgvi`` search folders, checked to be of the kind ``argument`` takes.
+
+    Each search folder's ``name`` is found with ``weights.find_local_folder``, as every loader of the pack finds its
+    weights, so ``name`` may be the folder itself or a models root holding ``lgvi/<entry>/``.
+    """
+    from ..weights.manifest import find_local_folder, load_manifest
+
+    entry = load_manifest().get(FOLDER_ENTRIES[argument])
     for search_folder in _comfy.model_folder_paths(WEIGHTS_KIND):
-        folder = os.path.join(search_folder, name)
-        if os.path.isdir(folder) and FOLDER_KINDS[argument](folder):
-            return folder
+        try:
+            folder = find_local_folder(os.path.join(search_folder, name), entry, FOLDER_MARKERS[argument])
+        except FileNotFoundError:
+            continue
+        if FOLDER_KINDS[argument](str(folder)):
+            return str(folder)
     raise FileNotFoundError(_missing_message(argument, name))
 
 
@@ -99,8 +112,8 @@ class VDPLGVIILoader:
         inputs["dtype"] = (list(_comfy.DTYPES), {
             "default": "fp16", "tooltip": "Weight dtype. The official inference runs in fp16."})
         inputs["max_new_tokens"] = ("INT", {
-            "default": 1024, "min": 1, "max": 4096,
-            "tooltip": "Longest answer LLaVA may write (official: 1024).",
+            "default": OFFICIAL.max_new_tokens, "min": 1, "max": 4096,
+            "tooltip": f"Longest answer LLaVA may write (official: {OFFICIAL.max_new_tokens}).",
         })
         return {"required": inputs}
 

@@ -6,10 +6,10 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 
 import torch
 
-from . import _comfy
+from . import _comfy, _sampler
+from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
 
-CATEGORY = "video_diffusion_pack/inpaint"
-PIPELINE_TYPE = "VDP_PIPELINE"
+CATEGORY = "video_diffusion_pack/lgvi"
 WEIGHTS_KIND = "lgvi"
 PIPELINE_CLASS = "InpaintByInstructionPipeline"
 MAX_SIZE = 4096
@@ -50,24 +50,21 @@ class VDPInpaintByInstruction:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "pipeline": (PIPELINE_TYPE, {"tooltip": "From an LGVI loader."}),
-            "video": ("IMAGE", {"tooltip": "The video as an IMAGE batch [frames, height, width, 3] (official: up to 24 "
-                                           "frames); resized to width x height."}),
-            "instruction": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "remove the bird on the left",
-                                       "tooltip": "A referring expression of what to remove (LGVI), or a chat request "
-                                                  "(LGVI-I)."}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                             "tooltip": "Seed of the VAE sample and the noise, drawn on the CPU (official: 0)."}),
-            "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 50)."}),
-            "guidance_scale": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
-                                         "tooltip": "Text guidance (official: 3.0)."}),
-            "image_guidance_scale": ("FLOAT", {"default": 1.5, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
-                                               "tooltip": "Video guidance (official: 1.5). Guidance is off when the "
-                                                          "text guidance is <= 1 or this is < 1."}),
-            "width": ("INT", {"default": 512, "min": 8, "max": MAX_SIZE, "step": 8,
-                              "tooltip": "Frame width, a multiple of 8 (official: 512)."}),
-            "height": ("INT", {"default": 320, "min": 8, "max": MAX_SIZE, "step": 8,
-                               "tooltip": "Frame height, a multiple of 8 (official: 320)."}),
+            "pipeline": _sampler.pipeline_input("an LGVI"),
+            "video": ("IMAGE", {"tooltip": "The video as an IMAGE batch [frames, height, width, 3] (official: up to "
+                                           f"{OFFICIAL.max_frames} frames); resized to width x height."}),
+            "instruction": _sampler.prompt_input("A referring expression of what to remove (LGVI), or a chat request "
+                                                 "(LGVI-I).", default="remove the bird on the left"),
+            "seed": _sampler.seed_input(OFFICIAL.seed, "the VAE sample and the noise"),
+            "steps": _sampler.steps_input(OFFICIAL.num_inference_steps),
+            "guidance_scale": _sampler.guidance_input(OFFICIAL.guidance_scale, "Text guidance"),
+            "image_guidance_scale": _sampler.guidance_input(
+                OFFICIAL.image_guidance_scale,
+                "Video guidance. Guidance is off when the text guidance is <= 1 or this is < 1"),
+            "width": ("INT", {"default": OFFICIAL.width, "min": 8, "max": MAX_SIZE, "step": 8,
+                              "tooltip": f"Frame width, a multiple of 8 (official: {OFFICIAL.width})."}),
+            "height": ("INT", {"default": OFFICIAL.height, "min": 8, "max": MAX_SIZE, "step": 8,
+                               "tooltip": f"Frame height, a multiple of 8 (official: {OFFICIAL.height})."}),
         }}
 
     RETURN_TYPES = ("IMAGE", "MASK", "STRING")

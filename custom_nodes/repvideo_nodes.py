@@ -8,12 +8,10 @@ video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in ``diff
 import os
 from typing import Optional
 
-import torch
-
-from . import _comfy
+from . import _comfy, _sampler
+from ..diffusers_pipelines.cogvideox_repvideo.defaults import OFFICIAL
 
 CATEGORY = "video_diffusion_pack/repvideo"
-PIPELINE_TYPE = "VDP_PIPELINE"
 WEIGHTS_KIND = "repvideo"
 HUB_REPO = "Vchitect/RepVideo"
 FRAME_SIZE_MULTIPLE = 16
@@ -24,25 +22,17 @@ MAX_FRAMES = 1025
 
 
 def inputs_problem(width: Optional[int], height: Optional[int], frames: Optional[int]) -> Optional[str]:
-    """Why ``width`` x ``height`` x ``frames`` cannot be generated, or None when they can.
-
-    A value of None (an input fed by a link, not known at validation time) is not checked. The range is checked
-    here too because newer ComfyUI skips its own min/max check for inputs VALIDATE_INPUTS takes.
-    """
-    for name, value in (("width", width), ("height", height)):
-        if value is None:
-            continue
-        if value % FRAME_SIZE_MULTIPLE != 0 or not FRAME_SIZE_MULTIPLE <= value <= MAX_FRAME_SIZE:
-            return (
-                f"{name}={value} must be divisible by {FRAME_SIZE_MULTIPLE} and between {FRAME_SIZE_MULTIPLE} and "
-                f"{MAX_FRAME_SIZE} (the VAE downsamples by 8 and the transformer patches 2x2)"
-            )
-    if frames is not None and (not 1 <= frames <= MAX_FRAMES or (frames - 1) % TEMPORAL_COMPRESSION):
-        return (
+    """Why ``width`` x ``height`` x ``frames`` cannot be generated, or None when they can (None values, from links,
+    pass)."""
+    problem = _sampler.size_problem(width, height, FRAME_SIZE_MULTIPLE, MAX_FRAME_SIZE,
+                                    "the VAE downsamples by 8 and the transformer patches 2x2")
+    if problem is None and frames is not None and (
+            not 1 <= frames <= MAX_FRAMES or (frames - 1) % TEMPORAL_COMPRESSION):
+        problem = (
             f"frames={frames} must be 1 + a multiple of {TEMPORAL_COMPRESSION} (the VAE compresses time by "
             f"{TEMPORAL_COMPRESSION}), e.g. 49, at most {MAX_FRAMES}"
         )
-    return None
+    return problem
 
 
 class VDPRepVideoLoader(_comfy.PipelineFolderLoader):
@@ -84,40 +74,27 @@ class VDPRepVideoSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        size = {"min": FRAME_SIZE_MULTIPLE, "max": MAX_FRAME_SIZE, "step": FRAME_SIZE_MULTIPLE}
         return {
             "required": {
-                "pipeline": (PIPELINE_TYPE, {"tooltip": "From a RepVideo loader."}),
-                "prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
-                                      "tooltip": "What the video shows."}),
-                "negative_prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
-                                               "tooltip": "What to steer away from (the official runs use an empty one)."}),
-                "seed": ("INT", {"default": 42, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                 "tooltip": "Seed of the initial noise, drawn on the CPU (official: 42)."}),
-                "steps": ("INT", {"default": 50, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 50)."}),
-                "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
-                                  "tooltip": "Classifier-free guidance scale (official: 6). Without dynamic_cfg, 1 or "
-                                             "less turns guidance off."}),
-                "frames": ("INT", {"default": 49, "min": 1, "max": MAX_FRAMES, "step": TEMPORAL_COMPRESSION,
-                                   "tooltip": "Number of frames, 1 + a multiple of 4 (official: 49, about 6 s at 8 fps)."}),
-                "width": ("INT", {"default": 720, **size, "tooltip": "Width in pixels, a multiple of 16 (official: 720)."}),
-                "height": ("INT", {"default": 480, **size, "tooltip": "Height in pixels, a multiple of 16 (official: 480)."}),
+                "pipeline": _sampler.pipeline_input("a RepVideo"),
+                "prompt": _sampler.prompt_input(),
+                "negative_prompt": _sampler.negative_prompt_input(),
+                "seed": _sampler.seed_input(OFFICIAL.seed),
+                "steps": _sampler.steps_input(OFFICIAL.num_inference_steps),
+                "cfg": _sampler.cfg_input(OFFICIAL.guidance_scale),
+                "frames": _sampler.frames_input(OFFICIAL.num_frames, MAX_FRAMES, step=TEMPORAL_COMPRESSION,
+                                                rule=f"1 + a multiple of {TEMPORAL_COMPRESSION}"),
+                **_sampler.size_inputs(OFFICIAL.width, OFFICIAL.height, FRAME_SIZE_MULTIPLE, MAX_FRAME_SIZE),
                 "repvideo": ("BOOLEAN", {"default": True,
                                          "tooltip": "RepVideo cross-layer aggregation for this run (the released "
-                                                    "model was trained with it on); off runs the same weights as plain "
-                                                    "CogVideoX. The pipeline's own setting is restored afterwards."}),
-                "dynamic_cfg": ("BOOLEAN", {"default": True,
-                                            "tooltip": "Reschedule the guidance every step with the official DynamicCFG "
-                                                       "cosine ramp (exponent 5): the scale becomes 1 + cfg * ramp."}),
+                                                    "model was trained with it on); off runs the same weights as "
+                                                    "plain CogVideoX. The pipeline's own setting is restored "
+                                                    "afterwards."}),
+                "dynamic_cfg": _sampler.dynamic_cfg_input(
+                    OFFICIAL.use_dynamic_cfg, "Reschedule the guidance every step with the official DynamicCFG cosine "
+                                              "ramp (exponent 5): the scale becomes 1 + cfg * ramp."),
             },
-            "optional": {
-                "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
-                                                         "several sampling passes, each from noise re-initialised "
-                                                         "from the previous video's low frequencies."}),
-                "fastercache": ("VDP_FASTERCACHE", {"tooltip": "FasterCache settings (from the FasterCache node) for this "
-                                                               "run: attention outputs reused between steps and the "
-                                                               "negative-prompt branch rebuilt from the positive one."}),
-            },
+            "optional": _sampler.training_free_inputs(),
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -134,32 +111,15 @@ class VDPRepVideoSampler:
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
                freeinit=None, fastercache=None):
-        from ..hooks.faster_cache import faster_cache_applied
-        from ..hooks.free_init import free_init_applied
-
         problem = inputs_problem(width, height, frames)
         if problem is not None:
             raise ValueError(problem)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
-        with pipeline.transformer.repvideo_switched(repvideo), free_init_applied(pipeline, freeinit), \
-                faster_cache_applied(pipeline, fastercache):
-            output = pipeline(
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                height=height,
-                width=width,
-                num_frames=frames,
-                num_inference_steps=steps,
-                guidance_scale=cfg,
-                use_dynamic_cfg=dynamic_cfg,
-                generator=generator,
-                output_type="pt",
-                max_sequence_length=pipeline.transformer.config.max_text_seq_length,
-                callback_on_step_end=_comfy.progress_callback(total_steps),
-                callback_on_step_end_tensor_inputs=[],
-            )
-        return (_comfy.video_to_image_batch(output.frames),)
+        return _sampler.run_sampler(
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo,
+            prompt=prompt, negative_prompt=negative_prompt, height=height, width=width, num_frames=frames,
+            guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
+            max_sequence_length=pipeline.transformer.config.max_text_seq_length,
+        )
 
 
 NODE_CLASS_MAPPINGS = {

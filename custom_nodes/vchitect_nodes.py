@@ -7,34 +7,22 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 
 from typing import Optional
 
-import torch
-
-from . import _comfy
+from . import _comfy, _sampler
+from ..diffusers_pipelines.vchitect_repvideo.defaults import OFFICIAL
 
 CATEGORY = "video_diffusion_pack/vchitect"
-PIPELINE_TYPE = "VDP_PIPELINE"
 WEIGHTS_KIND = "vchitect"
 HUB_REPO = "Vchitect/Vchitect-2.0-2B"
 FRAME_SIZE_MULTIPLE = 16
 MAX_FRAME_SIZE = 4096
-
+MAX_FRAMES = 1024
+OFFICIAL_DURATION = f"{OFFICIAL.num_frames / OFFICIAL.fps:g} s at {OFFICIAL.fps:g} fps"
 
 
 def frame_size_problem(width: Optional[int], height: Optional[int]) -> Optional[str]:
-    """Why ``width`` x ``height`` cannot be generated, or None when it can.
-
-    A value of None (an input fed by a link, not known at validation time) is not checked. The range is
-    checked here too because newer ComfyUI skips its own min/max check for inputs VALIDATE_INPUTS takes.
-    """
-    for name, value in (("width", width), ("height", height)):
-        if value is None:
-            continue
-        if value % FRAME_SIZE_MULTIPLE != 0 or not FRAME_SIZE_MULTIPLE <= value <= MAX_FRAME_SIZE:
-            return (
-                f"{name}={value} must be divisible by {FRAME_SIZE_MULTIPLE} and between {FRAME_SIZE_MULTIPLE} and "
-                f"{MAX_FRAME_SIZE} (the VAE downsamples by 8 and the transformer patches 2x2)"
-            )
-    return None
+    """Why ``width`` x ``height`` cannot be generated, or None when it can (None values, from links, pass)."""
+    return _sampler.size_problem(width, height, FRAME_SIZE_MULTIPLE, MAX_FRAME_SIZE,
+                                 "the VAE downsamples by 8 and the transformer patches 2x2")
 
 
 class VDPVchitectLoader(_comfy.PipelineFolderLoader):
@@ -63,39 +51,26 @@ class VDPVchitectSampler:
 
     @classmethod
     def INPUT_TYPES(cls):
-        size = {"min": FRAME_SIZE_MULTIPLE, "max": MAX_FRAME_SIZE, "step": FRAME_SIZE_MULTIPLE}
         return {
             "required": {
-                "pipeline": (PIPELINE_TYPE, {"tooltip": "From a Vchitect loader."}),
-                "prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
-                                      "tooltip": "What the video shows."}),
-                "negative_prompt": ("STRING", {"multiline": True, "dynamicPrompts": True, "default": "",
-                                               "tooltip": "What to steer away from (the official runs use an empty one)."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
-                                 "tooltip": "Seed of the initial noise (drawn on the CPU, so it is the same on every device)."}),
-                "steps": ("INT", {"default": 100, "min": 1, "max": 1000, "tooltip": "Denoising steps (official: 100)."}),
-                "cfg": ("FLOAT", {"default": 7.5, "min": 0.0, "max": 30.0, "step": 0.1, "round": 0.01,
-                                  "tooltip": "Classifier-free guidance scale (official: 7.5). Without dynamic_cfg, "
-                                             "1 or less turns guidance off."}),
-                "frames": ("INT", {"default": 40, "min": 1, "max": 1024,
-                                   "tooltip": "Number of frames (official: 40, i.e. 5 s at 8 fps)."}),
-                "width": ("INT", {"default": 768, **size, "tooltip": "Width in pixels, a multiple of 16 (official: 768)."}),
-                "height": ("INT", {"default": 432, **size, "tooltip": "Height in pixels, a multiple of 16 (official: 432)."}),
+                "pipeline": _sampler.pipeline_input("a Vchitect"),
+                "prompt": _sampler.prompt_input(),
+                "negative_prompt": _sampler.negative_prompt_input(),
+                "seed": _sampler.seed_input(OFFICIAL.seed),
+                "steps": _sampler.steps_input(OFFICIAL.num_inference_steps),
+                "cfg": _sampler.cfg_input(OFFICIAL.guidance_scale),
+                "frames": _sampler.frames_input(OFFICIAL.num_frames, MAX_FRAMES, rule=OFFICIAL_DURATION),
+                **_sampler.size_inputs(OFFICIAL.width, OFFICIAL.height, FRAME_SIZE_MULTIPLE, MAX_FRAME_SIZE),
                 "repvideo": ("BOOLEAN", {"default": False,
                                          "tooltip": "RepVideo cross-layer representation aggregation for this run; "
-                                                    "off is exactly Vchitect-2.0. The pipeline's own setting is restored afterwards."}),
-                "dynamic_cfg": ("BOOLEAN", {"default": False,
-                                            "tooltip": "Reschedule the guidance every step with the cosine ramp of the "
-                                                       "official Vchitect-2.0 loop: the scale becomes 1 + cfg * ramp."}),
+                                                    "off is exactly Vchitect-2.0. The pipeline's own setting is "
+                                                    "restored afterwards."}),
+                "dynamic_cfg": _sampler.dynamic_cfg_input(
+                    OFFICIAL.use_dynamic_cfg,
+                    "Reschedule the guidance every step with the cosine ramp of the official Vchitect-2.0 loop: the "
+                    "scale becomes 1 + cfg * ramp."),
             },
-            "optional": {
-                "freeinit": ("VDP_FREEINIT", {"tooltip": "FreeInit settings (from the FreeInit node) for this run: "
-                                                         "several sampling passes, each from noise re-initialised "
-                                                         "from the previous video's low frequencies."}),
-                "fastercache": ("VDP_FASTERCACHE", {"tooltip": "FasterCache settings (from the FasterCache node) for this "
-                                                               "run: attention outputs reused between steps and the "
-                                                               "negative-prompt branch rebuilt from the positive one."}),
-            },
+            "optional": _sampler.training_free_inputs(),
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -112,31 +87,14 @@ class VDPVchitectSampler:
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
                freeinit=None, fastercache=None):
-        from ..hooks.faster_cache import faster_cache_applied
-        from ..hooks.free_init import free_init_applied
-
         problem = frame_size_problem(width, height)
         if problem is not None:
             raise ValueError(problem)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
-        with pipeline.transformer.repvideo_switched(repvideo), free_init_applied(pipeline, freeinit), \
-                faster_cache_applied(pipeline, fastercache):
-            output = pipeline(
-                prompt=prompt,
-                negative_prompt=negative_prompt,
-                height=height,
-                width=width,
-                num_frames=frames,
-                num_inference_steps=steps,
-                guidance_scale=cfg,
-                use_dynamic_cfg=dynamic_cfg,
-                generator=generator,
-                output_type="pt",
-                callback_on_step_end=_comfy.progress_callback(total_steps),
-                callback_on_step_end_tensor_inputs=[],
-            )
-        return (_comfy.video_to_image_batch(output.frames),)
+        return _sampler.run_sampler(
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo,
+            prompt=prompt, negative_prompt=negative_prompt, height=height, width=width, num_frames=frames,
+            guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
+        )
 
 
 NODE_CLASS_MAPPINGS = {

@@ -1,6 +1,5 @@
 """The ComfyUI nodes without ComfyUI: import, declarations, input validation, RepVideo switching."""
 
-import pathlib
 import subprocess
 import sys
 
@@ -156,3 +155,60 @@ def test_repvideo_switch_turns_aggregation_on_for_the_run_only(tiny_transformer)
     with tiny_transformer.repvideo_switched(True):
         assert tiny_transformer.repvideo is not None and tiny_transformer.config.repvideo_aggregation is True
     assert tiny_transformer.repvideo is None and tiny_transformer.config.repvideo_aggregation is False
+
+
+SAMPLER_DEFAULTS = {
+    "VDPVchitectSampler": "vchitect_repvideo",
+    "VDPRepVideoSampler": "cogvideox_repvideo",
+    "VDPDaSSampler": "das",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLER_DEFAULTS))
+def test_sampler_defaults_are_the_official_settings_of_its_pipeline(name):
+    import importlib
+
+    official = importlib.import_module(
+        f"video_diffusion_pack.diffusers_pipelines.{SAMPLER_DEFAULTS[name]}.defaults").OFFICIAL
+    inputs = NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]
+    defaults = {argument: inputs[argument][1]["default"] for argument in ("seed", "steps", "cfg", "dynamic_cfg")}
+    expected = dict(seed=official.seed, steps=official.num_inference_steps, cfg=official.guidance_scale,
+                    dynamic_cfg=official.use_dynamic_cfg)
+    assert defaults == expected
+    if "frames" in inputs:
+        assert (inputs["frames"][1]["default"], inputs["width"][1]["default"], inputs["height"][1]["default"]) == (
+            official.num_frames, official.width, official.height)
+
+
+def test_inpaint_defaults_are_the_official_lgvi_settings():
+    from video_diffusion_pack.diffusers_pipelines.lgvi.defaults import OFFICIAL
+
+    inputs = NODE_CLASS_MAPPINGS["VDPInpaintByInstruction"].INPUT_TYPES()["required"]
+    defaults = {name: inputs[name][1]["default"] for name in (
+        "seed", "steps", "guidance_scale", "image_guidance_scale", "width", "height")}
+    assert defaults == dict(seed=OFFICIAL.seed, steps=OFFICIAL.num_inference_steps,
+                            guidance_scale=OFFICIAL.guidance_scale, image_guidance_scale=OFFICIAL.image_guidance_scale,
+                            width=OFFICIAL.width, height=OFFICIAL.height)
+
+
+def test_every_sampler_takes_the_same_freeinit_and_fastercache_inputs():
+    from video_diffusion_pack.custom_nodes._sampler import training_free_inputs
+
+    for name in SAMPLER_DEFAULTS:
+        assert NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["optional"] == training_free_inputs()
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLER_DEFAULTS) + ["VDPInpaintByInstruction"])
+def test_sampler_seed_and_steps_inputs_are_the_shared_specs(name):
+    from video_diffusion_pack.custom_nodes._sampler import MAX_SEED, MAX_STEPS
+
+    inputs = NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]
+    assert inputs["seed"][0] == "INT" and (inputs["seed"][1]["min"], inputs["seed"][1]["max"]) == (0, MAX_SEED)
+    assert (inputs["steps"][1]["min"], inputs["steps"][1]["max"]) == (1, MAX_STEPS)
+    assert f"(official: {inputs['steps'][1]['default']})" in inputs["steps"][1]["tooltip"]
+
+
+@pytest.mark.parametrize("name", sorted(NODE_CLASS_MAPPINGS))
+def test_node_category_is_its_system_slug(name):
+    slug = NODE_CLASS_MAPPINGS[name].CATEGORY.split("/")[1]
+    assert slug in ("vchitect", "repvideo", "das", "lgvi", "freeinit", "fastercache")
