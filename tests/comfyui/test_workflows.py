@@ -17,11 +17,13 @@ import pathlib
 import pytest
 from PIL import Image
 
-from helpers import EXAMPLE_WORKFLOWS, WORKFLOWS
+from helpers import EXAMPLE_WORKFLOWS, REPO_ROOT, WORKFLOWS
 
 UI_WORKFLOWS = sorted(path.name for path in EXAMPLE_WORKFLOWS.glob("*.json"))
 API_WORKFLOWS = sorted(path.name for path in WORKFLOWS.glob("*.json"))
 THUMBNAIL_MAX_BYTES = 16_000
+# the folders of a custom-node pack whose *.json ComfyUI's /workflow_templates route lists (app/custom_node_manager.py)
+TEMPLATE_FOLDER_NAMES = ("example_workflows", "example", "examples", "workflow", "workflows")
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 SEED_INPUT_NAMES = {"seed", "noise_seed"}
 
@@ -74,6 +76,13 @@ def api_copy(name: str) -> pathlib.Path:
 def test_every_template_has_an_api_copy_and_every_api_copy_a_template():
     assert UI_WORKFLOWS, "no workflows found"
     assert sorted(api_copy(name).name for name in UI_WORKFLOWS) == API_WORKFLOWS
+
+
+def test_comfyui_lists_only_the_ui_format_templates():
+    listed = [path for folder in TEMPLATE_FOLDER_NAMES for path in (REPO_ROOT / folder).glob("*.json")]
+
+    assert sorted(path.relative_to(REPO_ROOT).as_posix() for path in listed) == [
+        f"example_workflows/{name}" for name in UI_WORKFLOWS]
 
 
 def test_example_workflows_folder_holds_only_templates_and_their_thumbnails():
