@@ -66,7 +66,7 @@ def test_tiny_workflow_saves_an_animated_webp_with_the_requested_frames_and_size
     history = comfyui.client.run(graph, timeout_s=300)
     assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
     (webp_path,) = saved_files(comfyui, history, SAVE_ID)
-    assert webp_path.name.startswith("vdp_tiny") and webp_path.suffix == ".webp"
+    assert webp_path.name.startswith("vdp_vchitect_tiny") and webp_path.suffix == ".webp"
     with Image.open(webp_path) as webp:
         assert webp.format == "WEBP"
         assert webp.n_frames == sampler["frames"]
