@@ -101,7 +101,10 @@ def _check_keys(found: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor
 
 def _check_finite(tensors: Dict[str, torch.Tensor], source: str) -> None:
     """Raises ValueError naming `source` and its first NaN or infinite floating tensor."""
-    bad = [key for key, t in tensors.items() if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()]
+    bad = [
+        key for key, t in tensors.items()
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()
+    ]
     if bad:
         raise ValueError(
             f"{source} holds non-finite weights (NaN or infinity): first {bad[0]!r}, {len(bad)} tensor(s) in all; "

@@ -147,7 +147,9 @@ def read_sat_checkpoint(sat_dir: str, allow_pickle: bool = False) -> Tuple[Dict[
         raise SatCheckpointError(f"{path} cannot be read as a torch checkpoint: {error}") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("module"), dict):
         found = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
-        raise SatCheckpointError(f"{path} has no `module` state dict (SAT saves {{'module': state_dict}}); found {found}")
+        raise SatCheckpointError(
+            f"{path} has no `module` state dict (SAT saves {{'module': state_dict}}); found {found}"
+        )
     return saved["module"], path
 
 
@@ -169,7 +171,7 @@ def _map_dit_key(key: str) -> Optional[List[str]]:
                 return [f"transformer_blocks.{layer}.{new}{rest[len(old):]}"]
     if key.startswith("mixins.adaln_layer.adaLN_modulations.") and len(parts) == 6 and parts[4] == "1":
         layer = parts[3]
-        return [f"transformer_blocks.{layer}.norm1.linear.{parts[5]}", f"transformer_blocks.{layer}.norm2.linear.{parts[5]}"]
+        return [f"transformer_blocks.{layer}.{norm}.linear.{parts[5]}" for norm in ("norm1", "norm2")]
     for sat_name, name in (("query_layernorm_list", "norm_q"), ("key_layernorm_list", "norm_k")):
         if key.startswith(f"mixins.adaln_layer.{sat_name}.") and len(parts) == 5:
             return [f"transformer_blocks.{parts[3]}.attn1.{name}.{parts[4]}"]
@@ -179,7 +181,9 @@ def _map_dit_key(key: str) -> Optional[List[str]]:
 def _split_values(key: str, value: torch.Tensor) -> List[torch.Tensor]:
     if ".query_key_value." in key:
         if value.shape[0] % 3:
-            raise SatCheckpointError(f"{key} has shape {tuple(value.shape)}; its first dimension must split in 3 (q, k, v)")
+            raise SatCheckpointError(
+                f"{key} has shape {tuple(value.shape)}; its first dimension must split in 3 (q, k, v)"
+            )
         return list(value.chunk(3, dim=0))
     if ".adaLN_modulations." in key:
         if value.shape[0] % 12:
@@ -237,7 +241,8 @@ def _check_against_model(
     with init_empty_weights():
         model = CogVideoXRepVideoTransformer3DModel.from_config(config)
     problems = key_table_problems(
-        {key: value.shape for key, value in model.state_dict().items()}, {key: value.shape for key, value in state.items()}
+        {key: value.shape for key, value in model.state_dict().items()},
+        {key: value.shape for key, value in state.items()},
     )
     if pos_embedding is None:
         problems.append(f"missing key {SAT_DIT_PREFIX}{_POS_EMBED_KEY} (the 3D sin-cos position table)")
@@ -263,6 +268,20 @@ def _check_against_model(
         )
 
 
+def _check_finite(sat_state: Dict[str, torch.Tensor], source: str) -> None:
+    """Raises SatCheckpointError naming `source` and its first NaN or infinite DiT tensor (encoder/VAE keys aside)."""
+    bad = [
+        key for key, value in sat_state.items()
+        if not key.startswith(SKIPPED_PREFIXES) and torch.is_tensor(value) and value.is_floating_point()
+        and not torch.isfinite(value).all()
+    ]
+    if bad:
+        raise SatCheckpointError(
+            f"{source} holds non-finite weights (NaN or infinity): first {bad[0]!r}, {len(bad)} tensor(s) in all; "
+            "the checkpoint is damaged and nothing was written"
+        )
+
+
 def _transformer_config(cogvideox_dir: Optional[str], transformer_config: Optional[dict]) -> dict:
     if transformer_config is not None:
         if not isinstance(transformer_config, dict):
@@ -285,8 +304,8 @@ def _check_cogvideox_dir(cogvideox_dir: str) -> None:
     absent = [name for name in COPIED_COMPONENTS if not os.path.isdir(os.path.join(cogvideox_dir, name))]
     if absent:
         raise SatCheckpointError(
-            f"cogvideox_dir={cogvideox_dir!r} lacks the component folders {absent}; give a THUDM/CogVideoX-2b download "
-            f"with {list(COPIED_COMPONENTS)}"
+            f"cogvideox_dir={cogvideox_dir!r} lacks the component folders {absent}; give a THUDM/CogVideoX-2b "
+            f"download with {list(COPIED_COMPONENTS)}"
         )
 
 
@@ -336,6 +355,7 @@ def convert_repvideo_sat_checkpoint(
     sat_state, path = read_sat_checkpoint(sat_dir, allow_pickle=allow_pickle)
     state, pos_embedding, _ = sat_to_diffusers_state_dict(sat_state, source=path)
     _check_against_model(state, pos_embedding, config, source=path)
+    _check_finite(sat_state, path)
     if dtype is not None:
         state = {key: value.to(_DTYPES[dtype]) for key, value in state.items()}
 
@@ -356,12 +376,15 @@ def convert_repvideo_sat_checkpoint(
 
             os.makedirs(os.path.join(staging, "scheduler"))
             with open(os.path.join(staging, "scheduler", "scheduler_config.json"), "w", encoding="utf-8") as f:
-                json.dump({**SCHEDULER_CONFIG, "_diffusers_version": diffusers.__version__}, f, indent=2, sort_keys=True)
+                scheduler_config = {**SCHEDULER_CONFIG, "_diffusers_version": diffusers.__version__}
+                json.dump(scheduler_config, f, indent=2, sort_keys=True)
             pipeline_index = {
                 "_class_name": PIPELINE_CLASS,
                 "_diffusers_version": diffusers.__version__,
                 "scheduler": ["diffusers", SCHEDULER_CONFIG["_class_name"]],
-                "transformer": [CogVideoXRepVideoTransformer3DModel.__module__, CogVideoXRepVideoTransformer3DModel.__name__],
+                "transformer": [
+                    CogVideoXRepVideoTransformer3DModel.__module__, CogVideoXRepVideoTransformer3DModel.__name__
+                ],
                 **COMPONENT_CLASSES,
             }
             with open(os.path.join(staging, "model_index.json"), "w", encoding="utf-8") as f:

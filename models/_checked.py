@@ -19,7 +19,7 @@ class CheckedLoadingMixin:
 
     @classmethod
     def _check_folder_config(cls, folder: str, config: dict) -> None:
-        """Raises ValueError when `config` (read from `folder`) is not one this class loads; every config by default."""
+        """Raises ValueError when `config` (read from `folder`) is not one this class loads; none by default."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder: Optional[str] = None, **kwargs):

@@ -48,9 +48,9 @@ class CogVideoXExtension(CheckedLoadingMixin, CogVideoXTransformer3DModel):
     def _check_folder_config(cls, folder: str, config: dict) -> None:
         if cls._extension_config_key not in config:
             raise ValueError(
-                f"{folder}/config.json (_class_name {config.get('_class_name')!r}) has no {cls._extension_config_key}: "
-                f"it is a plain CogVideoX transformer, not a {cls.__name__}. Build one from it with "
-                f"{cls.__name__}.from_cogvideox(CogVideoXTransformer3DModel.from_pretrained(...))"
+                f"{folder}/config.json (_class_name {config.get('_class_name')!r}) has no "
+                f"{cls._extension_config_key}: it is a plain CogVideoX transformer, not a {cls.__name__}. Build one "
+                f"from it with {cls.__name__}.from_cogvideox(CogVideoXTransformer3DModel.from_pretrained(...))"
             )
 
     @classmethod
@@ -58,7 +58,7 @@ class CogVideoXExtension(CheckedLoadingMixin, CogVideoXTransformer3DModel):
         cls,
         transformer: CogVideoXTransformer3DModel,
         extension_config: dict,
-        extension_state: Callable[["CogVideoXExtension", Dict[str, torch.Tensor], torch.Tensor], Dict[str, torch.Tensor]],
+        extension_state: Callable[..., Dict[str, torch.Tensor]],
     ):
         """This class around `transformer`'s weights (shared, not copied) plus the extension's tensors.
 

@@ -27,7 +27,8 @@ def key_table_problems(
     found = {key: tuple(shape) for key, shape in found.items()}
     missing = expected.keys() - found.keys()
     unexpected = found.keys() - expected.keys()
-    mis_shaped = [f"{k} {found[k]} != {expected[k]}" for k in expected.keys() & found.keys() if found[k] != expected[k]]
+    common = expected.keys() & found.keys()
+    mis_shaped = [f"{k} {found[k]} != {expected[k]}" for k in common if found[k] != expected[k]]
     problems = []
     if missing:
         problems.append(f"missing keys ({len(missing)}): {listed_keys(missing)}")

@@ -89,10 +89,11 @@ class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXExtensio
         """
 
         def gates(model, base_state, like):
-            shape = model.repvideo.learnable_gating.shape
-            return {"repvideo.learnable_gating": torch.full(shape, float(gate_init), dtype=like.dtype, device=like.device)}
+            gating = torch.full(model.repvideo.learnable_gating.shape, float(gate_init), dtype=like.dtype)
+            return {"repvideo.learnable_gating": gating.to(like.device)}
 
-        return cls._from_cogvideox(transformer, dict(repvideo_aggregation=True, repvideo_window_size=window_size), gates)
+        config = dict(repvideo_aggregation=True, repvideo_window_size=window_size)
+        return cls._from_cogvideox(transformer, config, gates)
 
     @apply_lora_scale("attention_kwargs")
     def forward(

@@ -12,7 +12,7 @@ The tracking branch is a ControlNet-like copy of the first `num_tracking_blocks`
         h, text  = transformer_blocks[i](h, text, emb, rope)
         if i < num_tracking_blocks:
             c, _ = transformer_blocks_copy[i](c, text, emb, rope)        the MAIN stream's text after block i
-            c    = combine_linears[i](c)                                 zero-initialised; this value also feeds block i+1
+            c    = combine_linears[i](c)                                 zero-initialised; also feeds block i+1
             h    = h + c
     norm_final -> norm_out(emb) -> proj_out -> unpatchify
 
@@ -83,7 +83,9 @@ class DaSTransformer3DModel(CogVideoXExtension):
         if isinstance(num_tracking_blocks, bool) or not isinstance(num_tracking_blocks, int) or not (
             0 <= num_tracking_blocks <= num_layers
         ):
-            raise ValueError(f"num_tracking_blocks={num_tracking_blocks!r} must be an integer in 0..num_layers={num_layers}")
+            raise ValueError(
+                f"num_tracking_blocks={num_tracking_blocks!r} must be an integer in 0..num_layers={num_layers}"
+            )
         super().__init__(**kwargs)
         inner_dim = self.config.num_attention_heads * self.config.attention_head_dim
         # ControlNet-style start: the branch copies the pretrained blocks and its outputs are switched off
@@ -97,7 +99,9 @@ class DaSTransformer3DModel(CogVideoXExtension):
             nn.init.zeros_(linear.bias)
 
     @classmethod
-    def from_cogvideox(cls, transformer: CogVideoXTransformer3DModel, num_tracking_blocks: int = 18) -> "DaSTransformer3DModel":
+    def from_cogvideox(
+        cls, transformer: CogVideoXTransformer3DModel, num_tracking_blocks: int = 18
+    ) -> "DaSTransformer3DModel":
         """A DaS transformer whose main stream is `transformer` and whose tracking branch is switched off.
 
         Copy block i starts as a copy of main block i and the combine linears are zero, so the result computes
@@ -121,7 +125,8 @@ class DaSTransformer3DModel(CogVideoXExtension):
                 (f"combine_linears.{index}", linear) for index, linear in enumerate(model.combine_linears)
             ]:
                 for kind in ("weight", "bias"):
-                    state[f"{name}.{kind}"] = torch.zeros(getattr(module, kind).shape, dtype=like.dtype, device=like.device)
+                    shape = getattr(module, kind).shape
+                    state[f"{name}.{kind}"] = torch.zeros(shape, dtype=like.dtype, device=like.device)
             return state
 
         return cls._from_cogvideox(transformer, dict(num_tracking_blocks=num_tracking_blocks), tracking_branch)

@@ -203,7 +203,8 @@ class LGVIInstructionEncoder(CheckedLoadingMixin, ModelMixin, ConfigMixin):
                 "this LGVIInstructionEncoder has no tokenizer; load it with from_official or from_pretrained"
             )
         if not isinstance(first_frames, torch.Tensor) or first_frames.ndim != 4 or first_frames.shape[1] != 3:
-            shape = tuple(first_frames.shape) if isinstance(first_frames, torch.Tensor) else type(first_frames).__name__
+            is_tensor = isinstance(first_frames, torch.Tensor)
+            shape = tuple(first_frames.shape) if is_tensor else type(first_frames).__name__
             raise ValueError(f"first_frames={shape} must be a float tensor [batch, 3, height, width] in 0..1")
         if not first_frames.is_floating_point():
             raise ValueError(f"first_frames has dtype {first_frames.dtype}; expected a float tensor in 0..1")

@@ -143,8 +143,8 @@ class RoviTransformerBlock(nn.Module):
         self.cross_frame_attn = None
         if cross_frame_type is not None:
             self.cross_frame_attn = Attention(
-                query_dim=dim, cross_attention_dim=own_context_dim, processor=CrossFrameAttnProcessor(cross_frame_type),
-                **heads,
+                query_dim=dim, cross_attention_dim=own_context_dim,
+                processor=CrossFrameAttnProcessor(cross_frame_type), **heads,
             )
             nn.init.zeros_(self.cross_frame_attn.to_out[0].weight)
             self.norm_cross_frame = nn.LayerNorm(dim)
@@ -230,7 +230,9 @@ class RoviResnetBlock(nn.Module):
         self.dropout = nn.Dropout(0.0)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
         self.nonlinearity = get_activation(act_fn)
-        self.conv_shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
+        self.conv_shortcut = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
+        )
 
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor, num_frames: int) -> torch.Tensor:
         hidden_states = self.nonlinearity(_norm_over_frames(self.norm1, input_tensor, num_frames))
@@ -249,7 +251,7 @@ class RoviResnetBlock(nn.Module):
 
 
 class RoviDownBlock(nn.Module):
-    """Down block: `num_layers` ResNets (each followed by a transformer when `cross_attention`), then a stride-2 conv."""
+    """Down block: `num_layers` ResNets (each then a transformer when `cross_attention`), then a stride-2 conv."""
 
     def __init__(
         self, in_channels: int, out_channels: int, num_layers: int, add_downsample: bool, downsample_padding: int,
@@ -287,7 +289,7 @@ class RoviDownBlock(nn.Module):
 
 
 class RoviUpBlock(nn.Module):
-    """Up block: `num_layers` ResNets on [h ; skip] (each followed by a transformer when `cross_attention`), then 2x."""
+    """Up block: `num_layers` ResNets on [h ; skip] (each then a transformer when `cross_attention`), then 2x."""
 
     def __init__(
         self, in_channels: int, prev_output_channel: int, out_channels: int, num_layers: int, add_upsample: bool,
@@ -425,7 +427,9 @@ class RoviUNet3DConditionModel(CheckedLoadingMixin, ModelMixin, ConfigMixin):
             "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "CrossAttnDownBlock3D", "DownBlock3D",
         ),
         mid_block_type: str = "UNetMidBlock3DCrossAttn",
-        up_block_types: Tuple[str, ...] = ("UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"),
+        up_block_types: Tuple[str, ...] = (
+            "UpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "CrossAttnUpBlock3D"
+        ),
         only_cross_attention: Union[bool, Tuple[bool, ...]] = False,
         block_out_channels: Tuple[int, ...] = (320, 640, 1280, 1280),
         layers_per_block: int = 2,
@@ -496,8 +500,10 @@ class RoviUNet3DConditionModel(CheckedLoadingMixin, ModelMixin, ConfigMixin):
                 RoviDownBlock(
                     input_channel, output_channel, layers_per_block, add_downsample=i < num_blocks - 1,
                     downsample_padding=downsample_padding, resnet_options=resnet_options,
-                    transformer_options=transformer_options(attention_head_dim[i], only_cross_attention[i], lan_cross_attn)
-                    if attention else None,
+                    transformer_options=(
+                        transformer_options(attention_head_dim[i], only_cross_attention[i], lan_cross_attn)
+                        if attention else None
+                    ),
                 )
             )
 

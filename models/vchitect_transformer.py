@@ -247,7 +247,9 @@ class VchitectTransformerBlock(nn.Module):
         return encoder_hidden_states, hidden_states
 
 
-class VchitectXLTransformer3DModel(CheckedLoadingMixin, RepVideoSwitchMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
+class VchitectXLTransformer3DModel(
+    CheckedLoadingMixin, RepVideoSwitchMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin
+):
     """Vchitect-2.0 text-to-video transformer; loads the released `transformer/` folder as it is.
 
     Args:
@@ -333,11 +335,13 @@ class VchitectXLTransformer3DModel(CheckedLoadingMixin, RepVideoSwitchMixin, Mod
         self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
 
     def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
-        """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached per (F, device)."""
+        """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached by (F, device)."""
         key = (num_frames, str(device))
         if key not in self._rope_cache:
             positions = torch.arange(num_frames, dtype=torch.float32) / self.config.rope_scaling_factor
-            freqs_cis = get_1d_rotary_pos_embed(self.config.attention_head_dim, positions, theta=self.config.rope_theta)
+            freqs_cis = get_1d_rotary_pos_embed(
+                self.config.attention_head_dim, positions, theta=self.config.rope_theta
+            )
             self._rope_cache[key] = freqs_cis.to(device=device, dtype=torch.complex64)
         return self._rope_cache[key]
 

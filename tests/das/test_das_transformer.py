@@ -209,3 +209,15 @@ def test_more_tracking_blocks_than_layers_are_refused():
 def test_from_cogvideox_refuses_other_models():
     with pytest.raises(TypeError, match="transformer=Linear"):
         DaSTransformer3DModel.from_cogvideox(torch.nn.Linear(2, 2))
+
+
+def test_all_nan_weights_are_refused_with_the_file_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    DaSTransformer3DModel(**TINY).save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({key: torch.full_like(value, float("nan")) for key, value in load_file(str(weights_path)).items()},
+              str(weights_path))
+    with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights") as error:
+        DaSTransformer3DModel.from_pretrained(tmp_path)
+    assert "for DaSTransformer3DModel: first 'patch_embed." in str(error.value)

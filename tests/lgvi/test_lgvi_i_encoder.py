@@ -228,3 +228,23 @@ def test_tiny_builder_checks_its_arguments():
         build_tiny_lgvi_instruction_encoder(seed=-1)
     with pytest.raises(ValueError, match="cross_attention_dim=0"):
         build_tiny_lgvi_instruction_encoder(cross_attention_dim=0)
+
+
+def test_from_pretrained_refuses_all_nan_weights_naming_the_file(tiny_encoder, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    tiny_encoder.save_pretrained(tmp_path / "encoder")
+    weights_path = tmp_path / "encoder" / "diffusion_pytorch_model.safetensors"
+    save_file({key: torch.full_like(value, float("nan")) for key, value in load_file(str(weights_path)).items()},
+              str(weights_path))
+    with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights"):
+        LGVIInstructionEncoder.from_pretrained(tmp_path / "encoder")
+
+
+def test_official_conversion_refuses_a_nan_overlay_naming_the_file(tmp_path):
+    llava_dir, clip_dir, overlay_path = copy_tiny_official(tmp_path)
+    overlay = torch.load(overlay_path, weights_only=True)
+    overlay["transfer_layer"]["2.weight"] = torch.full_like(overlay["transfer_layer"]["2.weight"], float("nan"))
+    torch.save(overlay, overlay_path)
+    with pytest.raises(ValueError, match=r"llava_weights.pth holds non-finite .*: first 'transfer_layer.2.weight'"):
+        load_official_instruction_encoder(str(llava_dir), str(clip_dir), str(overlay_path))

@@ -149,3 +149,14 @@ def test_config_keys_the_constructor_does_not_take_are_ignored_as_diffusers_does
     loaded = RoviUNet3DConditionModel.from_pretrained(tmp_path)
     assert loaded.config.in_channels == 8
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in _tiny_model("concat8").state_dict().items())
+
+
+def test_from_pretrained_refuses_all_nan_weights_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    _tiny_model("concat8").save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({key: torch.full_like(value, float("nan")) for key, value in load_file(str(weights_path)).items()},
+              str(weights_path))
+    with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights"):
+        RoviUNet3DConditionModel.from_pretrained(tmp_path)

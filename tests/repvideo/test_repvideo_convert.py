@@ -224,3 +224,11 @@ def test_manifest_conversion_command_is_a_valid_vdp_convert_command():
     assert (args.command, args.kind) == ("convert", "repvideo")
     assert args.sat.endswith(entry.comfyui_folder.split("models/", 1)[1])
     assert args.cogvideox.endswith("repvideo/CogVideoX-2b")
+
+
+def test_an_all_nan_checkpoint_is_refused_and_nothing_is_written(tmp_path):
+    state = {key: torch.full_like(value, float("nan")) for key, value in sat_state().items()}
+    with pytest.raises(SatCheckpointError, match=r"mp_rank_00_model_states.pt holds non-finite weights") as error:
+        convert(tmp_path, state)
+    assert f"{len(state)} tensor(s) in all" in str(error.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sat"]

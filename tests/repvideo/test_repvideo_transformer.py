@@ -164,3 +164,27 @@ def test_from_pretrained_refuses_a_plain_cogvideox_folder(tmp_path):
 def test_repvideo_aggregation_must_be_a_bool():
     with pytest.raises(ValueError, match="repvideo_aggregation='yes' must be True or False"):
         CogVideoXRepVideoTransformer3DModel(**_tiny_config(), repvideo_aggregation="yes")
+
+
+def test_from_pretrained_refuses_all_nan_weights_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    CogVideoXRepVideoTransformer3DModel(**_tiny_config()).save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({key: torch.full_like(value, float("nan")) for key, value in load_file(str(weights_path)).items()},
+              str(weights_path))
+    with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights") as error:
+        CogVideoXRepVideoTransformer3DModel.from_pretrained(tmp_path)
+    assert "for CogVideoXRepVideoTransformer3DModel: first 'patch_embed." in str(error.value)
+
+
+def test_from_pretrained_refuses_one_infinite_gate(tmp_path):
+    from safetensors.torch import save_file
+
+    CogVideoXRepVideoTransformer3DModel(**_tiny_config()).save_pretrained(tmp_path)
+    weights_path = tmp_path / "diffusion_pytorch_model.safetensors"
+    weights = load_file(str(weights_path))
+    weights["repvideo.learnable_gating"][3] = float("inf")
+    save_file(weights, str(weights_path))
+    with pytest.raises(ValueError, match=r"first 'repvideo.learnable_gating' \(13,\), 1 tensor\(s\) in all"):
+        CogVideoXRepVideoTransformer3DModel.from_pretrained(tmp_path)

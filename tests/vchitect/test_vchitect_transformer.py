@@ -249,3 +249,13 @@ def test_corrupt_safetensors_file_is_reported(tmp_path):
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not a header")
     with pytest.raises(ValueError, match=r"corrupt weights file .*diffusion_pytorch_model.safetensors"):
         VchitectXLTransformer3DModel.from_pretrained(str(folder))
+
+
+def test_all_nan_weights_are_refused_with_the_file_named(tmp_path):
+    folder = copy_transformer(tmp_path)
+    with safe_open(str(TINY_TRANSFORMER / "diffusion_pytorch_model.safetensors"), framework="pt") as f:
+        weights = {k: torch.full_like(f.get_tensor(k), float("nan")) for k in f.keys()}
+    save_file(weights, str(folder / "diffusion_pytorch_model.safetensors"))
+    with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights") as error:
+        VchitectXLTransformer3DModel.from_pretrained(str(folder))
+    assert f"{len(weights)} tensor(s) in all" in str(error.value)
