@@ -15,7 +15,7 @@ from helpers.tiny_diffusers_video import COGVIDEOX_TEXT_TOKENS, build_tiny_anima
 from video_diffusion_pack import FreeInitConfig, apply_free_init, free_init_applied, remove_free_init
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, build_tiny_vchitect_pipeline
-from video_diffusion_pack.hooks import free_init
+from video_diffusion_pack.hooks.free_init import driver
 from video_diffusion_pack.hooks.free_init import (
     REFERENCE_SIGNAL_TO_NOISE,
     build_frequency_filter,
@@ -602,7 +602,7 @@ def test_das_pipeline_samples_every_planned_step_from_its_frames_first_latents()
         again = pipe(**call, generator=seeded()).frames
 
     assert len(starts) == 2 * 2 * 2 and torch.equal(first, again)
-    assert free_init._guess_latent_layout(type(pipe)) == "BFCHW"
+    assert driver._guess_latent_layout(type(pipe)) == "BFCHW"
     noise_channels = first.shape[2]
     assert not torch.equal(starts[2][:1, :, :noise_channels], starts[0][:1, :, :noise_channels])
 
