@@ -6,19 +6,22 @@ tensors. Channels-first ``[F, 3, H, W]`` is refused rather than guessed, because
 make the two layouts indistinguishable.
 
 Files are encoded to a hidden temporary file in the target folder and renamed onto the target when
-complete, so an error or an interrupt never leaves a half-written video behind (an existing file at
-the target stays as it was).
+complete, so an error, Ctrl-C or SIGTERM never leaves a half-written video behind (an existing file
+at the target stays as it was).
 
 Reading streams: ``read_video`` decodes only the frames it returns (a frame range and an optional
 resize), so its memory is bounded by the returned array, not by the length of the file. A file that
 cannot be read as a video raises ``MediaReadError`` naming the file and what was expected.
 """
 
+import contextlib
 import math
 import numbers
 import os
 import secrets
+import signal
 import sys
+import threading
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -30,10 +33,10 @@ from PIL import Image
 SUPPORTED_EXTENSIONS = (".mp4", ".webp", ".gif")
 
 # The frame rates each format stores to within its timing precision, as (lowest, highest):
-# - mp4 stores the rate as a fraction (exact for integer and NTSC rates); 1000 fps is already far
-#   beyond what players show.
+# - mp4 stores the rate as a fraction (exact for integer and NTSC rates); one frame per 1000 s and
+#   1000 fps are far beyond what players show (limit_denominator(1001) used to store 1e-4 as 0, read as 24).
 # - WebP stores whole milliseconds per frame: 1000 fps is a 1 ms delay, and a 0 ms delay would be
-#   read as a still image.
+#   read as a still image; the low end is mp4's.
 # - GIF stores 16-bit delays in 1/100 s (at most 655.35 s per frame), and browsers show delays
 #   under 0.02 s as 0.1 s.
 FPS_RANGES = {".mp4": (0.001, 1000.0), ".webp": (0.001, 1000.0), ".gif": (100 / 65535, 50.0)}
@@ -108,15 +111,16 @@ def write_video(
     video = _frames_to_uint8(frames)
 
     temporary = _temporary_path(path)
-    try:
-        if extension == ".mp4":
-            _encode_mp4(temporary, video, fps, quality)
-        else:
-            _encode_with_pillow(temporary, video, fps, quality, extension)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with _sigterm_raises_system_exit():
+        try:
+            if extension == ".mp4":
+                _encode_mp4(temporary, video, fps, quality)
+            else:
+                _encode_with_pillow(temporary, video, fps, quality, extension)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -168,6 +172,33 @@ def read_video(
     return _decode_with_pillow(path, extension, start, max_frames, stride, size)
 
 
+def read_image(path: Union[str, bytes, os.PathLike], mode: str = "RGB") -> Image.Image:
+    """Load an image file (PNG, JPEG, WebP, ... anything Pillow reads; the first frame of an animation) in ``mode``.
+
+    Args:
+        path (`str`, `bytes` or `os.PathLike`): the image file.
+        mode (`str`, defaults to ``"RGB"``): the Pillow mode to convert to, e.g. ``"L"`` for a mask.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        MediaReadError: the file is empty, truncated, too large for Pillow or not an image.
+    """
+    path = _as_path(path, "path")
+    if not path.is_file():
+        raise FileNotFoundError(f"path '{path}': no such file")
+    expected = "an image file (PNG, JPEG, WebP or another format Pillow reads)"
+    if path.stat().st_size == 0:
+        raise MediaReadError(f"path '{path}': the file is empty (0 bytes); expected {expected}")
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except Image.DecompressionBombError as error:
+        problem = f"its size is refused as a decompression bomb ({error})"
+        raise MediaReadError(f"path '{path}': {problem}; expected {expected}") from None
+    except (OSError, EOFError, SyntaxError) as error:  # Pillow's errors for unknown, truncated or corrupt files
+        raise MediaReadError(f"path '{path}': Pillow cannot decode it ({error}); expected {expected}") from None
+
+
 def check_video_output(path: Union[str, bytes, os.PathLike], fps: float = 8, quality: Optional[int] = None) -> str:
     """Check the output arguments of ``write_video`` without encoding anything; return the lower-case extension.
 
@@ -180,24 +211,24 @@ def check_video_output(path: Union[str, bytes, os.PathLike], fps: float = 8, qua
     folder = path.parent
     if not folder.is_dir():
         raise ValueError(f"output path '{path}': folder '{folder}' does not exist")
-    if path.is_dir():
-        allowed = ", ".join(SUPPORTED_EXTENSIONS)
-        raise ValueError(f"output path '{path}' is a folder; give a file name ending in {allowed}")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"output path '{path}': folder '{folder}' is not writable")
     name_bytes, name_max = len(os.fsencode(path.name)), _name_max(folder)
     if name_bytes > name_max:
         raise ValueError(
             f"output path '{path}': the file name is {name_bytes} bytes; this file system allows at most {name_max}"
         )
+    if path.is_dir():
+        allowed = ", ".join(SUPPORTED_EXTENSIONS)
+        raise ValueError(f"output path '{path}' is a folder; give a file name ending in {allowed}")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"output path '{path}': folder '{folder}' is not writable")
     extension = _supported_extension(path, "output path")
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps={fps!r} must be a finite number > 0")
     lowest, highest = FPS_RANGES[extension]
     if not lowest <= fps <= highest:
         reason = {
-            ".mp4": "the range mp4 files store and players show",
-            ".webp": "WebP delays are whole milliseconds",
+            ".mp4": "one frame per 1000 s up to 1000 frames per second",
+            ".webp": "WebP delays are whole milliseconds, up to 1000 s per frame",
             ".gif": "GIF delays are 1/100 s up to 655.35 s, and browsers slow down delays under 0.02 s",
         }[extension]
         raise ValueError(
@@ -240,6 +271,27 @@ def _name_max(folder: Path) -> int:
         return os.pathconf(folder, "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or the file system does not say
         return 255
+
+
+@contextlib.contextmanager
+def _sigterm_raises_system_exit():
+    """While a file is written, make SIGTERM raise ``SystemExit(143)`` so the temporary file is removed.
+
+    Only in the main thread and only while SIGTERM has its default action (which kills the process
+    without running any cleanup); a handler set by the application is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def exit_on_sigterm(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _temporary_path(path: Path) -> Path:
@@ -427,7 +479,7 @@ def _decode_mp4(path: Path, start: int, max_frames: Optional[int], stride: int, 
     with container:
         if not container.streams.video:
             kinds = sorted({stream.type for stream in container.streams})
-            held = f"it holds only {' and '.join(kinds)}" if kinds else "the header is missing or truncated"
+            held = f"it holds only {' and '.join(kinds)} streams" if kinds else "the header is missing or truncated"
             raise _unreadable(path, ".mp4", f"no video stream ({held})")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
