@@ -388,7 +388,9 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                 model_input = self.scheduler.scale_model_input(model_input, t)
                 model_input = torch.cat([model_input, image_latents], dim=2)
                 # named like diffusers' CogVideoX loop, so that caches (FasterCache, ...) know the branch layout
-                with self.transformer.cache_context("cond_uncond" if do_cfg else "cond"):
+                with self.transformer.cache_context(
+                    "cond_uncond" if do_cfg else "cond", step_index=i, num_inference_steps=len(timesteps)
+                ):
                     noise_pred = self.transformer(
                         hidden_states=model_input,
                         encoder_hidden_states=prompt_embeds,

@@ -430,20 +430,22 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
                     continue
                 self._guidance_scale = guidance_per_step[i]
                 if do_cfg and cfg_batching:
-                    with self.transformer.cache_context("cond_uncond"):
+                    with self.transformer.cache_context(
+                        "cond_uncond", step_index=i, num_inference_steps=len(timesteps)
+                    ):
                         velocity = self._predict_velocity(
                             torch.cat([latents, latents]), branch_text, branch_pooled, t
                         )
                     uncond, cond = velocity.chunk(2)
                 elif do_cfg:
-                    with self.transformer.cache_context("cond"):
+                    with self.transformer.cache_context("cond", step_index=i, num_inference_steps=len(timesteps)):
                         cond = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
-                    with self.transformer.cache_context("uncond"):
+                    with self.transformer.cache_context("uncond", step_index=i, num_inference_steps=len(timesteps)):
                         uncond = self._predict_velocity(
                             latents, negative_prompt_embeds, negative_pooled_prompt_embeds, t
                         )
                 else:
-                    with self.transformer.cache_context("cond"):
+                    with self.transformer.cache_context("cond", step_index=i, num_inference_steps=len(timesteps)):
                         velocity = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
                 if do_cfg:
                     velocity = uncond + guidance_per_step[i] * (cond - uncond)

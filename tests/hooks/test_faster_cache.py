@@ -411,6 +411,80 @@ def test_separate_calls_must_put_the_conditional_branch_first():
     remove_faster_cache(toy)
 
 
+def run_toy_trajectory(toy, steps, latents, stop_after=None):
+    """One trajectory through the toy denoiser, each call naming its step as the pack's pipelines do."""
+    outputs = []
+    for i in range(steps if stop_after is None else stop_after):
+        with toy.transformer.cache_context("cond", step_index=i, num_inference_steps=steps):
+            outputs.append(toy.transformer(latents[i])[0])
+    return outputs
+
+
+def test_a_pipeline_that_passes_its_step_needs_no_step_count_and_restarts_at_step_0():
+    toy = ToyPipeline(steps=None)  # no _num_timesteps and no scheduler: only cache_context tells the position
+    config = FasterCacheConfig(start_fraction=0.0, attention_interval=3, attention_weight=0.5)
+    latents = torch.randn(8, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    cache = apply_faster_cache(toy, config)
+    fresh = run_toy_trajectory(toy, 8, latents)
+    assert cache.plan == config.plan(8) and cache.step == 7
+    run_toy_trajectory(toy, 8, latents, stop_after=5)  # a run that stopped midway
+    again = run_toy_trajectory(toy, 8, latents)
+    run_toy_trajectory(toy, 4, latents)
+    assert cache.plan == config.plan(4) and cache.step == 3
+    remove_faster_cache(toy)
+    assert any(not torch.equal(out, latent) for out, latent in zip(fresh, latents)), "nothing was reused"
+    assert all(torch.equal(a, b) for a, b in zip(again, fresh))
+
+
+def test_a_negative_step_index_is_refused_by_name():
+    toy = ToyPipeline(steps=4)
+    apply_faster_cache(toy, FasterCacheConfig())
+    with pytest.raises(ValueError, match=r"step_index=-1"):
+        with toy.transformer.cache_context("cond", step_index=-1, num_inference_steps=4):
+            toy.transformer(torch.randn(1, 4, 8, 8))
+    remove_faster_cache(toy)
+
+
+def unpatched_scheduler_probe(pipe, seen):
+    """A step-end callback recording whether the scheduler's set_timesteps and step are its class's own functions."""
+    scheduler_class = type(pipe.scheduler)
+
+    def probe(pipeline, step, timestep, tensors):
+        seen.append(all(
+            name not in vars(pipeline.scheduler) and getattr(pipeline.scheduler, name).__func__ is getattr(
+                scheduler_class, name)
+            for name in ("set_timesteps", "step")
+        ))
+        return tensors
+
+    return probe
+
+
+@pytest.mark.parametrize("cfg_batching", [True, False], ids=["batched", "separate"])
+def test_the_vchitect_pipeline_passes_its_step_and_no_scheduler_method_is_patched(pipe, cfg_batching):
+    seen = []
+    with faster_cache_applied(pipe, FasterCacheConfig.preset("vchitect-2.0")) as cache:
+        sample(pipe, steps=10, cfg_batching=cfg_batching, callback_on_step_end=unpatched_scheduler_probe(pipe, seen))
+        assert cache.peak_cache_bytes > 0
+    assert seen == [True] * 10
+
+
+def test_faster_cache_resets_through_free_init_iteration_resets():
+    from video_diffusion_pack.hooks.free_init import (
+        ITERATION_RESET_CALLBACKS_ATTRIBUTE, reset_caches_between_iterations,
+    )
+
+    toy = ToyPipeline(steps=6)  # no components: only a registered callback can reach its cache
+    cache = apply_faster_cache(toy, FasterCacheConfig())
+    assert getattr(toy, ITERATION_RESET_CALLBACKS_ATTRIBUTE) == [reset_faster_cache]
+    run_toy_trajectory(toy, 6, torch.randn(6, 1, 4, 8, 8), stop_after=3)
+    assert cache.plan is not None and cache.step == 2
+    reset_caches_between_iterations(toy)
+    assert cache.plan is None and cache.step == -1
+    remove_faster_cache(toy)
+    assert getattr(toy, ITERATION_RESET_CALLBACKS_ATTRIBUTE) == []
+
+
 def test_faster_cache_applied_restores_the_previous_state_when_the_block_fails(pipe):
     earlier = FasterCacheConfig.preset("cogvideox")
     apply_faster_cache(pipe, earlier)
@@ -546,3 +620,44 @@ def test_das_pipeline_caches_its_main_and_tracking_attention():
     assert cache.peak_cache_bytes > 0 and torch.isfinite(cached).all() and not torch.equal(cached, uncached)
     remove_faster_cache(pipe)
     assert torch.equal(generate(), uncached)
+
+
+def test_the_das_pipeline_passes_its_step_and_no_scheduler_method_is_patched():
+    from video_diffusion_pack.diffusers_pipelines.das.tiny import (
+        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+    )
+
+    pipe = build_tiny_das_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    video = torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3, generator=torch.Generator().manual_seed(5))
+    seen = []
+    with faster_cache_applied(pipe, FasterCacheConfig.preset("cogvideox")) as cache:
+        pipe(image=video[0].permute(2, 0, 1)[None], prompt=TINY_DAS_PROMPT, tracking_video=video,
+             num_inference_steps=6, height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_NUM_FRAMES,
+             output_type="latent", generator=torch.Generator().manual_seed(0),
+             callback_on_step_end=unpatched_scheduler_probe(pipe, seen))
+        assert cache.peak_cache_bytes > 0
+    assert seen == [True] * 6
+
+
+def test_cogvideox_pipeline_run_stopped_midway_does_not_leak_into_the_next_and_its_scheduler_is_untouched():
+    from diffusers import CogVideoXPipeline
+
+    pipe = CogVideoXPipeline(tokenizer=None, text_encoder=None, vae=None, transformer=tiny_cogvideox_transformer(),
+                             scheduler=cogvideox_scheduler())
+    pipe.set_progress_bar_config(disable=True)
+    run = dict(**cogvideox_prompts(), height=64, width=64, num_frames=9, num_inference_steps=10, output_type="latent")
+
+    def stop_at_step_6(pipeline, step, timestep, tensors):
+        if step == 6:
+            raise KeyboardInterrupt
+        return tensors
+
+    seen = []
+    with faster_cache_applied(pipe, FasterCacheConfig.preset("cogvideox")):
+        first = pipe(**run, generator=torch.Generator().manual_seed(0),
+                     callback_on_step_end=unpatched_scheduler_probe(pipe, seen)).frames
+        with pytest.raises(KeyboardInterrupt):
+            pipe(**run, generator=torch.Generator().manual_seed(0), callback_on_step_end=stop_at_step_6)
+        assert torch.equal(pipe(**run, generator=torch.Generator().manual_seed(0)).frames, first)
+    assert seen == [True] * 10
