@@ -11,7 +11,7 @@ from typing import Dict, List
 # requirement, as pyproject.toml's [project] dependencies write it -> the module it installs
 REQUIREMENTS: Dict[str, str] = {
     "torch>=2.4": "torch",
-    "diffusers>=0.35": "diffusers",
+    "diffusers>=0.41": "diffusers",
     "transformers>=4.44": "transformers",
     "accelerate>=0.33": "accelerate",
     "kornia>=0.7": "kornia",

@@ -52,8 +52,8 @@ def test_pack_without_diffusers_registers_no_node_and_logs_what_to_install():
     assert node_names == "[]"
     (line,) = result.stderr.strip().splitlines()
     assert line == ("video_diffusion_pack: no nodes registered, missing Python packages: "
-                    "diffusers>=0.35, accelerate>=0.33. "
-                    f'Install them with: "{sys.executable}" -m pip install "diffusers>=0.35" "accelerate>=0.33"')
+                    "diffusers>=0.41, accelerate>=0.33. "
+                    f'Install them with: "{sys.executable}" -m pip install "diffusers>=0.41" "accelerate>=0.33"')
 
 
 def test_root_package_exports_the_node_mappings():
