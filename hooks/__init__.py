@@ -1,6 +1,7 @@
 """Training-free sampling add-ons that work on the pack's pipelines and on diffusers' video pipelines.
 
-One module a method; each is a config dataclass plus functions that apply it to a pipeline and remove it.
+One package a method (``faster_cache``, ``free_init``); each is a config dataclass plus functions that apply
+it to a pipeline and remove it.
 Nothing here imports ComfyUI.
 """
 

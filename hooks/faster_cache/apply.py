@@ -12,7 +12,9 @@ from .hooks import _ATTENTION_HOOK, _DENOISER_HOOK, _AttentionHook, _DenoiserHoo
 from .registry import _CACHEABLE_ATTENTION, _cacheable_attention_modules
 from .state import FasterCache
 
-__all__ = ["apply_faster_cache", "faster_cache_applied", "faster_cache_of", "remove_faster_cache", "reset_faster_cache"]
+__all__ = [
+    "apply_faster_cache", "faster_cache_applied", "faster_cache_of", "remove_faster_cache", "reset_faster_cache",
+]
 
 # where apply_faster_cache keeps its handle on the pipeline
 _PIPELINE_ATTRIBUTE = "_vdp_faster_cache"

@@ -1,4 +1,4 @@
-"""The diffusers hooks of FasterCache: one on the denoiser (branches, step, CFG-Cache), one on each attention module."""
+"""FasterCache's diffusers hooks: one on the denoiser (branches, step, CFG-Cache), one on each attention module."""
 
 from typing import Optional, Tuple
 
@@ -72,7 +72,8 @@ class _DenoiserHook(ModelHook):
         cache = self.cache
         context = self.context.current
         branches = self._branches(context)
-        cache._begin_call(branches, getattr(context, "step_index", None), getattr(context, "num_inference_steps", None))
+        step_index, num_steps = getattr(context, "step_index", None), getattr(context, "num_inference_steps", None)
+        cache._begin_call(branches, step_index, num_steps)
         step, plan = cache.step, cache.plan
         forward = self.fn_ref.original_forward
         try:
