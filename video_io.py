@@ -20,6 +20,7 @@ import numbers
 import os
 import secrets
 import signal
+import struct
 import sys
 import threading
 import warnings
@@ -46,6 +47,10 @@ _WHAT_A_FILE_HOLDS = {
     ".webp": "a WebP image (still or animated)",
     ".gif": "a GIF image (still or animated)",
 }
+
+
+# What Pillow raises for unknown, truncated or corrupt files (IndexError: a GIF cut inside its image data)
+_PILLOW_DECODE_ERRORS = (OSError, EOFError, SyntaxError, IndexError, struct.error)
 
 
 class MediaReadError(ValueError):
@@ -195,8 +200,9 @@ def read_image(path: Union[str, bytes, os.PathLike], mode: str = "RGB") -> Image
     except Image.DecompressionBombError as error:
         problem = f"its size is refused as a decompression bomb ({error})"
         raise MediaReadError(f"path '{path}': {problem}; expected {expected}") from None
-    except (OSError, EOFError, SyntaxError) as error:  # Pillow's errors for unknown, truncated or corrupt files
-        raise MediaReadError(f"path '{path}': Pillow cannot decode it ({error}); expected {expected}") from None
+    except _PILLOW_DECODE_ERRORS as error:
+        problem = f"Pillow cannot decode it ({_pillow_reason(error)})"
+        raise MediaReadError(f"path '{path}': {problem}; expected {expected}") from None
 
 
 def check_video_output(path: Union[str, bytes, os.PathLike], fps: float = 8, quality: Optional[int] = None) -> str:
@@ -330,6 +336,12 @@ def _check_frame_selection(start, max_frames, stride, size) -> None:
 
 def _unreadable(path: Path, extension: str, problem: str) -> MediaReadError:
     return MediaReadError(f"path '{path}': {problem}; expected {_WHAT_A_FILE_HOLDS[extension]}")
+
+
+def _pillow_reason(error: Exception) -> str:
+    if isinstance(error, (OSError, SyntaxError)) and str(error):
+        return str(error)
+    return "the data ends early or is corrupt"  # IndexError, struct.error, EOFError: Pillow read past the data
 
 
 def _past_the_end(path: Path, start: int, frame_count: int) -> ValueError:
@@ -559,8 +571,8 @@ def _decode_with_pillow(path: Path, extension: str, start: int, max_frames: Opti
                     collector.add(np.asarray(rgb))
     except Image.DecompressionBombError as error:
         raise _unreadable(path, extension, f"its size is refused as a decompression bomb ({error})") from None
-    except (OSError, EOFError, SyntaxError) as error:  # Pillow's errors for unknown, truncated or corrupt files
-        raise _unreadable(path, extension, f"Pillow cannot decode it ({error or type(error).__name__})") from None
+    except _PILLOW_DECODE_ERRORS as error:
+        raise _unreadable(path, extension, f"Pillow cannot decode it ({_pillow_reason(error)})") from None
     frames = collector.frames()
     if None in durations_ms or sum(durations_ms) == 0:
         return Video(frames, None)
