@@ -497,7 +497,7 @@ def _decode_mp4(path: Path, start: int, max_frames: Optional[int], stride: int, 
         rate = stream.average_rate or stream.guessed_rate
         collector = _FrameCollector(_expected_count(stream.frames, start, max_frames, stride))
         last_index = start + (max_frames - 1) * stride if max_frames is not None else math.inf
-        decoded = 0
+        decoded, output_size = 0, size
         try:
             for index, frame in _numbered_frames(container, stream, rate, start):
                 decoded = index + 1
@@ -505,7 +505,8 @@ def _decode_mp4(path: Path, start: int, max_frames: Optional[int], stride: int, 
                     break
                 if index < start or (index - start) % stride:
                     continue
-                height, width = size if size is not None else (frame.height, frame.width)
+                # a stream that changes resolution midway is scaled to its first returned frame's size
+                height, width = output_size = output_size or (frame.height, frame.width)
                 collector.add(frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="BICUBIC"))
                 if index == last_index:
                     break
@@ -544,8 +545,11 @@ def _numbered_frames(container, stream, rate, start: int):
             first_index = round((first.pts - origin) * stream.time_base * rate)
             if first_index <= start:
                 yield first_index, first
+                index = first_index
                 for frame in frames:
-                    yield round((frame.pts - origin) * stream.time_base * rate), frame
+                    # a frame without a timestamp follows the previous one
+                    index = index + 1 if frame.pts is None else round((frame.pts - origin) * stream.time_base * rate)
+                    yield index, frame
                 return
         container.seek(origin, stream=stream)
     yield from enumerate(container.decode(stream))
