@@ -490,7 +490,8 @@ def _decode_mp4(path: Path, start: int, max_frames: Optional[int], stride: int, 
         raise _unreadable(path, ".mp4", f"FFmpeg cannot open it ({error.strerror})") from None
     with container:
         if not container.streams.video:
-            kinds = sorted({stream.type for stream in container.streams})
+            # a file cut inside its header shows no stream, or one "data" stream without a codec
+            kinds = sorted({stream.type for stream in container.streams} - {"data"})
             held = f"it holds only {' and '.join(kinds)} streams" if kinds else "the header is missing or truncated"
             raise _unreadable(path, ".mp4", f"no video stream ({held})")
         stream = container.streams.video[0]

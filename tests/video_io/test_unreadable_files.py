@@ -48,7 +48,8 @@ def test_mp4_cut_inside_its_header_says_it_holds_no_video_stream(tmp_path):
     whole = write_video(tmp_path / "whole.mp4", noise_video())
     path = truncated_copy(whole, tmp_path / "head.mp4", 200)
 
-    with pytest.raises(MediaReadError, match=r"head\.mp4': no video stream .*; " + EXPECTED[".mp4"]):
+    message = r"head\.mp4': no video stream \(the header is missing or truncated\); " + EXPECTED[".mp4"]
+    with pytest.raises(MediaReadError, match=message):
         read_video(path)
 
 
