@@ -35,7 +35,8 @@ SUPPORTED_EXTENSIONS = (".mp4", ".webp", ".gif")
 
 # The frame rates each format stores to within its timing precision, as (lowest, highest):
 # - mp4 stores the rate as a fraction (exact for integer and NTSC rates); one frame per 1000 s and
-#   1000 fps are far beyond what players show (limit_denominator(1001) used to store 1e-4 as 0, read as 24).
+#   1000 fps are far beyond what players show. Below 1 fps the period is the fraction that is
+#   limited, because Fraction(fps).limit_denominator(1001) is 0 under 1/2002 fps (read back as 24).
 # - WebP stores whole milliseconds per frame: 1000 fps is a 1 ms delay, and a 0 ms delay would be
 #   read as a still image; the low end is mp4's.
 # - GIF stores 16-bit delays in 1/100 s (at most 655.35 s per frame), and browsers show delays
@@ -454,7 +455,7 @@ def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int
         )
         video = np.pad(video, ((0, 0), (0, pad_height), (0, pad_width), (0, 0)), mode="edge")
 
-    # Below 1 fps the period is the fraction to keep simple (1/1000, not 0 from limit_denominator(1001)).
+    # Below 1 fps the period is the fraction to keep simple (see FPS_RANGES).
     rate = Fraction(fps).limit_denominator(1001) if fps >= 1 else 1 / Fraction(1 / fps).limit_denominator(1001)
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=rate)
