@@ -7,7 +7,7 @@ import functools
 import os
 import sys
 
-_DTYPES = ("fp32", "fp16", "bf16")
+from ._common import DTYPES
 
 
 def add_commands(commands) -> None:
@@ -31,7 +31,7 @@ def add_commands(commands) -> None:
     repvideo.add_argument("--sat", required=True, help="SAT save folder holding `latest` (the Vchitect/RepVideo download)")
     repvideo.add_argument("--cogvideox", help="THUDM/CogVideoX-2b download with text_encoder/, tokenizer/ and vae/")
     repvideo.add_argument("-o", "--output", required=True, help="folder to create (must not exist)")
-    repvideo.add_argument("--dtype", choices=_DTYPES, help="dtype of the saved transformer weights (default: as stored)")
+    repvideo.add_argument("--dtype", choices=tuple(DTYPES), help="dtype of the saved transformer weights (default: as stored)")
     repvideo.add_argument(
         "--allow-pickle", action="store_true",
         help="load the checkpoint with weights_only=False (only for a file you trust that the safe loader refuses)",
@@ -52,7 +52,10 @@ def _convert_repvideo(args, parser) -> int:
     if not os.path.isdir(parent):
         parser.error(f"argument -o/--output: the parent folder '{parent}' does not exist")
 
-    from ..convert.repvideo_sat import SatCheckpointError, convert_repvideo_sat_checkpoint
+    from ..convert.repvideo_sat import (
+        SatCheckpointError,
+        convert_repvideo_sat_checkpoint,
+    )
 
     try:
         output = convert_repvideo_sat_checkpoint(

@@ -7,18 +7,30 @@ with status 2 and a one-line message naming the argument and its value.
 
 import functools
 import math
-import sys
 from pathlib import Path
 
-from ..video_io import SUPPORTED_EXTENSIONS, check_video_output
+from ..diffusers_pipelines.das.defaults import OFFICIAL, SMOKE_TEST
+from ..video_io import SUPPORTED_EXTENSIONS
+from ._common import (
+    add_device_arguments,
+    check_at_least,
+    check_finite,
+    check_output,
+    check_seed,
+    device_and_dtype,
+    load_or_embedded,
+    smoke_test_notice,
+    write_output,
+)
 
-# the released model's geometry (learned positional embeddings) and the official inference settings
-OFFICIAL = dict(height=480, width=720, frames=49, steps=50, guidance=6.0, seed=42)
-# the embedded smoke-test model's geometry, and few steps: it runs in seconds on a CPU
-SMOKE_TEST = dict(height=32, width=32, frames=9, steps=4, guidance=6.0, seed=42)
 DEPTH_FILE_EXTENSIONS = (".npy", ".npz", ".pt")
 DEPTH_MEANINGS = ("depth", "disparity")
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _settings_of(defaults) -> dict:
+    """The command's settings (option names) from the pipeline's defaults (argument names)."""
+    return {"height": defaults.height, "width": defaults.width, "frames": defaults.num_frames,
+            "steps": defaults.num_inference_steps, "guidance": defaults.guidance_scale, "seed": defaults.seed}
 
 
 def add_commands(commands) -> None:
@@ -29,7 +41,8 @@ def add_commands(commands) -> None:
         description=(
             "Generate a video from an image and a prompt that follows a 3D tracking video: built from --depth and "
             "--camera (and optional object motion), read from --tracks, or given with --tracking-video. Without "
-            "--model it runs the embedded random-weight smoke-test model (32x32, 9 frames), whose output is noise."
+            f"--model it runs the embedded random-weight smoke-test model ({SMOKE_TEST.height}x{SMOKE_TEST.width}, "
+            f"{SMOKE_TEST.num_frames} frames), whose output is noise."
         ),
     )
     das.add_argument("--prompt", required=True, help="what the video shows")
@@ -37,13 +50,13 @@ def add_commands(commands) -> None:
                                      "ComfyUI's models folder / a models root holding das/Diffusion-As-Shader")
     das.add_argument("--tracking-video", help="a tracking video to use as it is (its frames and size must be the model's)")
     das.add_argument("--save-tracking", help="also write the tracking video built here to this file")
-    das.add_argument("--steps", type=int, help="denoising steps (official: 50; smoke test: 4)")
-    das.add_argument("--seed", type=int, help="seed of the noise (official: 42)")
-    das.add_argument("--guidance", type=float, help="classifier-free guidance (official: 6)")
+    das.add_argument("--steps", type=int, help=f"denoising steps (official: {OFFICIAL.num_inference_steps}; smoke "
+                                                f"test: {SMOKE_TEST.num_inference_steps})")
+    das.add_argument("--seed", type=int, help=f"seed of the noise (official: {OFFICIAL.seed})")
+    das.add_argument("--guidance", type=float, help=f"classifier-free guidance (official: {OFFICIAL.guidance_scale:g})")
     das.add_argument("--no-dynamic-cfg", action="store_true", help="constant guidance instead of the official ramp")
     das.add_argument("--negative-prompt", help="default: the official negative prompt")
-    das.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    das.add_argument("--dtype", choices=tuple(_DTYPES), help="default: bf16 on cuda, fp32 on cpu")
+    add_device_arguments(das)
     _add_tracking_arguments(das, image_required=True)
     das.set_defaults(run=functools.partial(_das, parser=das))
 
@@ -53,9 +66,9 @@ def add_commands(commands) -> None:
         description="Render the 3D tracking video that `vdp das` would use, to preview or edit it.",
     )
     _add_tracking_arguments(track, image_required=False)
-    track.add_argument("--frames", type=int, default=OFFICIAL["frames"], help="frames (default: 49)")
-    track.add_argument("--height", type=int, default=OFFICIAL["height"], help="frame height (default: 480)")
-    track.add_argument("--width", type=int, default=OFFICIAL["width"], help="frame width (default: 720)")
+    track.add_argument("--frames", type=int, default=OFFICIAL.num_frames, help=f"frames (default: {OFFICIAL.num_frames})")
+    track.add_argument("--height", type=int, default=OFFICIAL.height, help=f"frame height (default: {OFFICIAL.height})")
+    track.add_argument("--width", type=int, default=OFFICIAL.width, help=f"frame width (default: {OFFICIAL.width})")
     track.set_defaults(run=functools.partial(_track_video, parser=track))
 
 
@@ -77,7 +90,8 @@ def _add_tracking_arguments(parser, image_required: bool) -> None:
     parser.add_argument("--point-size", type=int, default=None,
                         help="splat size (default: 2 for every-pixel tracks, 4 for a grid or --tracks)")
     parser.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
-    parser.add_argument("--fps", type=float, default=8.0, help="frame rate of the written video (default: 8)")
+    parser.add_argument("--fps", type=float, default=OFFICIAL.fps,
+                        help=f"frame rate of the written video (default: {OFFICIAL.fps:g})")
 
 
 def _existing_file(parser, option: str, value):
@@ -86,10 +100,7 @@ def _existing_file(parser, option: str, value):
 
 
 def _check_common(args, parser) -> None:
-    try:
-        check_video_output(args.output, args.fps)
-    except ValueError as error:
-        parser.error(f"argument {'--fps' if str(error).startswith('fps=') else '-o/--output'}: {error}")
+    check_output(parser, args.output, args.fps)
     for option, value in (("--image", args.image), ("--depth", args.depth), ("--object-mask", args.object_mask),
                           ("--tracks", args.tracks)):
         _existing_file(parser, option, value)
@@ -105,10 +116,9 @@ def _check_common(args, parser) -> None:
         parser.error(f"argument --object-distance: object_distance={args.object_distance} must be finite")
     if not 0 < args.fov < 180:
         parser.error(f"argument --fov: fov={args.fov} must be in (0, 180)")
-    if args.grid_size is not None and args.grid_size < 1:
-        parser.error(f"argument --grid-size: grid_size={args.grid_size} must be >= 1")
-    if args.point_size is not None and args.point_size < 1:
-        parser.error(f"argument --point-size: point_size={args.point_size} must be >= 1")
+    for name in ("grid_size", "point_size"):
+        if getattr(args, name) is not None:
+            check_at_least(parser, name, getattr(args, name))
 
 
 def _load_array(path: str):
@@ -141,8 +151,8 @@ def _model_geometry(model: Path, parser) -> dict:
     if not transformer.get("use_learned_positional_embeddings"):
         return {}
     scale = 2 ** (len(vae["block_out_channels"]) - 1)
-    return dict(height=transformer["sample_height"] * scale, width=transformer["sample_width"] * scale,
-                frames=transformer["sample_frames"])
+    return {"height": transformer["sample_height"] * scale, "width": transformer["sample_width"] * scale,
+            "frames": transformer["sample_frames"]}
 
 
 def build_tracking_video(args, parser, height: int, width: int, frames: int):
@@ -210,38 +220,29 @@ def build_tracking_video(args, parser, height: int, width: int, frames: int):
 def _track_video(args, parser) -> int:
     _check_common(args, parser)
     for name in ("frames", "height", "width"):
-        if getattr(args, name) < (2 if name == "frames" else 1):
-            parser.error(f"argument --{name}: {name}={getattr(args, name)} must be >= {2 if name == 'frames' else 1}")
-    from ..video_io import write_video
-
+        check_at_least(parser, name, getattr(args, name), 2 if name == "frames" else 1)
     video = build_tracking_video(args, parser, args.height, args.width, args.frames)
-    print(write_video(args.output, video, fps=args.fps))
+    write_output(args.output, video, args.fps)
     return 0
 
 
 def _das(args, parser) -> int:
     _check_common(args, parser)
     if args.save_tracking is not None:
-        try:
-            check_video_output(args.save_tracking, args.fps)
-        except ValueError as error:
-            parser.error(f"argument --save-tracking: {error}")
+        check_output(parser, args.save_tracking, args.fps, option="--save-tracking")
     if args.tracking_video is not None:
         _existing_file(parser, "--tracking-video", args.tracking_video)
         if args.depth is not None or args.tracks is not None:
             parser.error("argument --tracking-video: give a tracking video or --depth/--tracks to build one, not both")
     elif args.depth is None and args.tracks is None:
         parser.error("argument --depth: give --depth and --camera (or --tracks, or --tracking-video)")
-    settings = dict(SMOKE_TEST if args.model is None else OFFICIAL)
+    settings = _settings_of(SMOKE_TEST if args.model is None else OFFICIAL)
     for name in ("steps", "seed", "guidance"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    if settings["steps"] < 1:
-        parser.error(f"argument --steps: steps={settings['steps']} must be >= 1")
-    if not 0 <= settings["seed"] < 2**64:
-        parser.error(f"argument --seed: seed={settings['seed']} must be in 0..2**64-1")
-    if not math.isfinite(settings["guidance"]):
-        parser.error(f"argument --guidance: guidance={settings['guidance']} must be a finite number")
+    check_at_least(parser, "steps", settings["steps"])
+    check_seed(parser, settings["seed"])
+    check_finite(parser, "guidance", settings["guidance"])
     model = None
     if args.model is not None:
         from ..weights.manifest import find_local_folder, load_manifest
@@ -255,7 +256,7 @@ def _das(args, parser) -> int:
     import torch
     from PIL import Image
 
-    from ..video_io import read_video, write_video
+    from ..video_io import read_video
 
     height, width, frames = settings["height"], settings["width"], settings["frames"]
     if args.tracking_video is not None:
@@ -271,35 +272,20 @@ def _das(args, parser) -> int:
     else:
         video = build_tracking_video(args, parser, height, width, frames)
         if args.save_tracking is not None:
-            print(write_video(args.save_tracking, video, fps=args.fps))
+            write_output(args.save_tracking, video, args.fps)
 
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("argument --device: device='cuda' but torch finds no CUDA device")
-    dtype = getattr(torch, _DTYPES[args.dtype or ("bf16" if args.device == "cuda" else "fp32")])
-    from ..diffusers_pipelines.das import DaSPipeline
-    from ..diffusers_pipelines.das.pipeline import OFFICIAL_NEGATIVE_PROMPT
-    from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
-
+    device, dtype = device_and_dtype(args, parser)
     if model is None:
-        print("vdp: no --model given, so this runs the embedded smoke-test model: a tiny DaS with random weights "
-              "(32x32, 9 frames). Its output is noise, not a real video. For real videos: vdp download "
-              "Diffusion-As-Shader, then pass --model with its folder.", file=sys.stderr)
-        pipe = build_tiny_das_pipeline()
-        if dtype != torch.float32:  # the builder makes float32 weights
-            pipe.to(dtype=dtype)
-    else:
-        try:
-            pipe = DaSPipeline.from_pretrained(str(model), torch_dtype=dtype)
-        except (OSError, ValueError) as error:
-            parser.exit(1, f"{parser.prog}: error: could not load the pipeline from '{model}': {error}\n")
-    pipe.to(args.device)
+        smoke_test_notice(f"a tiny DaS ({SMOKE_TEST.height}x{SMOKE_TEST.width}, {SMOKE_TEST.num_frames} frames)",
+                          "Its output is noise, not a real video. For real videos: vdp download Diffusion-As-Shader, "
+                          "then pass --model with its folder.")
+    pipe = load_or_embedded(parser, model, _load_das, _build_das, dtype)
+    pipe.to(device)
     image = Image.open(args.image).convert("RGB")
     output = pipe(
         image=image,
         prompt=args.prompt,
-        negative_prompt=OFFICIAL_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
+        negative_prompt=OFFICIAL.negative_prompt if args.negative_prompt is None else args.negative_prompt,
         tracking_video=video,
         height=height,
         width=width,
@@ -310,5 +296,17 @@ def _das(args, parser) -> int:
         generator=torch.Generator("cpu").manual_seed(settings["seed"]),
         output_type="np",
     )
-    print(write_video(args.output, output.frames[0], fps=args.fps))
+    write_output(args.output, output.frames[0], args.fps)
     return 0
+
+
+def _load_das(folder: str, dtype):
+    from ..diffusers_pipelines.das import DaSPipeline
+
+    return DaSPipeline.from_pretrained(folder, torch_dtype=dtype)
+
+
+def _build_das():
+    from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
+
+    return build_tiny_das_pipeline()

@@ -5,18 +5,29 @@ status 2 and a one-line message naming the argument and its value.
 """
 
 import functools
-import math
 import sys
 from pathlib import Path
 
-from ..video_io import SUPPORTED_EXTENSIONS, check_video_output
+from ..diffusers_pipelines.lgvi.defaults import OFFICIAL, SMOKE_TEST
+from ..video_io import SUPPORTED_EXTENSIONS
+from ._common import (
+    add_device_arguments,
+    check_at_least,
+    check_finite,
+    check_output,
+    check_seed,
+    device_and_dtype,
+    load_or_embedded,
+    smoke_test_notice,
+    write_output,
+)
 
-# the official inference settings (inference_referring.py: the first 24 frames at 512x320, 50 steps, seed 0;
-# inference_interactive.py: the same, and LLaVA writes up to 1024 tokens)
-OFFICIAL = dict(height=320, width=512, steps=50, gs=3.0, igs=1.5, seed=0, max_frames=24, max_new_tokens=1024)
-# the embedded smoke-test model at a small size and few steps: it runs in seconds on a CPU
-SMOKE_TEST = dict(OFFICIAL, height=32, width=48, steps=3, max_new_tokens=8)
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+def _settings_of(defaults) -> dict:
+    """The command's settings (option names) from the pipeline's defaults (argument names)."""
+    return {"height": defaults.height, "width": defaults.width, "steps": defaults.num_inference_steps,
+            "gs": defaults.guidance_scale, "igs": defaults.image_guidance_scale, "seed": defaults.seed,
+            "max_frames": defaults.max_frames, "max_new_tokens": defaults.max_new_tokens}
 
 
 def add_commands(commands) -> None:
@@ -43,23 +54,27 @@ def add_commands(commands) -> None:
     inpaint.add_argument("--clip", help="LGVI-I: the openai/clip-vit-large-patch14-336 folder, or a models root "
                                         "holding lgvi/clip-vit-large-patch14-336 (default: the folder vdp download uses)")
     inpaint.add_argument("--max-new-tokens", type=int,
-                         help="LGVI-I: the most tokens LLaVA may write (official: 1024; smoke test: 8)")
-    inpaint.add_argument("--steps", type=int, help="denoising steps (official: 50; smoke test: 3)")
-    inpaint.add_argument("--gs", type=float, help="text guidance scale (official: 3.0)")
-    inpaint.add_argument("--igs", type=float, help="video guidance scale (official: 1.5)")
-    inpaint.add_argument("--seed", type=int, help="seed of the VAE sample and the noise (official: 0)")
-    inpaint.add_argument("--width", type=int, help="frame width, a multiple of 8 (official: 512; smoke test: 48)")
-    inpaint.add_argument("--height", type=int, help="frame height, a multiple of 8 (official: 320; smoke test: 32)")
-    inpaint.add_argument("--max-frames", type=int, help="use the first N frames (official: 24)")
-    inpaint.add_argument("--fps", type=float, help="frame rate of the written video (default: the input's, else 8)")
-    inpaint.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
-    inpaint.add_argument("--dtype", choices=tuple(_DTYPES), help="default: fp16 on cuda (official), fp32 on cpu")
+                         help=f"LGVI-I: the most tokens LLaVA may write (official: {OFFICIAL.max_new_tokens}; smoke "
+                              f"test: {SMOKE_TEST.max_new_tokens})")
+    inpaint.add_argument("--steps", type=int, help=f"denoising steps (official: {OFFICIAL.num_inference_steps}; "
+                                                   f"smoke test: {SMOKE_TEST.num_inference_steps})")
+    inpaint.add_argument("--gs", type=float, help=f"text guidance scale (official: {OFFICIAL.guidance_scale})")
+    inpaint.add_argument("--igs", type=float, help=f"video guidance scale (official: {OFFICIAL.image_guidance_scale})")
+    inpaint.add_argument("--seed", type=int, help=f"seed of the VAE sample and the noise (official: {OFFICIAL.seed})")
+    inpaint.add_argument("--width", type=int, help=f"frame width, a multiple of 8 (official: {OFFICIAL.width}; smoke "
+                                                   f"test: {SMOKE_TEST.width})")
+    inpaint.add_argument("--height", type=int, help=f"frame height, a multiple of 8 (official: {OFFICIAL.height}; "
+                                                    f"smoke test: {SMOKE_TEST.height})")
+    inpaint.add_argument("--max-frames", type=int, help=f"use the first N frames (official: {OFFICIAL.max_frames})")
+    inpaint.add_argument("--fps", type=float,
+                         help=f"frame rate of the written video (default: the input's, else {OFFICIAL.fps:g})")
+    add_device_arguments(inpaint, cuda_dtype="fp16", cuda_dtype_note=" (official)")
     inpaint.set_defaults(run=functools.partial(_inpaint, parser=inpaint))
 
 
 def _settings(args, parser) -> dict:
     """The run's settings: the official (or smoke-test) ones, overridden by the given arguments, checked."""
-    settings = dict(SMOKE_TEST if args.model is None else OFFICIAL)
+    settings = _settings_of(SMOKE_TEST if args.model is None else OFFICIAL)
     for name in ("steps", "gs", "igs", "seed", "width", "height", "max_frames"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -69,13 +84,10 @@ def _settings(args, parser) -> dict:
     if args.max_new_tokens is not None:
         settings["max_new_tokens"] = args.max_new_tokens
     for name in ("steps", "max_frames", "max_new_tokens"):
-        if settings[name] < 1:
-            parser.error(f"argument --{name.replace('_', '-')}: {name}={settings[name]} must be >= 1")
-    if not 0 <= settings["seed"] < 2**64:
-        parser.error(f"argument --seed: seed={settings['seed']} must be in 0..2**64-1")
+        check_at_least(parser, name, settings[name])
+    check_seed(parser, settings["seed"])
     for name in ("gs", "igs"):
-        if not math.isfinite(settings[name]):
-            parser.error(f"argument --{name}: {name}={settings[name]} must be a finite number")
+        check_finite(parser, name, settings[name])
     return settings
 
 
@@ -85,10 +97,7 @@ def _inpaint(args, parser) -> int:
         parser.error(f"argument instruction: instruction={args.instruction!r} is empty; say what to remove")
     if not Path(args.input_video).is_file():
         parser.error(f"argument input_video: input_video='{args.input_video}' is not a file")
-    try:
-        check_video_output(args.output, args.fps if args.fps is not None else 8.0)
-    except ValueError as error:
-        parser.error(f"argument {'--fps' if str(error).startswith('fps=') else '-o/--output'}: {error}")
+    check_output(parser, args.output, args.fps if args.fps is not None else OFFICIAL.fps)
     model, lgvi_i_folders = None, None
     if args.model is not None:
         from ..weights.manifest import find_local_folder, load_manifest
@@ -108,50 +117,36 @@ def _inpaint(args, parser) -> int:
 
     import torch
 
-    from ..video_io import read_video, write_video
+    from ..video_io import read_video
 
     try:
         video = read_video(args.input_video)
     except (ValueError, OSError) as error:
         parser.error(f"argument input_video: cannot read '{args.input_video}': {error}")
     frames = torch.from_numpy(video.frames[: settings["max_frames"]]).float() / 255
-    fps = args.fps if args.fps is not None else (video.fps or 8.0)
+    fps = args.fps if args.fps is not None else (video.fps or OFFICIAL.fps)
 
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("argument --device: device='cuda' but torch finds no CUDA device")
-    dtype = getattr(torch, _DTYPES[args.dtype or ("fp16" if args.device == "cuda" else "fp32")])
-    from ..diffusers_pipelines.lgvi import InpaintByInstructionPipeline
-    from ..diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
-
+    device, dtype = device_and_dtype(args, parser)
+    max_new_tokens = settings["max_new_tokens"]
     if model is None:
         name = "lgvi-i" if args.lgvi_i else "lgvi"
-        print(f"vdp: no --model given, so this runs the embedded smoke-test model: a tiny {name.upper()} with random "
-              f"weights. Its output is noise, not an edited video. For real edits: vdp download {name}, then pass "
-              f"--model with its folder.", file=sys.stderr)
-        if args.lgvi_i:
-            from ..diffusers_pipelines.lgvi.lgvi_i import build_tiny_lgvi_i_pipeline
+        smoke_test_notice(f"a tiny {name.upper()}", f"Its output is noise, not an edited video. For real edits: vdp "
+                                                    f"download {name}, then pass --model with its folder.")
+    if args.lgvi_i:
+        from ..diffusers_pipelines.lgvi.lgvi_i import (
+            build_tiny_lgvi_i_pipeline,
+            load_lgvi_i_pipeline,
+        )
 
-            pipe = build_tiny_lgvi_i_pipeline(max_new_tokens=settings["max_new_tokens"])
-        else:
-            pipe = build_tiny_inpaint_pipeline()
-        if dtype != torch.float32:  # the builders make float32 weights
-            pipe.to(dtype=dtype)
-    elif lgvi_i_folders is not None:
-        from ..diffusers_pipelines.lgvi.lgvi_i import load_lgvi_i_pipeline
-
-        try:
-            pipe = load_lgvi_i_pipeline(str(model), *map(str, lgvi_i_folders), torch_dtype=dtype,
-                                        max_new_tokens=settings["max_new_tokens"])
-        except (OSError, ValueError, KeyError) as error:
-            parser.exit(1, f"{parser.prog}: error: could not load LGVI-I from '{model}': {error}\n")
+        pipe = load_or_embedded(
+            parser, model,
+            lambda folder, dtype: load_lgvi_i_pipeline(folder, *map(str, lgvi_i_folders), torch_dtype=dtype,
+                                                       max_new_tokens=max_new_tokens),
+            lambda: build_tiny_lgvi_i_pipeline(max_new_tokens=max_new_tokens), dtype, what="LGVI-I",
+        )
     else:
-        try:
-            pipe = InpaintByInstructionPipeline.from_pretrained(str(model), torch_dtype=dtype)
-        except (OSError, ValueError) as error:
-            parser.exit(1, f"{parser.prog}: error: could not load the pipeline from '{model}': {error}\n")
-    pipe.to(args.device)
+        pipe = load_or_embedded(parser, model, _load_lgvi, _build_lgvi, dtype)
+    pipe.to(device)
     output = pipe(
         video=frames,
         prompt=args.instruction,
@@ -165,8 +160,20 @@ def _inpaint(args, parser) -> int:
     )
     if output.instructions:
         print(f"vdp: LLaVA wrote the edit prompt: {output.instructions[0]!r}", file=sys.stderr)
-    print(write_video(args.output, output.frames[0], fps=fps))
+    write_output(args.output, output.frames[0], fps)
     return 0
+
+
+def _load_lgvi(folder: str, dtype):
+    from ..diffusers_pipelines.lgvi import InpaintByInstructionPipeline
+
+    return InpaintByInstructionPipeline.from_pretrained(folder, torch_dtype=dtype)
+
+
+def _build_lgvi():
+    from ..diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
+
+    return build_tiny_inpaint_pipeline()
 
 
 def _lgvi_i_folders(args, parser, manifest, model: Path):

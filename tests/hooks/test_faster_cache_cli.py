@@ -2,7 +2,7 @@
 
 from helpers.vdp import TINY_SETTINGS, run_vdp
 
-from video_diffusion_pack import cli
+from video_diffusion_pack.cli import build_parser, generate
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT
 from video_diffusion_pack.hooks.faster_cache import FASTER_CACHE_PRESETS
 from video_diffusion_pack.video_io import read_video
@@ -10,9 +10,18 @@ from video_diffusion_pack.video_io import read_video
 SETTINGS = [*TINY_SETTINGS[:-1], "4"]  # 4 steps: caching starts at the second
 
 
-def test_cli_offers_every_preset_and_defaults_to_vchitect():
-    assert sorted(cli._FASTERCACHE_PRESETS) == sorted(FASTER_CACHE_PRESETS)
-    assert cli.build_parser().parse_args(["generate", "a cat", "-o", "x.mp4", "--fastercache"]).fastercache == "vchitect-2.0"
+def test_cli_offers_every_preset():
+    assert sorted(generate.FASTERCACHE_PRESETS) == sorted(FASTER_CACHE_PRESETS)
+
+
+def test_bare_fastercache_takes_the_preset_of_the_pipeline():
+    def preset(*arguments):
+        return generate.fastercache_preset(build_parser().parse_args(["generate", "a cat", "-o", "x.mp4", *arguments]))
+
+    assert preset("--fastercache") == "vchitect-2.0"
+    assert preset("--fastercache", "--pipeline", "repvideo") == "cogvideox"
+    assert preset("--fastercache=default", "--pipeline", "repvideo") == "default"
+    assert preset() is None
 
 
 def test_generate_with_fastercache_writes_the_requested_video(tmp_path):

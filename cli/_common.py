@@ -1,0 +1,100 @@
+"""What every `vdp` command shares: the parser class, argument checks, device and dtype, model loading, output.
+
+Nothing here imports torch or diffusers at module level: building the parser, `--help` and every argument error stay
+free of them; `device_and_dtype`, `load_or_embedded` and `write_output` import them when a command runs.
+"""
+
+import argparse
+import math
+import sys
+
+from ..video_io import check_video_output
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+DEVICES = ("cpu", "cuda")
+# Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_STATUS = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (`vdp generate: error: ...`) and exit with status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_device_arguments(parser, cuda_dtype: str = "bf16", cuda_dtype_note: str = "") -> None:
+    """Adds --device and --dtype; on cuda the dtype defaults to `cuda_dtype`, on cpu to fp32."""
+    parser.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), help=f"default: {cuda_dtype} on cuda{cuda_dtype_note}, fp32 on cpu")
+    parser.set_defaults(cuda_dtype=cuda_dtype)
+
+
+def check_output(parser, output, fps, option: str = "-o/--output") -> None:
+    """Exit with status 2 unless `output` is a writable video path of a supported kind and `fps` a valid rate."""
+    try:
+        check_video_output(output, fps)
+    except ValueError as error:
+        parser.error(f"argument {'--fps' if str(error).startswith('fps=') else option}: {error}")
+
+
+def check_at_least(parser, name: str, value: int, minimum: int = 1) -> None:
+    """Exit with status 2 unless the integer argument --NAME is >= minimum."""
+    if value < minimum:
+        parser.error(f"argument --{name.replace('_', '-')}: {name}={value} must be >= {minimum}")
+
+
+def check_seed(parser, seed: int) -> None:
+    """Exit with status 2 unless the seed fits a torch.Generator (0..2**64-1)."""
+    if not 0 <= seed < 2**64:
+        parser.error(f"argument --seed: seed={seed} must be in 0..2**64-1")
+
+
+def check_finite(parser, name: str, value: float) -> None:
+    """Exit with status 2 unless the float argument --NAME is finite."""
+    if not math.isfinite(value):
+        parser.error(f"argument --{name.replace('_', '-')}: {name}={value} must be a finite number")
+
+
+def device_and_dtype(args, parser):
+    """(device name, torch dtype) from --device/--dtype: cuda when available, and the command's dtype there."""
+    import torch
+
+    device = args.device
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        parser.error("argument --device: device='cuda' but torch finds no CUDA device (torch.cuda.is_available() is False)")
+    dtype_name = args.dtype or (args.cuda_dtype if device == "cuda" else "fp32")
+    return device, getattr(torch, DTYPES[dtype_name])
+
+
+def smoke_test_notice(model: str, advice: str) -> None:
+    """Says on stderr that the embedded random-weight smoke-test model runs, and how to get real weights."""
+    print(f"vdp: no --model given, so this runs the embedded smoke-test model: {model} with random weights. {advice}",
+          file=sys.stderr)
+
+
+def load_or_embedded(parser, folder, load, build, dtype, what: str = "the pipeline"):
+    """The pipeline: `build()` (the embedded model, cast to `dtype`) when `folder` is None, else `load(folder, dtype)`.
+
+    A folder that does not load exits with status 1 and one line naming it.
+    """
+    import torch
+
+    if folder is None:
+        pipe = build()
+        if dtype != torch.float32:  # the builders make float32 weights
+            pipe.to(dtype=dtype)
+        return pipe
+    try:
+        return load(str(folder), dtype)
+    except (OSError, ValueError, KeyError) as error:
+        parser.exit(1, f"{parser.prog}: error: could not load {what} from '{folder}': {error}\n")
+
+
+def write_output(path, frames, fps: float) -> None:
+    """Writes the video (frames [F, H, W, 3]) and prints its path on stdout."""
+    from ..video_io import write_video
+
+    print(write_video(path, frames, fps=fps))

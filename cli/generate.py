@@ -1,0 +1,293 @@
+"""The `vdp generate` command: text-to-video with Vchitect-2.0 (+ RepVideo) or RepVideo as released (CogVideoX-2B).
+
+Every argument is checked before torch is imported or a model loads; a bad one exits with status 2 and a one-line
+message naming the argument and its value.
+"""
+
+import argparse
+import dataclasses
+import functools
+import shlex
+from pathlib import Path
+
+from ..diffusers_pipelines.cogvideox_repvideo import defaults as repvideo_defaults
+from ..diffusers_pipelines.vchitect_repvideo import defaults as vchitect_defaults
+from ..video_io import SUPPORTED_EXTENSIONS
+from ..weights.manifest import default_models_root
+from ._common import (
+    add_device_arguments,
+    check_at_least,
+    check_finite,
+    check_output,
+    check_seed,
+    device_and_dtype,
+    load_or_embedded,
+    smoke_test_notice,
+    write_output,
+)
+
+# FasterCache presets (hooks/faster_cache.py FASTER_CACHE_PRESETS), repeated so that --fastercache is checked before
+# torch is imported; a bare --fastercache takes the preset of the --pipeline.
+FASTERCACHE_PRESETS = ("vchitect-2.0", "cogvideox", "default")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pipeline:
+    """What `vdp generate` needs to know of one pipeline before torch is imported."""
+
+    title: str
+    pipeline_class: str
+    defaults: object  # the pipeline's defaults module: OFFICIAL and SMOKE_TEST
+    size_multiple: int  # the VAE's spatial downsampling times the transformer's patch size
+    frame_step: int  # frames must be 1 + a multiple of this (the VAE's temporal compression); 1: any number
+    fastercache_preset: str
+    cuda_dtype: str
+    tiny_model: str
+
+
+PIPELINES = {
+    "vchitect": _Pipeline(
+        title="Vchitect-2.0 (+ RepVideo with --repvideo)", pipeline_class="VchitectRepVideoPipeline",
+        defaults=vchitect_defaults, size_multiple=16, frame_step=1, fastercache_preset="vchitect-2.0",
+        cuda_dtype="bf16", tiny_model="a tiny Vchitect-2.0",
+    ),
+    "repvideo": _Pipeline(
+        title="RepVideo as released (CogVideoX-2B)", pipeline_class="CogVideoXRepVideoPipeline",
+        defaults=repvideo_defaults, size_multiple=16, frame_step=4, fastercache_preset="cogvideox",
+        cuda_dtype="fp16", tiny_model="a tiny RepVideo (CogVideoX-2B)",
+    ),
+}
+# option -> field of the pipeline defaults it sets
+_SETTINGS = {"steps": "num_inference_steps", "frames": "num_frames", "height": "height", "width": "width",
+             "guidance": "guidance_scale", "seed": "seed", "fps": "fps", "dynamic_cfg": "use_dynamic_cfg"}
+
+
+class _PresetAction(argparse.Action):
+    """Stores the preset given, or "" for a bare option (the pipeline's preset, known once --pipeline is parsed)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, "" if values is None else values)
+
+
+def _values(field: str) -> str:
+    """`vchitect: 100 (smoke test 8); repvideo: 50 (smoke test 4)`: one field of the defaults, for the help."""
+    parts = []
+    for name, pipeline in PIPELINES.items():
+        official, smoke_test = getattr(pipeline.defaults.OFFICIAL, field), getattr(pipeline.defaults.SMOKE_TEST, field)
+        parts.append(f"{name}: {official:g}" + ("" if official == smoke_test else f" (smoke test {smoke_test:g})"))
+    return "; ".join(parts)
+
+
+def add_commands(commands) -> None:
+    """Adds `generate` to the `vdp` subcommands."""
+    generate = commands.add_parser(
+        "generate",
+        help="text-to-video with Vchitect-2.0 (+ RepVideo) or RepVideo as released (CogVideoX-2B)",
+        description=(
+            "Generate a video from a text prompt. Without --model it runs the embedded random-weight "
+            "smoke-test model of the --pipeline, whose output is noise-like, to check the installation. Settings not "
+            "given are the pipeline's official ones (with --model) or its smoke-test ones."
+        ),
+    )
+    generate.add_argument("prompt", help="text prompt")
+    generate.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
+    generate.add_argument(
+        "--pipeline", choices=tuple(PIPELINES), default="vchitect",
+        help="; ".join(f"{name}: {p.title}" for name, p in PIPELINES.items()) + " (default: vchitect)",
+    )
+    generate.add_argument(
+        "--model",
+        help="vchitect: folder of a Vchitect-2.0 pipeline (the official Vchitect/Vchitect-2.0-2B download or a "
+             "save_pretrained folder); repvideo: the folder `vdp convert repvideo` wrote. A models root holding the "
+             "pack's layout works too",
+    )
+    generate.add_argument("--steps", type=int, help=f"denoising steps ({_values('num_inference_steps')})")
+    generate.add_argument("--frames", type=int, help=f"number of frames, 1 + a multiple of 4 for repvideo ({_values('num_frames')})")
+    generate.add_argument("--height", type=int, help=f"height in pixels, divisible by 16 ({_values('height')})")
+    generate.add_argument("--width", type=int, help=f"width in pixels, divisible by 16 ({_values('width')})")
+    generate.add_argument("--seed", type=int, help=f"seed of the initial noise, 0..2**64-1 ({_values('seed')})")
+    generate.add_argument("--guidance", type=float, help=f"classifier-free guidance scale ({_values('guidance_scale')})")
+    generate.add_argument("--negative-prompt", help="text to steer away from")
+    generate.add_argument("--fps", type=float, help=f"frame rate of the written video ({_values('fps')})")
+    generate.add_argument("--repvideo", action="store_true",
+                          help="turn on RepVideo cross-layer representation aggregation (repvideo: on as configured)")
+    generate.add_argument(
+        "--dynamic-cfg", action=argparse.BooleanOptionalAction,
+        help="the official per-step guidance ramp (default: off for vchitect, on for repvideo)",
+    )
+    generate.add_argument(
+        "--freeinit", type=int, metavar="N",
+        help="FreeInit with N sampling passes (butterworth, d_s = d_t = 0.25, re-noise level chosen for the "
+             "schedule); each pass costs the full --steps",
+    )
+    generate.add_argument(
+        "--fastercache", nargs="?", action=_PresetAction, choices=FASTERCACHE_PRESETS, metavar="PRESET",
+        help="FasterCache: from about a third of the steps on, reuse attention outputs and rebuild the negative-prompt "
+             f"branch from the positive one on planned steps. PRESET: {', '.join(FASTERCACHE_PRESETS)} (default: "
+             f"the pipeline's, {', '.join(f'{p.fastercache_preset} for {n}' for n, p in PIPELINES.items())}); write "
+             f"--fastercache=PRESET before the prompt",
+    )
+    add_device_arguments(generate, cuda_dtype_note=" (repvideo: fp16, as released)")
+    generate.set_defaults(run=functools.partial(_generate, parser=generate))
+
+
+def fastercache_preset(args):
+    """The FasterCache preset the arguments ask for (a bare --fastercache: the pipeline's), or None."""
+    if args.fastercache is None:
+        return None
+    return args.fastercache or PIPELINES[args.pipeline].fastercache_preset
+
+
+def check_generate_arguments(args, parser) -> None:
+    """Fill in the defaults and check every argument of `vdp generate`; exit with status 2 on the first bad one."""
+    pipeline = PIPELINES[args.pipeline]
+    defaults = pipeline.defaults.SMOKE_TEST if args.model is None else pipeline.defaults.OFFICIAL
+    for option, field in _SETTINGS.items():
+        if getattr(args, option) is None:
+            setattr(args, option, getattr(defaults, field))
+
+    check_output(parser, args.output, args.fps)
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        if value <= 0:
+            parser.error(f"argument --{name}: {name}={value} must be > 0")
+        if value % pipeline.size_multiple:
+            parser.error(f"argument --{name}: {name}={value} must be divisible by {pipeline.size_multiple}")
+    check_at_least(parser, "frames", args.frames)
+    if (args.frames - 1) % pipeline.frame_step:
+        parser.error(f"argument --frames: frames={args.frames} must be 1 + a multiple of {pipeline.frame_step} for "
+                     f"--pipeline {args.pipeline} (the VAE's temporal compression), e.g. "
+                     f"{pipeline.defaults.OFFICIAL.num_frames}")
+    check_at_least(parser, "steps", args.steps)
+    check_seed(parser, args.seed)
+    check_finite(parser, "guidance", args.guidance)
+    if args.dynamic_cfg and args.guidance < 0:
+        parser.error(f"argument --guidance: guidance={args.guidance} must be >= 0 with --dynamic-cfg")
+    if args.freeinit is not None and args.freeinit < 1:
+        parser.error(f"argument --freeinit: freeinit={args.freeinit} must be >= 1 (the number of sampling passes)")
+    if args.model is not None:
+        args.model = str(_pipeline_folder(args.model, pipeline, parser))
+
+
+def _converted_name(entry) -> str:
+    """The folder name the manifest's conversion command writes the converted weights to (its -o)."""
+    words = shlex.split(entry.conversion_command)
+    return Path(words[words.index("-o") + 1]).name
+
+
+def _pipeline_folder(model: str, pipeline: _Pipeline, parser) -> Path:
+    """The pipeline folder --model designates: a diffusers folder, a folder holding the pack's layout (ComfyUI's, its
+    models folder, a models root), or the manifest name of weights in the default root."""
+    from ..weights.manifest import find_local_folder, load_manifest
+
+    entry = load_manifest().entry_for_class(pipeline.pipeline_class)
+    if entry.conversion_command is not None:
+        # the released weights need converting: the pipeline loads the folder the converter writes beside them
+        command = f"`{entry.conversion_command}`"
+        name = _converted_name(entry)
+        entry = dataclasses.replace(entry, name=name, comfyui_folder=f"{entry.comfyui_folder.rsplit('/', 1)[0]}/{name}")
+        puts = f"{command} writes the converted weights to {entry.folder_in(default_models_root())}"
+    else:
+        command = f"`{entry.download_command()}`"
+        puts = f"{command} puts the official weights in {entry.folder_in(default_models_root())}"
+    path = Path(model)
+    if not path.is_dir():
+        default_folder = entry.folder_in(default_models_root())
+        named = model.lower() == entry.name.lower()
+        if named and (default_folder / "model_index.json").is_file():
+            return default_folder
+        hint = f" (the {entry.name} weights are not in {default_folder}: {command})" if named else ""
+        parser.error(f"argument --model: model='{path}' is not a folder{hint}")
+    try:
+        return find_local_folder(path, entry)
+    except FileNotFoundError:
+        parser.error(
+            f"argument --model: model='{path}' has no model_index.json (expected a diffusers pipeline folder, or "
+            f"a folder holding {entry.comfyui_folder} as ComfyUI does; {puts})"
+        )
+
+
+def _load_vchitect(folder: str, dtype):
+    from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
+
+    return VchitectRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
+
+
+def _build_vchitect():
+    from ..diffusers_pipelines.vchitect_repvideo.tiny import (
+        build_tiny_vchitect_pipeline,
+    )
+
+    return build_tiny_vchitect_pipeline()
+
+
+def _load_repvideo(folder: str, dtype):
+    from ..diffusers_pipelines.cogvideox_repvideo import CogVideoXRepVideoPipeline
+
+    return CogVideoXRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
+
+
+def _build_repvideo():
+    from ..diffusers_pipelines.cogvideox_repvideo.tiny import (
+        build_tiny_cogvideox_repvideo_pipeline,
+    )
+
+    return build_tiny_cogvideox_repvideo_pipeline()
+
+
+_LOADERS = {"vchitect": (_load_vchitect, _build_vchitect), "repvideo": (_load_repvideo, _build_repvideo)}
+_REAL_WEIGHTS_ADVICE = {
+    "vchitect": "For real videos download the official weights (vdp download Vchitect-2.0-2B) and pass --model "
+                "Vchitect-2.0-2B.",
+    "repvideo": "For real videos download the released weights (vdp download RepVideo), convert them (vdp convert "
+                "repvideo) and pass --model with the converted folder.",
+}
+
+
+def _generate(args, parser) -> int:
+    check_generate_arguments(args, parser)
+    pipeline = PIPELINES[args.pipeline]
+    args.cuda_dtype = pipeline.cuda_dtype
+    device, dtype = device_and_dtype(args, parser)
+
+    import torch
+
+    if args.model is None:
+        smoke_test_notice(pipeline.tiny_model, f"Its output is noise-like, not a real video. "
+                                               f"{_REAL_WEIGHTS_ADVICE[args.pipeline]}")
+    load, build = _LOADERS[args.pipeline]
+    pipe = load_or_embedded(parser, args.model, load, build, dtype)
+    pipe.to(device)
+    if args.repvideo:
+        pipe.transformer.enable_repvideo()
+    if args.freeinit is not None:
+        from ..hooks.free_init import FreeInitConfig, apply_free_init
+
+        apply_free_init(pipe, FreeInitConfig(num_iters=args.freeinit))
+    preset = fastercache_preset(args)
+    if preset is not None:
+        from ..hooks.faster_cache import FasterCacheConfig, apply_faster_cache
+
+        apply_faster_cache(pipe, FasterCacheConfig.preset(preset))
+
+    extra = {}
+    if args.pipeline == "repvideo":  # T5 is cut to the transformer's text positions (226 for the released model)
+        extra["max_sequence_length"] = pipe.transformer.config.max_text_seq_length
+    try:
+        output = pipe(
+            prompt=args.prompt,
+            negative_prompt=args.negative_prompt,
+            height=args.height,
+            width=args.width,
+            num_frames=args.frames,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            use_dynamic_cfg=args.dynamic_cfg,
+            generator=torch.Generator("cpu").manual_seed(args.seed),
+            output_type="np",
+            **extra,
+        )
+    except ValueError as error:  # the pipeline's input checks that depend on the loaded model (e.g. its largest size)
+        parser.error(str(error))
+    write_output(args.output, output.frames[0], args.fps)
+    return 0
