@@ -15,6 +15,7 @@ Three tables, each measured side by side in one process:
 
 import argparse
 import datetime
+import functools
 import platform
 import statistics
 import time
@@ -57,14 +58,14 @@ def filter_table(device: torch.device, repeats: int) -> None:
     print("|---|---|---|---|---|---|---|")
     for method, their_s, their_t, our_s, our_t in FILTERS:
         theirs, their_time, _ = timed(
-            lambda: mixin._get_free_init_freq_filter(SHAPE, device, method, 4, their_s, their_t),
+            functools.partial(mixin._get_free_init_freq_filter, SHAPE, device, method, 4, their_s, their_t),
             device,
             max(1, repeats // 2),
         )
-        ours, our_time, _ = timed(lambda: build_frequency_filter(SHAPE[2:], method, 4, our_s, our_t).to(device), device,
+        ours, our_time, _ = timed(lambda m=method, s=our_s, t=our_t: build_frequency_filter(SHAPE[2:], m, 4, s, t).to(device), device,
                                   10 * repeats)
         frequency_filter(SHAPE[2:], method, 4, our_s, our_t, device=device)
-        _, cached_time, _ = timed(lambda: frequency_filter(SHAPE[2:], method, 4, our_s, our_t, device=device), device,
+        _, cached_time, _ = timed(functools.partial(frequency_filter, SHAPE[2:], method, 4, our_s, our_t, device=device), device,
                                   10 * repeats)
         identical = torch.equal(ours.expand(SHAPE), theirs)
         print(f"| {method} | {their_time:.4f} | {our_time:.6f} | {cached_time:.7f} | {their_time / our_time:.0f}x | "

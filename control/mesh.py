@@ -116,7 +116,7 @@ def _rasterise(uv, depth, faces, colors, height, width) -> torch.Tensor:
         nearest.scatter_reduce_(0, pixel, 1.0 / inverse_depth, reduce="amin")
         fragments.append((face, pixel, weights, inverse_depth))
 
-    for face, pixel, weights, inverse_depth in fragments:
+    for face, pixel, _weights, inverse_depth in fragments:
         front = (1.0 / inverse_depth) == nearest[pixel]
         best_face.scatter_reduce_(0, pixel[front], face[front], reduce="amax")
     image = torch.zeros(height * width, 3)
