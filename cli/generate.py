@@ -39,7 +39,7 @@ class _Pipeline:
     pipeline_class: str
     defaults: object  # the pipeline's defaults module: OFFICIAL and SMOKE_TEST
     size_multiple: int  # the VAE's spatial downsampling times the transformer's patch size
-    frame_step: int  # frames must be 1 + a multiple of this (the VAE's temporal compression); 1: any number
+    frame_step: int  # frames must be 1 + a multiple of this; 1: any number
     fastercache_preset: str
     cuda_dtype: str
     tiny_model: str
@@ -53,7 +53,7 @@ PIPELINES = {
     ),
     "repvideo": _Pipeline(
         title="RepVideo as released (CogVideoX-2B)", pipeline_class="CogVideoXRepVideoPipeline",
-        defaults=repvideo_defaults, size_multiple=16, frame_step=4, fastercache_preset="cogvideox",
+        defaults=repvideo_defaults, size_multiple=16, frame_step=8, fastercache_preset="cogvideox",
         cuda_dtype="fp16", tiny_model="a tiny RepVideo (CogVideoX-2B)",
     ),
 }
@@ -102,7 +102,7 @@ def add_commands(commands) -> None:
              "pack's layout works too",
     )
     generate.add_argument("--steps", type=int, help=f"denoising steps ({_values('num_inference_steps')})")
-    generate.add_argument("--frames", type=int, help=f"number of frames, 1 + a multiple of 4 for repvideo ({_values('num_frames')})")
+    generate.add_argument("--frames", type=int, help=f"number of frames, 1 + a multiple of 8 for repvideo ({_values('num_frames')})")
     generate.add_argument("--height", type=int, help=f"height in pixels, divisible by 16 ({_values('height')})")
     generate.add_argument("--width", type=int, help=f"width in pixels, divisible by 16 ({_values('width')})")
     generate.add_argument("--seed", type=int, help=f"seed of the initial noise, 0..2**64-1 ({_values('seed')})")
@@ -156,8 +156,8 @@ def check_generate_arguments(args, parser) -> None:
     check_at_least(parser, "frames", args.frames)
     if (args.frames - 1) % pipeline.frame_step:
         parser.error(f"argument --frames: frames={args.frames} must be 1 + a multiple of {pipeline.frame_step} for "
-                     f"--pipeline {args.pipeline} (the VAE's temporal compression), e.g. "
-                     f"{pipeline.defaults.OFFICIAL.num_frames}")
+                     f"--pipeline {args.pipeline} (its VAE encodes 4 frames in one and decodes an odd number of "
+                     f"latent frames exactly), e.g. {pipeline.defaults.OFFICIAL.num_frames}")
     check_at_least(parser, "steps", args.steps)
     check_seed(parser, args.seed)
     check_finite(parser, "guidance", args.guidance)

@@ -1,18 +1,14 @@
 """Specification of the `vdp` command, run as the installed console script."""
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers.vdp import TINY_SETTINGS, run_vdp
 
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, save_tiny_official_layout
 from video_diffusion_pack.video_io import read_video
 
-from helpers.vdp import TINY_SETTINGS, run_vdp
 
 def test_generate_without_model_writes_the_requested_video_and_says_it_is_a_smoke_test(tmp_path):
     output = tmp_path / "clip.mp4"
