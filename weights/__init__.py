@@ -5,6 +5,7 @@ from .download import (
     GatedRepoAccessError,
     HashMismatchError,
     LocalFilesDifferError,
+    UnsafeFileNameError,
     WeightsDownloadError,
     download_entry,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "PRESENT",
     "SCHEMA_PATH",
     "UnknownEntryError",
+    "UnsafeFileNameError",
     "VERIFIED",
     "WeightsDownloadError",
     "WeightsEntry",

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .local import DownloadRecord, RecordedFile, file_sha256, git_blob_sha1, read_record, write_record
+from .local import (
+    DownloadRecord,
+    RecordedFile,
+    file_sha256,
+    git_blob_sha1,
+    not_a_folder_in_the_way,
+    read_record,
+    write_record,
+)
 from .manifest import WeightsEntry
 
 _PARTIAL_DOWNLOADS = Path(".cache") / "huggingface" / "download"
@@ -40,6 +48,10 @@ class LocalFilesDifferError(WeightsDownloadError):
 
 class HashMismatchError(WeightsDownloadError):
     """A downloaded file's size or hash is not the expected one."""
+
+
+class UnsafeFileNameError(WeightsDownloadError):
+    """The Hub listing holds a file name that is not a plain relative path, so it could land outside the folder."""
 
 
 @dataclass(frozen=True)
@@ -146,8 +158,47 @@ def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Opt
     return WeightsDownloadError(f"{entry.name}: download from {entry.repo_id} failed: {type(error).__name__}: {error}")
 
 
+def unsafe_name_reason(name: str) -> Optional[str]:
+    """Why a repository file name could not be placed inside a folder as it is, or None when it is a plain relative path.
+
+    A plain path is '/'-separated parts, none of them empty, ``.`` or ``..``, with no backslash (a separator on Windows),
+    no drive letter and no control character: joined onto any folder, it stays inside that folder.
+    """
+    if not name:
+        return "it is empty"
+    if name.startswith("/"):
+        return "it is absolute"
+    if "\\" in name:
+        return "it holds a backslash"
+    if len(name) >= 2 and name[1] == ":" and name[0].isascii() and name[0].isalpha():
+        return "it starts with a drive letter"
+    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+        return "it holds a control character"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "it has an empty, '.' or '..' part"
+    return None
+
+
+def _check_file_names(entry: WeightsEntry, names: List[str], commit: str) -> None:
+    """Refuses the whole listing when any name is not a plain relative path, before any file is looked at."""
+    unsafe = [(name, reason) for name in names if (reason := unsafe_name_reason(name)) is not None]
+    if unsafe:
+        shown = "; ".join(f"{name!r} ({reason})" for name, reason in unsafe[:5])
+        more = f" and {len(unsafe) - 5} more" if len(unsafe) > 5 else ""
+        raise UnsafeFileNameError(
+            f"{entry.name}: {entry.repo_id} at commit {commit} lists a file name that is not a plain path inside the "
+            f"folder: {shown}{more}. Such a name could reach files outside the folder, so the listing is refused. "
+            f"Nothing was written."
+        )
+
+
 def list_remote_files(entry: WeightsEntry, revision: str, *, token=None, endpoint=None) -> Tuple[str, Dict[str, RemoteFile]]:
-    """The commit ``revision`` resolves to, and the repository files there that the entry's patterns select."""
+    """The commit ``revision`` resolves to, and the repository files there that the entry's patterns select.
+
+    Raises:
+        UnsafeFileNameError: a listed name (selected or not) is not a plain relative path (`unsafe_name_reason`).
+        WeightsDownloadError: the Hub cannot be asked, or no listed file matches the entry's patterns.
+    """
     from huggingface_hub import HfApi
     from huggingface_hub.utils import filter_repo_objects
 
@@ -156,6 +207,7 @@ def list_remote_files(entry: WeightsEntry, revision: str, *, token=None, endpoin
     except Exception as error:
         raise _explain(error, entry, revision, endpoint, token) from error
     siblings = info.siblings or []
+    _check_file_names(entry, [s.rfilename for s in siblings], info.sha)
     selected = filter_repo_objects(siblings, allow_patterns=list(entry.allow_patterns), key=lambda s: s.rfilename)
     files = {
         s.rfilename: RemoteFile(
@@ -266,8 +318,9 @@ def download_entry(
     from huggingface_hub import snapshot_download
 
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise WeightsDownloadError(f"{entry.name}: target '{folder}' exists and is not a folder")
+    in_the_way = not_a_folder_in_the_way(folder)
+    if in_the_way is not None:
+        raise WeightsDownloadError(f"{entry.name}: cannot make the folder '{folder}': {in_the_way}")
     revision = revision or entry.revision or "main"
 
     commit, remote_files = list_remote_files(entry, revision, token=token, endpoint=endpoint)
@@ -306,7 +359,10 @@ def download_entry(
             f"{entry.name}: fetching {len(to_fetch)} file(s) of {entry.repo_id} at commit {commit} into '{folder}'"
             + (f" ({len(report.kept)} already there)" if report.kept else "")
         )
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WeightsDownloadError(f"{entry.name}: cannot make the folder '{folder}': {error.strerror}") from error
         try:
             snapshot_download(
                 entry.repo_id,

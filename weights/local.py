@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from .manifest import WeightsEntry
+from .manifest import MODELS_DIR_VARIABLE, WeightsEntry
 
 RECORD_PATH = Path(".cache") / "video_diffusion_pack" / "download.json"
 RECORD_VERSION = 1
@@ -106,6 +106,25 @@ def write_record(folder: Path, record: DownloadRecord) -> None:
         raise
 
 
+def not_a_folder_in_the_way(folder: Path) -> Optional[str]:
+    """Why ``folder`` cannot be a folder, when it or the nearest of its parents that exists is something else.
+
+    Returns None when that nearest existing path is a folder (``folder`` is there or can be made); else a phrase
+    naming the path that is not a folder, and ``$VDP_MODELS_DIR`` when the variable names it.
+    """
+    folder = Path(folder)
+    for candidate in (folder, *folder.parents):
+        if candidate.is_dir():
+            return None
+        if candidate.exists() or candidate.is_symlink():
+            phrase = f"'{candidate}' is not a folder"
+            named = os.environ.get(MODELS_DIR_VARIABLE)
+            if named and Path(named) == candidate:
+                phrase += f" (it is ${MODELS_DIR_VARIABLE}; point the variable at a folder)"
+            return phrase
+    return None
+
+
 @dataclass(frozen=True)
 class LocalState:
     """An entry's state in a folder; ``detail`` says why, in a few words."""
@@ -131,7 +150,8 @@ def local_state(entry: WeightsEntry, folder: Path) -> LocalState:
     """The state of ``entry`` in ``folder``, from the file system and the download record only (no network)."""
     folder = Path(folder)
     if not folder.is_dir():
-        return LocalState(MISSING, folder, "no folder")
+        in_the_way = not_a_folder_in_the_way(folder)
+        return LocalState(MISSING, folder, "no folder" if in_the_way is None else f"no folder: {in_the_way}")
     absent = [file.path for file in entry.files if not (folder / file.path).is_file()]
     if absent:
         shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")

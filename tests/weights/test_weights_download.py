@@ -24,6 +24,7 @@ from video_diffusion_pack.weights import (
     VERIFIED,
     GatedRepoAccessError,
     LocalFilesDifferError,
+    UnsafeFileNameError,
     WeightsDownloadError,
     download_entry,
     load_manifest,
@@ -435,3 +436,122 @@ def test_generate_names_the_download_command_when_the_named_weights_are_not_ther
     assert result.returncode == 2
     assert (f"argument --model: model='Vchitect-2.0-2B' is not a folder (the Vchitect-2.0-2B weights are not in "
             f"{tmp_path / 'models' / 'vchitect' / 'Vchitect-2.0-2B'}: `vdp download Vchitect-2.0-2B`)") in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- hostile listings
+
+
+def escaping_names(tmp_path: Path) -> dict:
+    """Hub file names that would reach tmp_path/victim.txt from the entry folder tmp_path/models/tests/tiny."""
+    return {
+        "dotdot": "weights/../../../../victim.txt",
+        "absolute": str(tmp_path / "victim.txt"),
+        "backslash": "weights\\..\\..\\..\\..\\victim.txt",
+    }
+
+
+def hostile_setup(tmp_path: Path, hub: FakeHub, kind: str):
+    """A Hub repo listing one escaping name, an entry fetching every file, and the victim file outside the folder."""
+    name = escaping_names(tmp_path)[kind]
+    hub.add(FakeRepo("org/hostile", {"config.json": CONFIG, name: b"the Hub's content\n"}))
+    manifest = write_manifest(tmp_path, entry_json("tiny", "org/hostile", files=("config.json",), allow_patterns=["*"]))
+    folder = tmp_path / "models" / "tests" / "tiny"
+    (folder / "weights").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"the user's own file\n")
+    return name, manifest, folder, victim
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "backslash"])
+def test_download_with_overwrite_refuses_hub_names_that_escape_the_folder_and_touches_nothing(tmp_path, hub, env, kind):
+    name, manifest, folder, victim = hostile_setup(tmp_path, hub, kind)
+
+    result = run_vdp("download", "tiny", "--manifest", manifest, "--overwrite", env=env)
+
+    assert result.returncode == 1
+    assert (f"tiny: org/hostile at commit {hub.repos['org/hostile'].commit} lists a file name that is not a plain path "
+            f"inside the folder: {name!r}") in result.stderr
+    assert "Nothing was written." in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert victim.read_bytes() == b"the user's own file\n"
+    assert sorted(path.name for path in folder.rglob("*")) == ["weights"]
+    assert hub.file_requests("org/hostile", "GET") == hub.file_requests("org/hostile", "HEAD") == []
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "backslash"])
+def test_download_entry_refuses_hub_names_that_escape_the_folder_before_comparing_local_files(tmp_path, hub, kind):
+    name, manifest, folder, victim = hostile_setup(tmp_path, hub, kind)
+    entry = load_manifest(manifest).get("tiny")
+
+    with pytest.raises(UnsafeFileNameError) as raised:
+        download_quietly(entry, folder, hub, tmp_path)
+
+    assert repr(name) in str(raised.value)
+    assert "differ" not in str(raised.value), "a file outside the folder was compared with the Hub's"
+    assert victim.read_bytes() == b"the user's own file\n"
+
+
+@pytest.mark.parametrize("name", ["weights/./model.safetensors", "weights//model.safetensors", "weights/\nmodel.bin", ""])
+def test_download_entry_refuses_hub_names_with_empty_dot_or_control_parts(tmp_path, hub, name):
+    hub.add(FakeRepo("org/odd", {"config.json": CONFIG, name: b"x"}))
+    entry = load_manifest(write_manifest(tmp_path, entry_json("odd", "org/odd", files=("config.json",),
+                                                              allow_patterns=["*"]))).get("odd")
+
+    with pytest.raises(UnsafeFileNameError, match=re.escape(repr(name))):
+        download_quietly(entry, tmp_path / "odd", hub, tmp_path)
+
+    assert not (tmp_path / "odd").exists()
+
+
+def test_a_hostile_name_the_patterns_do_not_select_still_stops_the_download(tmp_path, hub):
+    hub.add(FakeRepo("org/hostile", {"config.json": CONFIG, "../outside.txt": b"x"}))
+    entry = load_manifest(write_manifest(tmp_path, entry_json("tiny", "org/hostile", files=("config.json",),
+                                                              allow_patterns=["config.json"]))).get("tiny")
+
+    with pytest.raises(UnsafeFileNameError, match=re.escape("'../outside.txt'")):
+        download_quietly(entry, tmp_path / "tiny", hub, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- models root
+
+
+def test_list_says_when_vdp_models_dir_is_a_file(tmp_path, env):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+
+    result = run_vdp("download", "--list", env={**env, "VDP_MODELS_DIR": str(a_file)})
+
+    assert result.returncode == 0, result.stderr
+    assert (f"no folder: '{a_file}' is not a folder (it is $VDP_MODELS_DIR; point the variable at a folder)"
+            in result.stdout)
+
+
+def test_local_state_of_a_folder_under_a_file_names_the_file(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    entry = load_manifest().get("lgvi")
+
+    state = local_state(entry, entry.folder_in(a_file))
+
+    assert state.detail == f"no folder: '{a_file}' is not a folder"
+
+
+def test_local_state_of_an_absent_folder_says_only_no_folder(tmp_path):
+    entry = load_manifest().get("lgvi")
+
+    assert local_state(entry, entry.folder_in(tmp_path / "absent")).detail == "no folder"
+
+
+def test_download_into_a_models_dir_that_is_a_file_stops_before_contacting_the_hub(tmp_path, hub, env):
+    hub.add(tiny_repo())
+    manifest = write_manifest(tmp_path, entry_json("tiny", "org/tiny"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+
+    result = run_vdp("download", "tiny", "--manifest", manifest, env={**env, "VDP_MODELS_DIR": str(a_file)})
+
+    assert result.returncode == 1
+    assert (f"tiny: cannot make the folder '{a_file / 'tests' / 'tiny'}': '{a_file}' is not a folder (it is "
+            f"$VDP_MODELS_DIR; point the variable at a folder)") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert hub.requests == []
