@@ -124,19 +124,30 @@ class Manifest:
         raise UnknownEntryError(f"no entry of {self.path.name} names the pack class {class_name!r}")
 
     def with_requirements(self, entry: WeightsEntry) -> List[WeightsEntry]:
-        """``entry``'s required entries (recursively, each once) followed by ``entry`` itself."""
-        ordered: List[WeightsEntry] = []
+        """``entry``'s required entries (recursively, each once) followed by ``entry`` itself.
 
-        def visit(current: WeightsEntry, chain: Tuple[str, ...]) -> None:
-            if current.name in chain:
-                raise ValueError(f"{self.path}: entries require each other in a cycle: {' -> '.join(chain + (current.name,))}")
-            for required in current.requires:
-                visit(self.entries[required], chain + (current.name,))
-            if current not in ordered:
-                ordered.append(current)
+        Raises:
+            ValueError: the entries require each other in a cycle (`load_manifest` refuses such a manifest).
+        """
+        return _requirement_order(self.entries, entry, self.path)
 
-        visit(entry, ())
-        return ordered
+
+def _requirement_order(entries: Dict[str, WeightsEntry], entry: WeightsEntry, path: Path) -> List[WeightsEntry]:
+    """``entry``'s required entries (recursively, each once) followed by ``entry``; refuses a cycle, naming its entries."""
+    ordered: List[WeightsEntry] = []
+
+    def visit(current: WeightsEntry, chain: Tuple[str, ...]) -> None:
+        if current.name in chain:
+            cycle = chain[chain.index(current.name):] + (current.name,)
+            raise ValueError(f"{path}: entries require each other in a cycle: {' -> '.join(cycle)}; remove one of "
+                             f"these requirements")
+        for required in current.requires:
+            visit(entries[required], chain + (current.name,))
+        if current not in ordered:
+            ordered.append(current)
+
+    visit(entry, ())
+    return ordered
 
 
 def _entry_from_json(item: dict) -> WeightsEntry:
@@ -163,7 +174,8 @@ def _entry_from_json(item: dict) -> WeightsEntry:
 
 
 def _check_consistency(entries: List[WeightsEntry], path: Path) -> None:
-    """What the JSON schema cannot say: unique names, folders that match names, known requirements, covered files."""
+    """What the JSON schema cannot say: unique names, folders that match names, known requirements without cycles,
+    covered files."""
     from huggingface_hub.utils import filter_repo_objects
 
     seen = set()
@@ -186,6 +198,9 @@ def _check_consistency(entries: List[WeightsEntry], path: Path) -> None:
         unknown = [name for name in entry.requires if name not in names]
         if unknown:
             raise ValueError(f"{path}: entry {entry.name!r} requires {unknown}, which are not entries of the manifest")
+    by_name = {entry.name: entry for entry in entries}
+    for entry in entries:
+        _requirement_order(by_name, entry, path)
 
 
 def load_manifest(path: Union[str, Path, None] = None) -> Manifest:
@@ -196,16 +211,23 @@ def load_manifest(path: Union[str, Path, None] = None) -> Manifest:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not JSON, or does not follow ``weights_manifest.schema.json`` (the message names the
-            entry and field), or is inconsistent (duplicate names, unknown requirements, files no pattern fetches).
+        IsADirectoryError: the path is a folder.
+        ValueError: the file is not UTF-8 JSON, or does not follow ``weights_manifest.schema.json`` (the message names
+            the entry and field), or is inconsistent (duplicate names, unknown or cyclic requirements, files no pattern
+            fetches).
     """
     import jsonschema
 
     path = Path(path) if path is not None else MANIFEST_PATH
+    if path.is_dir():
+        raise IsADirectoryError(f"weights manifest {str(path)!r} is a folder, not a file; give the manifest's .json file")
     if not path.is_file():
         raise FileNotFoundError(f"weights manifest {str(path)!r} does not exist")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"weights manifest {str(path)!r} is not UTF-8 text (JSON): {error.reason} at byte "
+                         f"{error.start}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"weights manifest {str(path)!r} is not valid JSON: {error}") from None
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))

@@ -1,7 +1,9 @@
 """Specification of weights_manifest.json: its schema, its entries, the pack classes they name and the layouts."""
 
 import json
+import os
 import pathlib
+import re
 
 import jsonschema
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import video_diffusion_pack
 from video_diffusion_pack.custom_nodes import das_nodes, lgvi_i_nodes, lgvi_nodes, repvideo_nodes, vchitect_nodes
 from video_diffusion_pack.custom_nodes._comfy import missing_weights_message
+from helpers.vdp import run_vdp
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
     SCHEMA_PATH,
@@ -185,3 +188,70 @@ def test_a_folder_without_the_weights_names_the_places_looked_at_and_the_command
 
     assert f"'{tmp_path / 'video_diffusion_pack' / 'vchitect' / 'Vchitect-2.0-2B' / 'model_index.json'}'" in str(raised.value)
     assert "`vdp download Vchitect-2.0-2B`" in str(raised.value)
+
+
+def _entry_named(document, name):
+    return next(entry for entry in document["entries"] if entry["name"] == name)
+
+
+def test_a_manifest_whose_entry_requires_itself_is_refused_naming_it(tmp_path):
+    path = _write_manifest(tmp_path, lambda document: _entry_named(document, "Vchitect-2.0-2B").update(
+        requires=["Vchitect-2.0-2B"]))
+
+    with pytest.raises(ValueError, match=r"entries require each other in a cycle: Vchitect-2\.0-2B -> Vchitect-2\.0-2B"):
+        load_manifest(path)
+
+
+def test_a_manifest_with_a_requires_cycle_is_refused_naming_its_entries(tmp_path):
+    path = _write_manifest(tmp_path, lambda document: _entry_named(document, "CogVideoX-2b").update(requires=["RepVideo"]))
+
+    with pytest.raises(ValueError, match=r"entries require each other in a cycle: (RepVideo -> CogVideoX-2b -> RepVideo"
+                                         r"|CogVideoX-2b -> RepVideo -> CogVideoX-2b)"):
+        load_manifest(path)
+
+
+def test_download_with_a_requires_cycle_exits_2_with_one_line(tmp_path):
+    path = _write_manifest(tmp_path, lambda document: _entry_named(document, "CogVideoX-2b").update(requires=["RepVideo"]))
+
+    result = run_vdp("download", "RepVideo", "--manifest", path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+    assert result.returncode == 2
+    assert "argument --manifest:" in result.stderr and "require each other in a cycle" in result.stderr
+    assert "CogVideoX-2b" in result.stderr and "RepVideo" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("field, change", [
+    ("name", lambda entry: entry.update(name="evil\n", comfyui_folder="models/video_diffusion_pack/vchitect/evil\n")),
+    ("repo_id", lambda entry: entry.update(repo_id=entry["repo_id"] + "\n")),
+    ("revision", lambda entry: entry.update(revision=entry["revision"] + "\n")),
+    ("comfyui_folder", lambda entry: entry.update(comfyui_folder=entry["comfyui_folder"] + "\n")),
+    ("pack_classes", lambda entry: entry.update(pack_classes=[entry["pack_classes"][0] + "\n"])),
+    ("files/0/path", lambda entry: entry["files"][0].update(path=entry["files"][0]["path"] + "\n")),
+    ("files/0/sha256", lambda entry: entry["files"][0].update(sha256="a" * 64 + "\n")),
+])
+def test_the_schema_refuses_a_trailing_newline(tmp_path, field, change):
+    path = _write_manifest(tmp_path, lambda document: change(_entry_named(document, "Vchitect-2.0-2B")))
+
+    with pytest.raises(ValueError, match=r"does not follow weights_manifest\.schema\.json at entries/0/"):
+        load_manifest(path)
+
+
+def test_a_manifest_path_with_a_control_character_is_refused_by_the_schema(tmp_path):
+    path = _write_manifest(tmp_path, lambda document: document["entries"][0]["files"][0].update(path="model\rindex.json"))
+
+    with pytest.raises(ValueError, match=r"at entries/0/files/0/path"):
+        load_manifest(path)
+
+
+def test_a_manifest_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe{}")
+
+    with pytest.raises(ValueError, match=re.escape(f"weights manifest '{path}' is not UTF-8 text")):
+        load_manifest(path)
+
+
+def test_a_manifest_path_that_is_a_folder_is_refused_as_a_folder(tmp_path):
+    with pytest.raises(IsADirectoryError, match=re.escape(f"weights manifest '{tmp_path}' is a folder, not a file")):
+        load_manifest(tmp_path)
