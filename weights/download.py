@@ -2,7 +2,8 @@
 
 The steps, each of which stops with a message naming the entry, the file and what was expected:
 
-1. List the repository at the entry's revision (pinned commit, or ``main``) with sizes and hashes.
+1. List the repository at the entry's revision (pinned commit, or ``main``) with sizes and hashes. Every listed
+   name must be a plain relative path, so that no file outside the folder is ever looked at, replaced or written.
 2. Compare it with the manifest: every file the manifest names must be there, with the manifest's
    size and sha256 where the manifest knows them.
 3. Compare it with the folder: files already there with the Hub's content are kept; a file that
@@ -158,11 +159,11 @@ def _explain(error: Exception, entry: WeightsEntry, revision: str, endpoint: Opt
     return WeightsDownloadError(f"{entry.name}: download from {entry.repo_id} failed: {type(error).__name__}: {error}")
 
 
-def unsafe_name_reason(name: str) -> Optional[str]:
-    """Why a repository file name could not be placed inside a folder as it is, or None when it is a plain relative path.
+def _unsafe_name_reason(name: str) -> Optional[str]:
+    """Why a repository file name cannot be placed inside a folder as it is; None for a plain relative path.
 
-    A plain path is '/'-separated parts, none of them empty, ``.`` or ``..``, with no backslash (a separator on Windows),
-    no drive letter and no control character: joined onto any folder, it stays inside that folder.
+    A plain path is '/'-separated parts, none of them empty, ``.`` or ``..``, with no backslash (a separator on
+    Windows), no drive letter and no control character: joined onto any folder, it stays inside that folder.
     """
     if not name:
         return "it is empty"
@@ -181,7 +182,7 @@ def unsafe_name_reason(name: str) -> Optional[str]:
 
 def _check_file_names(entry: WeightsEntry, names: List[str], commit: str) -> None:
     """Refuses the whole listing when any name is not a plain relative path, before any file is looked at."""
-    unsafe = [(name, reason) for name in names if (reason := unsafe_name_reason(name)) is not None]
+    unsafe = [(name, reason) for name in names if (reason := _unsafe_name_reason(name)) is not None]
     if unsafe:
         shown = "; ".join(f"{name!r} ({reason})" for name, reason in unsafe[:5])
         more = f" and {len(unsafe) - 5} more" if len(unsafe) > 5 else ""
@@ -196,7 +197,7 @@ def list_remote_files(entry: WeightsEntry, revision: str, *, token=None, endpoin
     """The commit ``revision`` resolves to, and the repository files there that the entry's patterns select.
 
     Raises:
-        UnsafeFileNameError: a listed name (selected or not) is not a plain relative path (`unsafe_name_reason`).
+        UnsafeFileNameError: a listed name (selected or not) is not a plain relative path (`_unsafe_name_reason`).
         WeightsDownloadError: the Hub cannot be asked, or no listed file matches the entry's patterns.
     """
     from huggingface_hub import HfApi
@@ -359,10 +360,7 @@ def download_entry(
             f"{entry.name}: fetching {len(to_fetch)} file(s) of {entry.repo_id} at commit {commit} into '{folder}'"
             + (f" ({len(report.kept)} already there)" if report.kept else "")
         )
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise WeightsDownloadError(f"{entry.name}: cannot make the folder '{folder}': {error.strerror}") from error
+        folder.mkdir(parents=True, exist_ok=True)
         try:
             snapshot_download(
                 entry.repo_id,

@@ -133,7 +133,7 @@ class Manifest:
 
 
 def _requirement_order(entries: Dict[str, WeightsEntry], entry: WeightsEntry, path: Path) -> List[WeightsEntry]:
-    """``entry``'s required entries (recursively, each once) followed by ``entry``; refuses a cycle, naming its entries."""
+    """``entry``'s required entries (recursively, each once), then ``entry``; refuses a cycle, naming its entries."""
     ordered: List[WeightsEntry] = []
 
     def visit(current: WeightsEntry, chain: Tuple[str, ...]) -> None:
@@ -220,7 +220,9 @@ def load_manifest(path: Union[str, Path, None] = None) -> Manifest:
 
     path = Path(path) if path is not None else MANIFEST_PATH
     if path.is_dir():
-        raise IsADirectoryError(f"weights manifest {str(path)!r} is a folder, not a file; give the manifest's .json file")
+        raise IsADirectoryError(
+            f"weights manifest {str(path)!r} is a folder, not a file; give the manifest's .json file"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"weights manifest {str(path)!r} does not exist")
     try:

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers.fake_hub import FakeHub, FakeRepo
 from helpers.vdp import vdp_executable
+
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
     PRESENT,

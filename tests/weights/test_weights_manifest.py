@@ -7,11 +7,11 @@ import re
 
 import jsonschema
 import pytest
+from helpers.vdp import run_vdp
 
 import video_diffusion_pack
 from video_diffusion_pack.custom_nodes import das_nodes, lgvi_i_nodes, lgvi_nodes, repvideo_nodes, vchitect_nodes
 from video_diffusion_pack.custom_nodes._comfy import missing_weights_message
-from helpers.vdp import run_vdp
 from video_diffusion_pack.weights import (
     MANIFEST_PATH,
     SCHEMA_PATH,
