@@ -30,7 +30,7 @@ class CheckedLoadingMixin:
         if local:
             config = cls.load_config(folder)
             cls._check_folder_config(folder, config)
-            check_checkpoint(cls, folder, config)
+            check_checkpoint(cls, folder, config, kwargs.get("variant"), kwargs.get("use_safetensors"))
         model = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
         bad = [
             (name, tensor) for name, tensor in (*model.named_parameters(), *model.named_buffers())
@@ -38,8 +38,9 @@ class CheckedLoadingMixin:
         ]
         if bad:
             name, tensor = bad[0]
+            where = weights_file_of(folder, name, kwargs.get("variant")) if local else folder
             raise ValueError(
-                f"{weights_file_of(folder, name) if local else folder} holds non-finite weights (NaN or infinity) "
+                f"{where} holds non-finite weights (NaN or infinity) "
                 f"for {cls.__name__}: first {name!r} {tuple(tensor.shape)}, {len(bad)} tensor(s) in all; "
                 "the checkpoint is damaged"
             )

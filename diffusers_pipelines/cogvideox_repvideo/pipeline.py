@@ -6,28 +6,43 @@ pipeline sets it to 1), and the aggregation switchable (`enable_repvideo` / `dis
 loop, prompt encoding, dynamic guidance and decoding are diffusers' own.
 """
 
-import math
 from typing import Any, Callable, Dict, List, Optional, Union
 
-import diffusers
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler, CogVideoXPipeline
 from diffusers.pipelines.cogvideo.pipeline_output import CogVideoXPipelineOutput
 from transformers import T5EncoderModel, T5Tokenizer
 
 from ...models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
-
-# the official inference (sat/configs/inference.yaml, sat/configs/cogvideox_2b.yaml, sat/sample_video.py):
-# 480x720, 13 latent frames (49 frames), 50 DPM++ steps, DynamicCFG(scale=6, exp=5), saved at 8 fps
-OFFICIAL_DEFAULTS = dict(
-    height=480, width=720, num_frames=49, num_inference_steps=50, guidance_scale=6.0, use_dynamic_cfg=True
+from ..loading import load_pipeline
+from ..pipeline_utils import (
+    OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    check_bool,
+    check_callback_tensor_inputs,
+    check_generator,
+    check_integer,
+    check_latents,
+    check_multiple,
+    check_negative_prompt,
+    check_output_type,
+    check_prompt,
+    check_real,
+    check_tensor,
+    register_pipeline,
 )
-OFFICIAL_FPS = 8
-OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+from .defaults import OFFICIAL
 
-
-def _is_int(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+# the official inference settings (see `defaults.OFFICIAL`), as `__call__`'s keyword arguments, and the frame rate
+# the official code saves at
+OFFICIAL_DEFAULTS = dict(
+    height=OFFICIAL.height, width=OFFICIAL.width, num_frames=OFFICIAL.num_frames,
+    num_inference_steps=OFFICIAL.num_inference_steps, guidance_scale=OFFICIAL.guidance_scale,
+    use_dynamic_cfg=OFFICIAL.use_dynamic_cfg,
+)
+OFFICIAL_FPS = int(OFFICIAL.fps)
+# `check_inputs` arguments diffusers' CogVideoXPipeline does not pass (its `__call__` calls `check_inputs` with its
+# own seven, after ours has checked them all): not checked when not given
+_NOT_GIVEN = object()
 
 
 class CogVideoXRepVideoPipeline(CogVideoXPipeline):
@@ -52,13 +67,20 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         transformer: CogVideoXRepVideoTransformer3DModel,
         scheduler: Union[CogVideoXDPMScheduler, CogVideoXDDIMScheduler],
     ):
-        if not isinstance(transformer, CogVideoXRepVideoTransformer3DModel):
+        if transformer is not None and not isinstance(transformer, CogVideoXRepVideoTransformer3DModel):
             raise TypeError(
                 f"transformer={type(transformer).__name__} must be a CogVideoXRepVideoTransformer3DModel; convert the "
                 f"released SAT checkpoint with convert_repvideo_sat_checkpoint, or wrap a stock CogVideoX transformer "
                 f"with CogVideoXRepVideoTransformer3DModel.from_cogvideox"
             )
         super().__init__(tokenizer, text_encoder, vae, transformer, scheduler)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Loads a folder written by `vdp convert repvideo` or `save_pretrained` (or one holding the pack's weights
+        layout, or a Hub id) with diffusers' `DiffusionPipeline.from_pretrained` and every keyword it documents;
+        the transformer entry is read as `CogVideoXRepVideoTransformer3DModel` (see `diffusers_pipelines.loading`)."""
+        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
 
     def enable_repvideo(self) -> None:
         """Switches the cross-layer aggregation on (the transformer's trained gates are kept)."""
@@ -71,76 +93,91 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
     def _size_multiple(self) -> int:
         return self.vae_scale_factor_spatial * self.transformer.config.patch_size
 
-    def check_repvideo_inputs(
-        self, prompt, negative_prompt, height, width, num_frames, num_inference_steps, guidance_scale,
-        num_videos_per_prompt, latents, prompt_embeds, negative_prompt_embeds, output_type,
-        callback_on_step_end_tensor_inputs, max_sequence_length,
+    def check_inputs(
+        self,
+        prompt,
+        height,
+        width,
+        negative_prompt,
+        callback_on_step_end_tensor_inputs,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        *,
+        num_frames=_NOT_GIVEN,
+        num_inference_steps=_NOT_GIVEN,
+        guidance_scale=_NOT_GIVEN,
+        use_dynamic_cfg=_NOT_GIVEN,
+        num_videos_per_prompt=1,
+        eta=_NOT_GIVEN,
+        latents=None,
+        output_type=_NOT_GIVEN,
+        max_sequence_length=_NOT_GIVEN,
+        generator=None,
     ) -> int:
-        """Validates every argument before any model runs; returns the number of prompts."""
+        """Validates the arguments of `__call__` before any model runs; returns the number of prompts.
+
+        The leading arguments are those of diffusers' `CogVideoXPipeline.check_inputs` (whose `__call__` calls it
+        with only those); the keyword-only ones are checked when given. Raises ValueError naming the argument.
+        """
         config = self.transformer.config
         multiple = self._size_multiple()
         for name, value in (("height", height), ("width", width)):
-            if not _is_int(value, minimum=multiple) or value % multiple:
-                raise ValueError(f"{name}={value!r} must be a positive multiple of {multiple}")
+            check_multiple(name, value, multiple)
         temporal = self.vae_scale_factor_temporal
-        if not _is_int(num_frames, minimum=1) or (num_frames - 1) % temporal:
-            raise ValueError(
-                f"num_frames={num_frames!r} must be 1 + a multiple of {temporal} (the VAE's temporal compression), "
-                f"e.g. 49"
-            )
-        if not _is_int(num_inference_steps, minimum=1):
-            raise ValueError(f"num_inference_steps={num_inference_steps!r} must be an integer >= 1")
-        if not _is_int(num_videos_per_prompt, minimum=1):
-            raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt!r} must be an integer >= 1")
-        finite = isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale)
-        if isinstance(guidance_scale, bool) or not finite:
-            raise ValueError(f"guidance_scale={guidance_scale!r} must be a finite number")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r} must be one of {OUTPUT_TYPES}")
-        if max_sequence_length != config.max_text_seq_length:
+        if num_frames is not _NOT_GIVEN:
+            check_integer("num_frames", num_frames)
+            if (num_frames - 1) % temporal:
+                raise ValueError(
+                    f"num_frames={num_frames!r} must be 1 + a multiple of {temporal} (the VAE's temporal "
+                    f"compression), e.g. 49"
+                )
+        if num_inference_steps is not _NOT_GIVEN:
+            check_integer("num_inference_steps", num_inference_steps)
+        check_integer("num_videos_per_prompt", num_videos_per_prompt)
+        if guidance_scale is not _NOT_GIVEN:
+            check_real("guidance_scale", guidance_scale)
+        if use_dynamic_cfg is not _NOT_GIVEN:
+            check_bool("use_dynamic_cfg", use_dynamic_cfg)
+        if eta is not _NOT_GIVEN:
+            check_real("eta", eta, minimum=0)
+        if output_type is not _NOT_GIVEN:
+            check_output_type(output_type)
+        if max_sequence_length is not _NOT_GIVEN and max_sequence_length != config.max_text_seq_length:
             raise ValueError(
                 f"max_sequence_length={max_sequence_length!r} must equal the transformer's max_text_seq_length="
                 f"{config.max_text_seq_length} (its position table has that many text positions)"
             )
-        bad_inputs = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if bad_inputs:
+        check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
+        num_prompts = check_prompt(prompt, prompt_embeds)
+        text_shape = (config.max_text_seq_length, config.text_embed_dim)
+        if prompt_embeds is not None and tuple(prompt_embeds.shape[1:]) != text_shape:
             raise ValueError(
-                f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {self._callback_tensor_inputs}"
+                f"prompt_embeds has shape {tuple(prompt_embeds.shape)}; expected [B, {text_shape[0]}, {text_shape[1]}]"
             )
-        if prompt_embeds is not None:
-            if prompt is not None:
-                raise ValueError("pass either prompt or prompt_embeds, not both")
-            expected = (max_sequence_length, config.text_embed_dim)
-            if prompt_embeds.ndim != 3 or tuple(prompt_embeds.shape[1:]) != expected:
-                raise ValueError(
-                    f"prompt_embeds has shape {tuple(prompt_embeds.shape)}; expected [B, {expected[0]}, {expected[1]}]"
-                )
-            if negative_prompt_embeds is not None and negative_prompt_embeds.shape != prompt_embeds.shape:
+        if negative_prompt_embeds is not None:
+            check_tensor("negative_prompt_embeds", negative_prompt_embeds, ndim=3)
+            expected = tuple(prompt_embeds.shape) if prompt_embeds is not None else (num_prompts,) + text_shape
+            if tuple(negative_prompt_embeds.shape) != expected:
                 raise ValueError(
                     f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}; it must equal "
-                    f"prompt_embeds' {tuple(prompt_embeds.shape)}"
+                    f"prompt_embeds' {expected}"
                 )
-            num_prompts = prompt_embeds.shape[0]
-        else:
-            prompts = [prompt] if isinstance(prompt, str) else prompt
-            if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-                raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
-            num_prompts = len(prompts)
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            if not isinstance(negative_prompt, list) or not all(isinstance(p, str) for p in negative_prompt):
-                raise ValueError(f"negative_prompt={negative_prompt!r} must be a string or a list of strings")
-            if len(negative_prompt) != num_prompts:
-                raise ValueError(f"negative_prompt has {len(negative_prompt)} entries for {num_prompts} prompts")
+        check_negative_prompt(negative_prompt, num_prompts)
+        batch_size = num_prompts * num_videos_per_prompt
         if latents is not None:
-            expected = (
-                num_prompts * num_videos_per_prompt,
-                (num_frames - 1) // temporal + 1,
-                config.in_channels,
-                height // self.vae_scale_factor_spatial,
-                width // self.vae_scale_factor_spatial,
+            frames = num_frames if num_frames is not _NOT_GIVEN else (latents.shape[1] - 1) * temporal + 1
+            check_latents(
+                latents,
+                (
+                    batch_size,
+                    (frames - 1) // temporal + 1,
+                    config.in_channels,
+                    height // self.vae_scale_factor_spatial,
+                    width // self.vae_scale_factor_spatial,
+                ),
+                layout="[B, F, C, H, W]",
             )
-            if tuple(latents.shape) != expected:
-                raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {expected} [B, F, C, H, W]")
+        check_generator(generator, batch_size)
         return num_prompts
 
     @staticmethod
@@ -159,13 +196,13 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         self,
         prompt: Optional[Union[str, List[str]]] = None,
         negative_prompt: Optional[Union[str, List[str]]] = None,
-        height: int = OFFICIAL_DEFAULTS["height"],
-        width: int = OFFICIAL_DEFAULTS["width"],
-        num_frames: int = OFFICIAL_DEFAULTS["num_frames"],
-        num_inference_steps: int = OFFICIAL_DEFAULTS["num_inference_steps"],
+        height: int = OFFICIAL.height,
+        width: int = OFFICIAL.width,
+        num_frames: int = OFFICIAL.num_frames,
+        num_inference_steps: int = OFFICIAL.num_inference_steps,
         timesteps: Optional[List[int]] = None,
-        guidance_scale: float = OFFICIAL_DEFAULTS["guidance_scale"],
-        use_dynamic_cfg: bool = OFFICIAL_DEFAULTS["use_dynamic_cfg"],
+        guidance_scale: float = OFFICIAL.guidance_scale,
+        use_dynamic_cfg: bool = OFFICIAL.use_dynamic_cfg,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
@@ -177,7 +214,7 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         attention_kwargs: Optional[Dict[str, Any]] = None,
         callback_on_step_end: Optional[Callable] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        max_sequence_length: int = 226,
+        max_sequence_length: int = OFFICIAL.max_sequence_length,
     ) -> Union[CogVideoXPipelineOutput, tuple]:
         """Generates `num_videos_per_prompt` videos per prompt; defaults are the official RepVideo inference.
 
@@ -197,11 +234,30 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         Returns:
             `CogVideoXPipelineOutput` with `frames` (or a tuple when `return_dict=False`). Save at `OFFICIAL_FPS`.
         """
-        self.check_repvideo_inputs(
-            prompt, negative_prompt, height, width, num_frames, num_inference_steps, guidance_scale,
-            num_videos_per_prompt, latents, prompt_embeds, negative_prompt_embeds, output_type,
-            callback_on_step_end_tensor_inputs, max_sequence_length,
+        self.check_inputs(
+            prompt, height, width, negative_prompt, callback_on_step_end_tensor_inputs, prompt_embeds,
+            negative_prompt_embeds, num_frames=num_frames, num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale, use_dynamic_cfg=use_dynamic_cfg,
+            num_videos_per_prompt=num_videos_per_prompt, eta=eta, latents=latents, output_type=output_type,
+            max_sequence_length=max_sequence_length, generator=generator,
         )
+        # diffusers' loop keeps the latents in the prompt embeddings' dtype: make that the denoiser's, whatever the
+        # text encoder's (each step's update is computed in float32)
+        dtype = self.transformer.dtype
+        device = self._execution_device
+        if prompt_embeds is None and getattr(self.text_encoder, "dtype", dtype) != dtype:
+            prompt_embeds, encoded_negative = self.encode_prompt(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                do_classifier_free_guidance=guidance_scale > 1 and negative_prompt_embeds is None,
+                num_videos_per_prompt=1,
+                max_sequence_length=max_sequence_length,
+                device=device,
+                dtype=dtype,
+            )
+            prompt, negative_prompt = None, None
+            negative_prompt_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else encoded_negative
+        cast = lambda tensor: tensor if tensor is None else tensor.to(device=device, dtype=dtype)  # noqa: E731
         return super().__call__(
             prompt=self._per_video(prompt, num_videos_per_prompt),
             # a single negative prompt is broadcast by diffusers to every video
@@ -217,9 +273,9 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
             use_dynamic_cfg=use_dynamic_cfg,
             eta=eta,
             generator=generator,
-            latents=latents,
-            prompt_embeds=self._per_video(prompt_embeds, num_videos_per_prompt),
-            negative_prompt_embeds=self._per_video(negative_prompt_embeds, num_videos_per_prompt),
+            latents=cast(latents),
+            prompt_embeds=cast(self._per_video(prompt_embeds, num_videos_per_prompt)),
+            negative_prompt_embeds=cast(self._per_video(negative_prompt_embeds, num_videos_per_prompt)),
             output_type=output_type,
             return_dict=return_dict,
             attention_kwargs=attention_kwargs,
@@ -229,7 +285,6 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         )
 
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
-# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
-if not hasattr(diffusers, CogVideoXRepVideoPipeline.__name__):
-    setattr(diffusers, CogVideoXRepVideoPipeline.__name__, CogVideoXRepVideoPipeline)
+# model_index.json written by save_pretrained names this class: `DiffusionPipeline.from_pretrained(folder)` finds it
+# as diffusers.CogVideoXRepVideoPipeline (it is diffusers.pipelines.CogVideoXRepVideoPipeline as well)
+register_pipeline(CogVideoXRepVideoPipeline)

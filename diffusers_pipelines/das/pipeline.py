@@ -1,10 +1,7 @@
 """Diffusion as Shader: image-to-video on CogVideoX-5B-I2V steered by a 3D tracking video, as a diffusers pipeline."""
 
-import math
-import os
 from typing import Any, Callable, Dict, List, Optional, Union
 
-import diffusers
 import numpy as np
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler
@@ -20,26 +17,31 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import T5EncoderModel, T5Tokenizer
 
 from ...models.das_transformer import DaSTransformer3DModel
+from .. import pipeline_utils
+from ..loading import load_pipeline
+from ..pipeline_utils import (
+    OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    check_bool,
+    check_callback_tensor_inputs,
+    check_finite,
+    check_generator,
+    check_integer,
+    check_latents,
+    check_multiple,
+    check_negative_prompt,
+    check_output_type,
+    check_prompt,
+    check_real,
+    check_tensor,
+    guidance_schedule,
+    official_dynamic_guidance,  # noqa: F401  (re-exported: the ramp the pipeline applies)
+    register_pipeline,
+)
+from .defaults import OFFICIAL, OFFICIAL_NEGATIVE_PROMPT  # noqa: F401  (re-exported)
 
 logger = logging.get_logger(__name__)
 
-# the negative prompt of the official inference (`models/pipelines.py::_infer`)
-OFFICIAL_NEGATIVE_PROMPT = (
-    "The video is not of a high quality, it has a low resolution. Watermark present in each frame. The background is "
-    "solid. Strange body and strange trajectory. Distortion."
-)
 COMPONENT_NAMES = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
-OUTPUT_TYPES = ("np", "pt", "pil", "latent")
-LOAD_OPTIONS = ("torch_dtype", "revision", "token", "cache_dir", "local_files_only")
-
-
-def official_dynamic_guidance(guidance_scale: float, timestep: float, num_inference_steps: int) -> float:
-    """The guidance the official DaS (and diffusers CogVideoX) loop applies at a step with `use_dynamic_cfg`.
-
-    The cosine ramp is evaluated at the scheduler timestep (0..1000 scale) over the number of steps, as written.
-    """
-    progress = (num_inference_steps - timestep) / num_inference_steps
-    return 1 + guidance_scale * (1 - math.cos(math.pi * progress**5.0)) / 2
 
 
 class DaSPipeline(CogVideoXImageToVideoPipeline):
@@ -80,71 +82,78 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         """Loads the released `EXCAI/Diffusion-As-Shader` folder (or Hub id), or one written by `save_pretrained`.
 
         A folder without `model_index.json` is looked up in the pack's layouts: ComfyUI's `models` folder or a models
-        root holding `das/Diffusion-As-Shader/` (where `vdp download` puts it).
-
-        Each component is loaded with its own class; the transformer as `DaSTransformer3DModel` with its keys
-        checked first. A scheduler that is not `CogVideoXDPMScheduler` (the released folder has DDIM) is replaced
-        by DPM with trailing spacing from the same config, the official inference setting. Components can be passed
-        as keyword arguments instead; other options: torch_dtype, revision, token, cache_dir, local_files_only.
+        root holding `das/Diffusion-As-Shader/` (where `vdp download` puts it). The folder is loaded by diffusers'
+        `DiffusionPipeline.from_pretrained`, which takes every keyword it documents (`variant`, `torch_dtype` or a
+        dict of them, `device_map`, components as objects, ...); the released index's transformer entry is read as
+        `DaSTransformer3DModel` (see `diffusers_pipelines.loading`), whose keys are checked first. A scheduler that
+        is not `CogVideoXDPMScheduler` (the released folder has DDIM) is replaced by DPM with trailing spacing from
+        the same config, the official inference setting.
         """
-        unknown = set(kwargs) - set(COMPONENT_NAMES) - set(LOAD_OPTIONS)
-        if unknown:
-            raise TypeError(f"unexpected arguments {sorted(unknown)}; allowed: {list(COMPONENT_NAMES + LOAD_OPTIONS)}")
-        path = str(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            from huggingface_hub import snapshot_download
-
-            download = {key: kwargs[key] for key in LOAD_OPTIONS[1:] if key in kwargs}
-            patterns = ["model_index.json"] + [f"{name}/*" for name in COMPONENT_NAMES if name not in kwargs]
-            path = snapshot_download(path, allow_patterns=patterns, **download)
-        elif not os.path.isfile(os.path.join(path, "model_index.json")):
-            from ...weights.manifest import find_local_folder, load_manifest
-
-            # ComfyUI's models folder, or a models root holding das/Diffusion-As-Shader/
-            path = str(find_local_folder(path, load_manifest().entry_for_class(cls.__name__)))
-        check_pipeline_folder(path, skip=[name for name in COMPONENT_NAMES if name in kwargs])
-        dtype = kwargs.get("torch_dtype")
-        components = {name: kwargs[name] for name in COMPONENT_NAMES if name in kwargs}
-        if "tokenizer" not in components:
-            components["tokenizer"] = T5Tokenizer.from_pretrained(path, subfolder="tokenizer")
-        if "text_encoder" not in components:
-            components["text_encoder"] = T5EncoderModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype)
-        if "vae" not in components:
-            components["vae"] = AutoencoderKLCogVideoX.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-        if "transformer" not in components:
-            components["transformer"] = DaSTransformer3DModel.from_pretrained(path, subfolder="transformer", torch_dtype=dtype)
-        if "scheduler" not in components:
-            config = CogVideoXDPMScheduler.load_config(path, subfolder="scheduler")
-            components["scheduler"] = CogVideoXDPMScheduler.from_config(config)
-            if config.get("_class_name") != CogVideoXDPMScheduler.__name__:
-                logger.info(f"{path}/scheduler is {config.get('_class_name')}; using CogVideoXDPMScheduler with "
-                            f"trailing timestep spacing, as the official inference does")
-                components["scheduler"] = CogVideoXDPMScheduler.from_config(config, timestep_spacing="trailing")
-        pipeline = cls(**components)
-        pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        pipeline = load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+        if "scheduler" not in kwargs and not isinstance(pipeline.scheduler, CogVideoXDPMScheduler):
+            logger.info(f"the scheduler is {type(pipeline.scheduler).__name__}; using CogVideoXDPMScheduler with "
+                        f"trailing timestep spacing, as the official inference does")
+            scheduler = CogVideoXDPMScheduler.from_config(pipeline.scheduler.config, timestep_spacing="trailing")
+            pipeline.register_modules(scheduler=scheduler)
         return pipeline
 
     # ------------------------------------------------------------------ inputs
     def _size_multiple(self) -> int:
         return self.vae_scale_factor_spatial * self.transformer.config.patch_size
 
-    def check_das_inputs(
-        self, image, prompt, negative_prompt, tracking_video, height, width, num_frames,
-        num_inference_steps, guidance_scale, num_videos_per_prompt, output_type, latents, prompt_embeds,
-        negative_prompt_embeds, callback_on_step_end_tensor_inputs,
+    def check_inputs(
+        self,
+        image,
+        prompt,
+        height,
+        width,
+        negative_prompt,
+        callback_on_step_end_tensor_inputs,
+        latents=None,
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        *,
+        tracking_video=None,
+        tracking_image=None,
+        num_frames=OFFICIAL.num_frames,
+        num_inference_steps=OFFICIAL.num_inference_steps,
+        guidance_scale=OFFICIAL.guidance_scale,
+        use_dynamic_cfg=OFFICIAL.use_dynamic_cfg,
+        num_videos_per_prompt=1,
+        eta=0.0,
+        output_type="np",
+        generator=None,
+        max_sequence_length=None,
     ) -> int:
-        """Validates every argument before any model runs; returns the number of prompts."""
+        """Validates every argument of `__call__` before any model runs; returns the number of prompts.
+
+        The leading arguments are those of diffusers' `CogVideoXImageToVideoPipeline.check_inputs`; the tracking
+        video (and `tracking_image`, when given) is checked here too: its frame count, size and value range.
+        Raises ValueError naming the argument.
+        """
+        return self._checked_inputs(
+            image, prompt, height, width, negative_prompt, callback_on_step_end_tensor_inputs, latents,
+            prompt_embeds, negative_prompt_embeds, tracking_video, tracking_image, num_frames, num_inference_steps,
+            guidance_scale, use_dynamic_cfg, num_videos_per_prompt, eta, output_type, generator,
+            max_sequence_length,
+        )[0]
+
+    def _checked_inputs(
+        self, image, prompt, height, width, negative_prompt, callback_on_step_end_tensor_inputs, latents,
+        prompt_embeds, negative_prompt_embeds, tracking_video, tracking_image, num_frames, num_inference_steps,
+        guidance_scale, use_dynamic_cfg, num_videos_per_prompt, eta, output_type, generator, max_sequence_length,
+    ):
+        """`check_inputs`, returning (number of prompts, tracking video [F, H, W, 3], tracking image [1, H, W, 3])."""
         config = self.transformer.config
         multiple = self._size_multiple()
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < multiple or value % multiple:
-                raise ValueError(f"{name}={value!r} must be a positive multiple of {multiple}")
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1 or (
-            num_frames - 1
-        ) % self.vae_scale_factor_temporal:
+            check_multiple(name, value, multiple)
+        temporal = self.vae_scale_factor_temporal
+        check_integer("num_frames", num_frames)
+        if (num_frames - 1) % temporal:
             raise ValueError(
-                f"num_frames={num_frames!r} must be 1 + a multiple of {self.vae_scale_factor_temporal} (the VAE's "
-                f"temporal compression), e.g. 49"
+                f"num_frames={num_frames!r} must be 1 + a multiple of {temporal} (the VAE's temporal compression), "
+                f"e.g. 49"
             )
         if config.use_learned_positional_embeddings:
             scale = self.vae_scale_factor_spatial
@@ -154,49 +163,60 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                     f"height={height}, width={width}, num_frames={num_frames}: this transformer has learned positional "
                     f"embeddings for {expected[0]}x{expected[1]} and {config.sample_frames} frames only"
                 )
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps={num_inference_steps!r} must be an integer >= 1")
-        if isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
-            raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt!r} must be an integer >= 1")
-        if not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale):
-            raise ValueError(f"guidance_scale={guidance_scale!r} must be a finite number")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r} must be one of {OUTPUT_TYPES}")
-        bad_inputs = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if bad_inputs:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {self._callback_tensor_inputs}"
-            )
+        check_integer("num_inference_steps", num_inference_steps)
+        check_integer("num_videos_per_prompt", num_videos_per_prompt)
+        check_real("guidance_scale", guidance_scale)
+        check_bool("use_dynamic_cfg", use_dynamic_cfg)
+        check_real("eta", eta, minimum=0)
+        check_output_type(output_type)
+        if max_sequence_length is not None:
+            check_integer("max_sequence_length", max_sequence_length)
+            if config.use_learned_positional_embeddings and max_sequence_length != config.max_text_seq_length:
+                raise ValueError(
+                    f"max_sequence_length={max_sequence_length!r} must equal the transformer's max_text_seq_length="
+                    f"{config.max_text_seq_length} (its learned position table has that many text positions)"
+                )
+        check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         if image is None:
             raise ValueError("image is required: the first frame of the video (PIL image, tensor or array)")
+        check_finite("image", image)
         if tracking_video is None:
             raise ValueError("tracking_video is required: frames [F, H, W, 3] in 0..1 (see video_diffusion_pack.control)")
 
-        if prompt_embeds is not None:
-            if prompt is not None:
-                raise ValueError("pass either prompt or prompt_embeds, not both")
-            num_prompts = prompt_embeds.shape[0]
-        else:
-            prompts = [prompt] if isinstance(prompt, str) else prompt
-            if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-                raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
-            num_prompts = len(prompts)
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            if not isinstance(negative_prompt, list) or not all(isinstance(p, str) for p in negative_prompt):
-                raise ValueError(f"negative_prompt={negative_prompt!r} must be a string or a list of strings")
-            if len(negative_prompt) != num_prompts:
-                raise ValueError(f"negative_prompt has {len(negative_prompt)} entries for {num_prompts} prompts")
-        if latents is not None:
-            expected = (
-                num_prompts * num_videos_per_prompt,
-                (num_frames - 1) // self.vae_scale_factor_temporal + 1,
+        num_prompts = check_prompt(prompt, prompt_embeds)
+        check_negative_prompt(negative_prompt, num_prompts)
+        if negative_prompt_embeds is not None:
+            check_tensor("negative_prompt_embeds", negative_prompt_embeds, ndim=3)
+            if prompt_embeds is not None and negative_prompt_embeds.shape != prompt_embeds.shape:
+                raise ValueError(
+                    f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}; it must equal "
+                    f"prompt_embeds' {tuple(prompt_embeds.shape)}"
+                )
+        batch_size = num_prompts * num_videos_per_prompt
+        check_latents(
+            latents,
+            (
+                batch_size,
+                (num_frames - 1) // temporal + 1,
                 config.in_channels // 2,
                 height // self.vae_scale_factor_spatial,
                 width // self.vae_scale_factor_spatial,
-            )
-            if tuple(latents.shape) != expected:
-                raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {expected}")
-        return num_prompts
+            ),
+            layout="[B, F, C, H, W]",
+        )
+        check_generator(generator, batch_size)
+
+        tracking_video = self.tracking_video_tensor(tracking_video, num_frames, height, width)
+        if tracking_image is None:
+            tracking_image = tracking_video[0]
+        elif not isinstance(tracking_image, torch.Tensor):
+            tracking_image = torch.as_tensor(np.asarray(
+                tracking_image.convert("RGB") if hasattr(tracking_image, "convert") else tracking_image
+            ))
+        if tracking_image.ndim != 3:
+            raise ValueError(f"tracking_image has shape {tuple(tracking_image.shape)}; expected [height, width, 3]")
+        tracking_image = self.tracking_video_tensor(tracking_image[None], 1, height, width, name="tracking_image")
+        return num_prompts, tracking_video, tracking_image
 
     @staticmethod
     def tracking_video_tensor(
@@ -221,7 +241,9 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
             raise ValueError(
                 f"{name} is {video.shape[1]}x{video.shape[2]} (HxW); height={height}, width={width} were requested"
             )
-        if not torch.isfinite(video).all() or video.min() < 0 or video.max() > 1:
+        if not torch.isfinite(video).all():
+            raise ValueError(f"{name} has non-finite values (NaN or inf)")
+        if video.min() < 0 or video.max() > 1:
             raise ValueError(
                 f"{name} values span {video.min().item():.3g}..{video.max().item():.3g}; expected 0..1 "
                 f"(render it with video_diffusion_pack.control.render_tracking_video)"
@@ -248,23 +270,21 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         return self._scale_latents(latents.permute(0, 2, 1, 3, 4))
 
     def guidance_schedule(self, timesteps: torch.Tensor, guidance_scale: float, use_dynamic_cfg: bool) -> List[float]:
-        """Guidance scale per step, planned on the host before the loop."""
-        if not use_dynamic_cfg:
-            return [float(guidance_scale)] * len(timesteps)
-        return [official_dynamic_guidance(guidance_scale, t, len(timesteps)) for t in timesteps.cpu().tolist()]
+        """Guidance scale per step, planned on the host before the loop (see `pipeline_utils.guidance_schedule`)."""
+        return guidance_schedule(timesteps, guidance_scale, use_dynamic_cfg)
 
     @torch.no_grad()
     def __call__(
         self,
         image=None,
         prompt: Union[str, List[str], None] = None,
-        negative_prompt: Union[str, List[str], None] = OFFICIAL_NEGATIVE_PROMPT,
-        height: int = 480,
-        width: int = 720,
-        num_frames: int = 49,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 6.0,
-        use_dynamic_cfg: bool = True,
+        negative_prompt: Union[str, List[str], None] = OFFICIAL.negative_prompt,
+        height: int = OFFICIAL.height,
+        width: int = OFFICIAL.width,
+        num_frames: int = OFFICIAL.num_frames,
+        num_inference_steps: int = OFFICIAL.num_inference_steps,
+        guidance_scale: float = OFFICIAL.guidance_scale,
+        use_dynamic_cfg: bool = OFFICIAL.use_dynamic_cfg,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
@@ -306,19 +326,12 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        num_prompts = self.check_das_inputs(
-            image, prompt, negative_prompt, tracking_video, height, width, num_frames,
-            num_inference_steps, guidance_scale, num_videos_per_prompt, output_type, latents, prompt_embeds,
-            negative_prompt_embeds, callback_on_step_end_tensor_inputs,
+        num_prompts, tracking_video, tracking_image = self._checked_inputs(
+            image, prompt, height, width, negative_prompt, callback_on_step_end_tensor_inputs, latents,
+            prompt_embeds, negative_prompt_embeds, tracking_video, tracking_image, num_frames, num_inference_steps,
+            guidance_scale, use_dynamic_cfg, num_videos_per_prompt, eta, output_type, generator,
+            max_sequence_length,
         )
-        tracking_video = self.tracking_video_tensor(tracking_video, num_frames, height, width)
-        if tracking_image is None:
-            tracking_image = tracking_video[0]
-        elif not isinstance(tracking_image, torch.Tensor):
-            tracking_image = torch.as_tensor(np.asarray(
-                tracking_image.convert("RGB") if hasattr(tracking_image, "convert") else tracking_image
-            ))
-        tracking_image = self.tracking_video_tensor(tracking_image[None], 1, height, width, name="tracking_image")
         max_sequence_length = max_sequence_length or self.transformer.config.max_text_seq_length
         self._guidance_scale = guidance_scale
         self._attention_kwargs = attention_kwargs
@@ -328,7 +341,8 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         device = self._execution_device
         batch_size = num_prompts * num_videos_per_prompt
 
-        # 1. prompts
+        # 1. prompts (diffusers' encode_prompt repeats the embeddings it computes per video, not those given)
+        given_embeds = (prompt_embeds is not None, negative_prompt_embeds is not None)
         if isinstance(negative_prompt, str) or negative_prompt is None:
             negative_prompt = [negative_prompt or ""] * num_prompts
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
@@ -341,7 +355,14 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
             max_sequence_length=max_sequence_length,
             device=device,
         )
-        dtype = prompt_embeds.dtype
+        # the denoiser's dtype: the latents stay in it across steps (each step's update is computed in float32)
+        dtype = self.transformer.dtype
+        per_video = lambda embeds, given: (  # noqa: E731
+            embeds.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt if given else 1, dim=0)
+        )
+        prompt_embeds = per_video(prompt_embeds, given_embeds[0])
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = per_video(negative_prompt_embeds, given_embeds[1])
 
         # 2. schedule, planned on the host
         timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
@@ -356,6 +377,8 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         shape = (batch_size, num_latent_frames, latent_channels, height // self.vae_scale_factor_spatial,
                  width // self.vae_scale_factor_spatial)
         if latents is None:
+            # a list of generators draws video i's noise from generator i (the image and tracking video, shared by
+            # all videos, from the first)
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents.to(device=device, dtype=dtype) * self.scheduler.init_noise_sigma
         tracking_first = (tracking_image * 2 - 1).permute(0, 3, 1, 2).to(device)
@@ -416,7 +439,7 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
-                    latents = callback_outputs.pop("latents", latents)
+                    latents = callback_outputs.pop("latents", latents).to(dtype)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
                     negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
                 progress_bar.update()
@@ -433,18 +456,12 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
         return CogVideoXPipelineOutput(frames=video)
 
 
-def check_pipeline_folder(path: str, skip=()) -> None:
-    """Raises a clear error when a DaS pipeline folder lacks model_index.json or a component folder."""
-    if not os.path.isfile(os.path.join(path, "model_index.json")):
-        raise FileNotFoundError(f"model folder {path!r} has no model_index.json: not a diffusers pipeline folder")
-    missing = [name for name in COMPONENT_NAMES if name not in skip and not os.path.isdir(os.path.join(path, name))]
-    if missing:
-        raise FileNotFoundError(
-            f"model folder {path!r} lacks the component folder(s) {missing}; a DaS pipeline needs {list(COMPONENT_NAMES)}"
-        )
+def check_pipeline_folder(path: str, skip=()) -> dict:
+    """`pipeline_utils.check_pipeline_folder` for a DaS folder: FileNotFoundError naming a missing model_index.json
+    or component folder (those in `skip` need none), ValueError for an invalid model_index.json; returns the index."""
+    return pipeline_utils.check_pipeline_folder(path, COMPONENT_NAMES, DaSPipeline.__name__, skip=skip)
 
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
-# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
-if not hasattr(diffusers, DaSPipeline.__name__):
-    setattr(diffusers, DaSPipeline.__name__, DaSPipeline)
+# model_index.json written by save_pretrained names this class: `DiffusionPipeline.from_pretrained(folder)` finds it
+# as diffusers.DaSPipeline (it is diffusers.pipelines.DaSPipeline as well)
+register_pipeline(DaSPipeline)

@@ -1,13 +1,8 @@
 """Language-driven video inpainting (LGVI / LGVI-I, ROVI): a video and an instruction in, the edited video out."""
 
-import importlib
-import json
-import math
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
-import diffusers
 import numpy as np
 import PIL.Image
 import torch
@@ -23,13 +18,29 @@ from einops import rearrange
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ...models.rovi_unet import RoviUNet3DConditionModel
+from .. import pipeline_utils
+from ..loading import load_pipeline
+from ..pipeline_utils import (
+    OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    check_bool,
+    check_callback_tensor_inputs,
+    check_generator,
+    check_integer,
+    check_latents,
+    check_multiple,
+    check_negative_prompt,
+    check_output_type,
+    check_prompt,
+    check_real,
+    check_tensor,
+    register_pipeline,
+)
+from .defaults import OFFICIAL
 
 logger = logging.get_logger(__name__)
 
 COMPONENT_NAMES = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
 OPTIONAL_COMPONENT_NAMES = ("instruction_encoder",)
-OUTPUT_TYPES = ("np", "pt", "pil", "latent")
-LOAD_OPTIONS = ("torch_dtype", "revision", "token", "cache_dir", "local_files_only")
 
 
 @dataclass
@@ -94,101 +105,102 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Loads the released `jianzongwu/lgvi` / `lgvi-i` folder (or Hub id), or one written by `save_pretrained`.
 
-        The released folder's model_index.json names Stable Diffusion's pipeline and the official UNet class; each
-        component is loaded here with its own class instead: the UNet as `RoviUNet3DConditionModel` with its keys
-        checked first, the scheduler as the class its config names. As the official pipeline does, a scheduler
-        config with `steps_offset` != 1 or `clip_sample` true is corrected (with a warning). The folder may also be
-        one holding the pack's weights layout (ComfyUI's folder, its ``models`` folder, or a models root with
-        ``lgvi/lgvi/``). Components can be passed as keyword arguments instead; other options: torch_dtype, and for
-        a Hub id revision, token, cache_dir, local_files_only (only model_index.json and the component folders are
-        fetched).
+        The folder is loaded by diffusers' `DiffusionPipeline.from_pretrained`, which takes every keyword it documents
+        (`variant`, `torch_dtype` or a dict of them, `device_map`, components as objects, ...). The released folder's
+        model_index.json names Stable Diffusion's pipeline and the official UNet class: it is read as this pipeline's,
+        the UNet as `RoviUNet3DConditionModel` with its keys checked first (see `diffusers_pipelines.loading`). As
+        the official pipeline does, a scheduler config with `steps_offset` != 1 or `clip_sample` true is corrected
+        (with a warning). The folder may also be one holding the pack's weights layout (ComfyUI's folder, its
+        ``models`` folder, or a models root with ``lgvi/lgvi/``); of a Hub id only model_index.json and the
+        component folders are fetched.
         """
-        unknown = set(kwargs) - set(COMPONENT_NAMES) - set(OPTIONAL_COMPONENT_NAMES) - set(LOAD_OPTIONS)
-        if unknown:
-            allowed = list(COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES + LOAD_OPTIONS)
-            raise TypeError(f"unexpected arguments {sorted(unknown)}; allowed: {allowed}")
-        path = str(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            from huggingface_hub import snapshot_download
-
-            download = {key: kwargs[key] for key in LOAD_OPTIONS[1:] if key in kwargs}
-            wanted = [name for name in COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES if name not in kwargs]
-            path = snapshot_download(path, allow_patterns=["model_index.json"] + [f"{name}/*" for name in wanted],
-                                     **download)
-        elif not os.path.isfile(os.path.join(path, "model_index.json")):
-            from ...weights.manifest import find_local_folder, load_manifest
-
-            path = str(find_local_folder(path, load_manifest().entry_for_class(cls.__name__)))
-        index = check_pipeline_folder(path, skip=[name for name in COMPONENT_NAMES if name in kwargs])
-        dtype = kwargs.get("torch_dtype")
-        components = {name: kwargs[name] for name in COMPONENT_NAMES + OPTIONAL_COMPONENT_NAMES if name in kwargs}
-        if "tokenizer" not in components:
-            components["tokenizer"] = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-        if "text_encoder" not in components:
-            components["text_encoder"] = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", dtype=dtype)
-        if "vae" not in components:
-            components["vae"] = AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-        if "unet" not in components:
-            components["unet"] = RoviUNet3DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-        if "scheduler" not in components:
-            components["scheduler"] = _load_scheduler(os.path.join(path, "scheduler"))
-        if "instruction_encoder" not in components:
-            components["instruction_encoder"] = _load_optional_component(path, index, "instruction_encoder", dtype)
-        pipeline = cls(**components)
-        pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
+        pipeline = load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+        if "scheduler" not in kwargs:
+            pipeline.register_modules(scheduler=_official_scheduler(pipeline.scheduler))
         return pipeline
 
     # ------------------------------------------------------------------ inputs
     def check_inputs(
-        self, video, prompt, negative_prompt, height, width, num_inference_steps, guidance_scale,
-        image_guidance_scale, num_videos_per_prompt, output_type, prompt_embeds, negative_prompt_embeds,
-        callback_on_step_end_tensor_inputs,
-    ) -> None:
-        """Validates the arguments that do not need the video decoded; raises ValueError naming the argument."""
+        self,
+        video,
+        prompt,
+        negative_prompt=None,
+        height=OFFICIAL.height,
+        width=OFFICIAL.width,
+        num_inference_steps=OFFICIAL.num_inference_steps,
+        guidance_scale=OFFICIAL.guidance_scale,
+        image_guidance_scale=OFFICIAL.image_guidance_scale,
+        num_videos_per_prompt=1,
+        output_type="np",
+        prompt_embeds=None,
+        negative_prompt_embeds=None,
+        callback_on_step_end_tensor_inputs=None,
+        *,
+        latents=None,
+        generator=None,
+        eta=0.0,
+        cfg_batching=False,
+    ) -> int:
+        """Validates every argument of `__call__` before any model runs, the video included (its layout, values and
+        count against the prompts); returns the number of videos edited (before `num_videos_per_prompt`).
+
+        Raises ValueError naming the argument.
+        """
+        return self._checked_inputs(
+            video, prompt, negative_prompt, height, width, num_inference_steps, guidance_scale, image_guidance_scale,
+            num_videos_per_prompt, output_type, prompt_embeds, negative_prompt_embeds,
+            callback_on_step_end_tensor_inputs, latents, generator, eta, cfg_batching,
+        )[0]
+
+    def _checked_inputs(
+        self, video, prompt, negative_prompt, height, width, num_inference_steps, guidance_scale, image_guidance_scale,
+        num_videos_per_prompt, output_type, prompt_embeds, negative_prompt_embeds, callback_on_step_end_tensor_inputs,
+        latents, generator, eta, cfg_batching,
+    ):
+        """`check_inputs`, returning (number of videos edited, the video as float [B, F, 3, height, width] in 0..1)."""
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 8 or value % 8:
-                raise ValueError(f"{name}={value!r} must be a positive multiple of 8")
-        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps={num_inference_steps!r} must be an integer >= 1")
-        if (isinstance(num_videos_per_prompt, bool) or not isinstance(num_videos_per_prompt, int)
-                or num_videos_per_prompt < 1):
-            raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt!r} must be an integer >= 1")
-        for name, value in (("guidance_scale", guidance_scale), ("image_guidance_scale", image_guidance_scale)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name}={value!r} must be a finite number")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r} must be one of {OUTPUT_TYPES}")
-        bad_inputs = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if bad_inputs:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {self._callback_tensor_inputs}"
-            )
+            check_multiple(name, value, self.vae_scale_factor)
+        check_integer("num_inference_steps", num_inference_steps)
+        check_integer("num_videos_per_prompt", num_videos_per_prompt)
+        check_real("guidance_scale", guidance_scale)
+        check_real("image_guidance_scale", image_guidance_scale)
+        check_real("eta", eta, minimum=0)
+        check_bool("cfg_batching", cfg_batching)
+        check_output_type(output_type)
+        check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         if video is None:
             raise ValueError("video is required: frames [F, H, W, 3] or [B, F, H, W, 3] in 0..1, or a list of PIL images")
-        if prompt is not None and prompt_embeds is not None:
-            raise ValueError("pass either prompt or prompt_embeds, not both")
         if prompt is None and prompt_embeds is None:
             raise ValueError("prompt is required (or prompt_embeds): the instruction, e.g. 'remove the bird on the left'")
-        if prompt is not None:
-            prompts = [prompt] if isinstance(prompt, str) else prompt
-            if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-                raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
+        num_prompts = check_prompt(prompt, prompt_embeds)
         width_expected = self.unet.config.cross_attention_dim
         for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
-            if embeds is not None and (
-                not isinstance(embeds, torch.Tensor) or embeds.ndim != 3 or embeds.shape[-1] != width_expected
-            ):
-                shape = tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else type(embeds).__name__
-                raise ValueError(f"{name} has shape {shape}; expected [batch, tokens, {width_expected}]")
+            if embeds is not None:
+                if isinstance(embeds, torch.Tensor) and embeds.ndim == 3 and embeds.shape[-1] != width_expected:
+                    raise ValueError(f"{name} has shape {tuple(embeds.shape)}; expected [batch, tokens, {width_expected}]")
+                check_tensor(name, embeds, ndim=3)
         if (negative_prompt_embeds is not None and prompt_embeds is not None
                 and negative_prompt_embeds.shape != prompt_embeds.shape):
             raise ValueError(
                 f"negative_prompt_embeds has shape {tuple(negative_prompt_embeds.shape)}; prompt_embeds has "
                 f"{tuple(prompt_embeds.shape)}"
             )
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            if not isinstance(negative_prompt, list) or not all(isinstance(p, str) for p in negative_prompt):
-                raise ValueError(f"negative_prompt={negative_prompt!r} must be a string or a list of strings")
+        video = self.video_tensor(video, height, width)
+        num_videos = video.shape[0]
+        if num_videos != num_prompts and 1 not in (num_videos, num_prompts):
+            raise ValueError(f"{num_videos} videos and {num_prompts} prompts: give one prompt per video, or one of either")
+        batch = max(num_videos, num_prompts)
+        check_negative_prompt(negative_prompt, batch, unit="videos", allow_one=True)
+        if negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] not in (1, batch):
+            raise ValueError(f"negative_prompt_embeds has {negative_prompt_embeds.shape[0]} entries for {batch} videos")
+        total = batch * num_videos_per_prompt
+        check_latents(
+            latents,
+            (total, 4, video.shape[1], height // self.vae_scale_factor, width // self.vae_scale_factor),
+            layout="[B, 4, F, H/8, W/8]",
+        )
+        check_generator(generator, total)
+        return batch, video
 
     @staticmethod
     def video_tensor(video, height: int, width: int) -> torch.Tensor:
@@ -221,8 +233,10 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         elif not video.is_floating_point():
             raise ValueError(f"video has dtype {video.dtype}; expected float in 0..1 or uint8")
         video = video.float()
+        if not torch.isfinite(video).all():
+            raise ValueError("video has non-finite values (NaN or inf)")
         low, high = video.min().item(), video.max().item()
-        if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high > 1:
+        if low < 0 or high > 1:
             raise ValueError(f"video values span {low:.3g}..{high:.3g}; expected 0..1")
         video = rearrange(video, "b f h w c -> b f c h w")
         if tuple(video.shape[-2:]) != (height, width):
@@ -264,14 +278,14 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         video=None,
         prompt: Union[str, List[str], None] = None,
         negative_prompt: Union[str, List[str], None] = None,
-        height: int = 320,
-        width: int = 512,
-        num_inference_steps: int = 50,
-        guidance_scale: float = 3.0,
-        image_guidance_scale: float = 1.5,
+        height: int = OFFICIAL.height,
+        width: int = OFFICIAL.width,
+        num_inference_steps: int = OFFICIAL.num_inference_steps,
+        guidance_scale: float = OFFICIAL.guidance_scale,
+        image_guidance_scale: float = OFFICIAL.image_guidance_scale,
         num_videos_per_prompt: int = 1,
         eta: float = 0.0,
-        generator: Optional[torch.Generator] = None,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         latents: Optional[torch.Tensor] = None,
         prompt_embeds: Optional[torch.Tensor] = None,
         negative_prompt_embeds: Optional[torch.Tensor] = None,
@@ -281,7 +295,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        batch_guidance: bool = False,
+        cfg_batching: bool = False,
     ):
         """Edits a video as an instruction says.
 
@@ -297,49 +311,43 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                 image_guidance_scale (`float`, defaults to 1.5): the official settings. Guidance runs when
                 guidance_scale > 1 and image_guidance_scale >= 1 (as the official).
             num_videos_per_prompt (`int`, defaults to 1), eta (`float`, defaults to 0): as diffusers' pipelines.
-            generator (`torch.Generator`, *optional*): draws the VAE posterior sample of the video first, then the
-                initial noise (the official order).
+            generator (`torch.Generator` or a list of them, *optional*): draws the VAE posterior sample of the video
+                first, then the initial noise (the official order). A list holds one generator per output video
+                (videos x num_videos_per_prompt); video i then draws its own VAE sample and noise from generator i.
             latents (`torch.Tensor` [B, 4, F, h, w], *optional*): initial noise.
             prompt_embeds, negative_prompt_embeds (`torch.Tensor` [B, N, cross_attention_dim], *optional*).
             output_type (`str`, defaults to "np"): "np", "pt", "pil" or "latent".
             return_dict (`bool`, defaults to True): return an `InpaintByInstructionPipelineOutput`.
             callback_on_step_end, callback_on_step_end_tensor_inputs: per-step callback and the tensors it sees.
-            batch_guidance (`bool`, defaults to False): run the three guidance branches in one UNet call of batch 3;
+            cfg_batching (`bool`, defaults to False): run the three guidance branches in one UNet call of batch 3;
                 False runs them one after the other, as the official (a third of the activation memory, and on a CPU
                 also faster: `benchmarks/lgvi_unet.py --guidance-step`).
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        self.check_inputs(
+        batch, video = self._checked_inputs(
             video, prompt, negative_prompt, height, width, num_inference_steps, guidance_scale, image_guidance_scale,
             num_videos_per_prompt, output_type, prompt_embeds, negative_prompt_embeds,
-            callback_on_step_end_tensor_inputs,
+            callback_on_step_end_tensor_inputs, latents, generator, eta, cfg_batching,
         )
-        video = self.video_tensor(video, height, width)
-        num_prompts = (1 if isinstance(prompt, str) else len(prompt)) if prompt is not None else prompt_embeds.shape[0]
-        num_videos = video.shape[0]
-        if num_videos != num_prompts and 1 not in (num_videos, num_prompts):
-            raise ValueError(f"{num_videos} videos and {num_prompts} prompts: give one prompt per video, or one of either")
-        batch = max(num_videos, num_prompts)
-        if isinstance(negative_prompt, list) and len(negative_prompt) not in (1, batch):
-            raise ValueError(f"negative_prompt has {len(negative_prompt)} entries for {batch} videos")
-        num_frames = video.shape[1]
+        num_videos, num_frames = video.shape[:2]
         total = batch * num_videos_per_prompt
         latent_shape = (total, 4, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        if latents is not None and tuple(latents.shape) != latent_shape:
-            raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {latent_shape}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(
-                f"generator={generator!r} must be one torch.Generator (it draws the VAE sample, then the noise)"
-            )
         self._guidance_scale = guidance_scale
         self._interrupt = False
         device = self._execution_device
         do_guidance = guidance_scale > 1.0 and image_guidance_scale >= 1.0
 
-        # 1. the video, expanded to one per prompt, encoded by the VAE (first draw of the generator)
+        # 1. the video, expanded to one per prompt, encoded by the VAE (first draw of the generator); with a list of
+        # generators, once per output video, each from its own generator
         video = video.expand(batch, -1, -1, -1, -1) if num_videos == 1 else video
-        image_latents = self.encode_video(video, generator)
+        per_video_generators = isinstance(generator, list)
+        if per_video_generators:
+            image_latents = torch.cat([
+                self.encode_video(video[i // num_videos_per_prompt][None], generator[i]) for i in range(total)
+            ])
+        else:
+            image_latents = self.encode_video(video, generator)
 
         # 2. instructions
         instructions = None
@@ -348,7 +356,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             if self.instruction_encoder is not None:
                 first_frames = video[:, 0].to(device)
                 prompt_embeds, instructions = self.instruction_encoder.encode_instruction(
-                    first_frames, prompts, generator=generator
+                    first_frames, prompts,
+                    # one generator per request: that of the request's first video
+                    generator=generator[::num_videos_per_prompt] if per_video_generators else generator,
                 )
                 negative_prompt_embeds = torch.zeros_like(prompt_embeds)
             else:
@@ -362,7 +372,9 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
             negative_prompt_embeds = negative_prompt_embeds.expand(batch, -1, -1)
         dtype = self.unet.dtype
         prompt_embeds = prompt_embeds.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt, dim=0)
-        image_latents = image_latents.to(dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+        image_latents = image_latents.to(dtype)
+        if not per_video_generators:
+            image_latents = image_latents.repeat_interleave(num_videos_per_prompt, dim=0)
         if do_guidance:
             negative_prompt_embeds = negative_prompt_embeds.to(device=device, dtype=dtype)
             negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
@@ -391,7 +403,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                 if self.interrupt:
                     continue
                 model_input = self.scheduler.scale_model_input(latents, t)
-                noise_pred, mask = self._predict(model_input, t, branch_text, branch_video, batch_guidance)
+                noise_pred, mask = self._predict(model_input, t, branch_text, branch_video, cfg_batching)
                 if do_guidance:
                     eps_text, eps_video, eps_uncond = noise_pred.chunk(3)
                     noise_pred = (
@@ -400,13 +412,15 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                         + image_guidance_scale * (eps_video - eps_uncond)
                     )
                     mask = mask.chunk(3)[0] if mask is not None else None
+                # the update is computed in float32 (the noise prediction is float32); the state stays in `dtype`
                 latents = self.scheduler.step(noise_pred, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                latents = latents.to(dtype)
 
                 if callback_on_step_end is not None:
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
-                    latents = callback_outputs.pop("latents", latents)
+                    latents = callback_outputs.pop("latents", latents).to(dtype)
                     if "prompt_embeds" in callback_outputs:
                         prompt_embeds = callback_outputs.pop("prompt_embeds")
                         branch_text, branch_video = guidance_branches(prompt_embeds)
@@ -454,56 +468,25 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         return kwargs
 
 
-def _load_scheduler(folder: str) -> SchedulerMixin:
-    """The scheduler class the config names, from diffusers, with the official pipeline's config corrections."""
-    import diffusers
-
-    config_path = os.path.join(folder, "scheduler_config.json")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    name = config.get("_class_name")
-    scheduler_class = getattr(diffusers, str(name), None)
-    if scheduler_class is None or not issubclass(scheduler_class, SchedulerMixin):
-        raise ValueError(f"{config_path}: _class_name={name!r} is not a diffusers scheduler")
+def _official_scheduler(scheduler: SchedulerMixin) -> SchedulerMixin:
+    """`scheduler`, or a copy with the official pipeline's config corrections (`steps_offset` 1, `clip_sample` off)."""
     fixes = {}
-    if config.get("steps_offset", 1) != 1:
+    if scheduler.config.get("steps_offset", 1) != 1:
         fixes["steps_offset"] = 1
-    if config.get("clip_sample") is True:
+    if scheduler.config.get("clip_sample") is True:
         fixes["clip_sample"] = False
-    if fixes:
-        logger.warning(f"{config_path}: using {fixes} as the official LGVI pipeline does")
-    return scheduler_class.from_config(config, **fixes)
-
-
-def _load_optional_component(path: str, index: dict, name: str, dtype):
-    """An optional component the folder's model_index.json names (None when it names none)."""
-    library, class_name = (index.get(name) or [None, None])[:2]
-    if library is None or class_name is None:
-        return None
-    component_class = getattr(importlib.import_module(library), class_name)
-    folder = os.path.join(path, name)
-    return component_class.from_pretrained(folder, **({"torch_dtype": dtype} if dtype is not None else {}))
+    if not fixes:
+        return scheduler
+    logger.warning(f"scheduler config: using {fixes} as the official LGVI pipeline does")
+    return type(scheduler).from_config(scheduler.config, **fixes)
 
 
 def check_pipeline_folder(path: str, skip=()) -> dict:
-    """Raises a clear error when a pipeline folder lacks model_index.json or a component folder; returns the index."""
-    index_path = os.path.join(path, "model_index.json")
-    if not os.path.isfile(index_path):
-        raise FileNotFoundError(f"model folder {path!r} has no model_index.json: not a diffusers pipeline folder")
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            index = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"model folder {path!r}: model_index.json is not valid JSON ({error})") from None
-    missing = [name for name in COMPONENT_NAMES if name not in skip and not os.path.isdir(os.path.join(path, name))]
-    if missing:
-        raise FileNotFoundError(
-            f"model folder {path!r} lacks the component folder(s) {missing}; an LGVI pipeline needs {list(COMPONENT_NAMES)}"
-        )
-    return index
+    """`pipeline_utils.check_pipeline_folder` for an LGVI folder: FileNotFoundError naming a missing model_index.json
+    or component folder (those in `skip` need none), ValueError for an invalid model_index.json; returns the index."""
+    return pipeline_utils.check_pipeline_folder(path, COMPONENT_NAMES, InpaintByInstructionPipeline.__name__, skip=skip)
 
 
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
-# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
-if not hasattr(diffusers, InpaintByInstructionPipeline.__name__):
-    setattr(diffusers, InpaintByInstructionPipeline.__name__, InpaintByInstructionPipeline)
+# model_index.json written by save_pretrained names this class: `DiffusionPipeline.from_pretrained(folder)` finds it
+# as diffusers.InpaintByInstructionPipeline (it is diffusers.pipelines.InpaintByInstructionPipeline as well)
+register_pipeline(InpaintByInstructionPipeline)

@@ -1,14 +1,8 @@
 """Text-to-video with Vchitect-2.0 (and RepVideo's cross-layer aggregation as a transformer switch), as a diffusers pipeline."""
 
-import contextlib
-import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Union
 
-import diffusers
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
@@ -19,6 +13,26 @@ from diffusers.video_processor import VideoProcessor
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+from .. import pipeline_utils
+from ..loading import load_pipeline
+from ..pipeline_utils import (
+    OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    check_bool,
+    check_callback_tensor_inputs,
+    check_generator,
+    check_integer,
+    check_latents,
+    check_multiple,
+    check_negative_prompt,
+    check_output_type,
+    check_prompt,
+    check_real,
+    check_tensor,
+    guidance_schedule,
+    official_dynamic_guidance,  # noqa: F401  (re-exported: the ramp the pipeline applies)
+    register_pipeline,
+)
+from .defaults import OFFICIAL
 
 logger = logging.get_logger(__name__)
 
@@ -34,7 +48,6 @@ COMPONENT_NAMES = (
     "transformer",
     "scheduler",
 )
-OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 # VAE downsampling (8) times the transformer patch size (2)
 SIZE_MULTIPLE = 16
 
@@ -49,16 +62,6 @@ class VchitectRepVideoPipelineOutput(BaseOutput):
     """
 
     frames: Union[np.ndarray, torch.Tensor, List[List[Any]]]
-
-
-def official_dynamic_guidance(guidance_scale: float, timestep: float, num_inference_steps: int) -> float:
-    """The guidance scale the official Vchitect-2.0 loop uses at a step (its cosine ramp, reproduced as written).
-
-    The official code evaluates the CogVideoX cosine ramp at the scheduler timestep on the 0..1000 scale instead
-    of the step index, so the value jumps between 1 and 1 + guidance_scale from step to step.
-    """
-    progress = (num_inference_steps - timestep) / num_inference_steps
-    return 1 + guidance_scale * (1 - math.cos(math.pi * progress**5.0)) / 2
 
 
 class VchitectRepVideoPipeline(DiffusionPipeline):
@@ -116,25 +119,14 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         """Loads a pipeline folder (ours, or the official Vchitect-2.0 layout whose model_index names SD3 classes).
 
         The folder may also be one holding the pack's weights layout, as `vdp download` writes it: ComfyUI's
-        folder, its ``models`` folder, or a models root with ``vchitect/Vchitect-2.0-2B/``.
-        The transformer is always loaded as `VchitectXLTransformer3DModel` with its keys checked against the
-        checkpoint; a missing component folder, missing or unexpected keys and corrupt weight files are reported.
+        folder, its ``models`` folder, or a models root with ``vchitect/Vchitect-2.0-2B/``; or a Hub id. It is
+        loaded by diffusers' `DiffusionPipeline.from_pretrained`, which takes every keyword it documents (`variant`,
+        `torch_dtype` or a dict of them, `device_map`, components as objects, ...). The transformer is always loaded
+        as `VchitectXLTransformer3DModel` with its keys checked against the checkpoint (see
+        `diffusers_pipelines.loading`); a missing component folder, missing or unexpected keys and corrupt weight
+        files are reported.
         """
-        path = str(pretrained_model_name_or_path)
-        if not os.path.isdir(path):
-            download_kwargs = {k: kwargs[k] for k in ("revision", "token", "cache_dir", "local_files_only") if k in kwargs}
-            path = cls.download(path, **download_kwargs)
-        elif not os.path.isfile(os.path.join(path, "model_index.json")):
-            path = str(_official_weights_folder(path))
-        check_pipeline_folder(path)
-        if "transformer" not in kwargs:
-            kwargs["transformer"] = VchitectXLTransformer3DModel.from_pretrained(
-                path, subfolder="transformer", torch_dtype=kwargs.get("torch_dtype")
-            )
-        with _loadable_view(path) as loadable_path:
-            pipe = super().from_pretrained(loadable_path, **kwargs)
-        pipe.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
-        return pipe
+        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------ prompts
     def _clip_embeds(self, prompts: List[str], index: int, device: torch.device):
@@ -177,86 +169,89 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
     def check_inputs(
         self,
         prompt,
-        negative_prompt,
-        height,
-        width,
-        num_frames,
-        num_inference_steps,
-        guidance_scale,
-        use_dynamic_cfg,
-        num_videos_per_prompt,
-        output_type,
-        latents,
-        prompt_embeds,
-        pooled_prompt_embeds,
-        negative_prompt_embeds,
-        negative_pooled_prompt_embeds,
-        callback_on_step_end_tensor_inputs,
+        negative_prompt=None,
+        height=OFFICIAL.height,
+        width=OFFICIAL.width,
+        num_frames=OFFICIAL.num_frames,
+        num_inference_steps=OFFICIAL.num_inference_steps,
+        guidance_scale=OFFICIAL.guidance_scale,
+        use_dynamic_cfg=OFFICIAL.use_dynamic_cfg,
+        num_videos_per_prompt=1,
+        output_type="np",
+        latents=None,
+        prompt_embeds=None,
+        pooled_prompt_embeds=None,
+        negative_prompt_embeds=None,
+        negative_pooled_prompt_embeds=None,
+        callback_on_step_end_tensor_inputs=None,
+        generator=None,
+        decode_chunk_size=8,
+        cfg_batching=True,
     ) -> int:
-        """Validates every argument before any model runs; returns the number of prompts."""
+        """Validates every argument of `__call__` before any model runs; returns the number of prompts.
+
+        Raises ValueError naming the argument (``"height=500 must be a positive multiple of 16"``).
+        """
         for name, value in (("height", height), ("width", width)):
-            if not isinstance(value, int) or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
-                raise ValueError(f"{name}={value} must be a positive multiple of {SIZE_MULTIPLE}")
+            check_multiple(name, value, SIZE_MULTIPLE)
         max_pixels = self.transformer.config.pos_embed_max_size * self.transformer.config.patch_size * self.vae_scale_factor
         for name, value in (("height", height), ("width", width)):
             if value > max_pixels:
-                raise ValueError(f"{name}={value} exceeds the transformer's position table ({max_pixels} pixels)")
-        if not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames={num_frames} must be an integer >= 1")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps={num_inference_steps} must be an integer >= 1")
-        if not isinstance(num_videos_per_prompt, int) or num_videos_per_prompt < 1:
-            raise ValueError(f"num_videos_per_prompt={num_videos_per_prompt} must be an integer >= 1")
+                raise ValueError(f"{name}={value!r} exceeds the transformer's position table ({max_pixels} pixels)")
+        check_integer("num_frames", num_frames)
+        check_integer("num_inference_steps", num_inference_steps)
+        check_integer("num_videos_per_prompt", num_videos_per_prompt)
+        check_integer("decode_chunk_size", decode_chunk_size)
+        check_real("guidance_scale", guidance_scale)
+        check_bool("use_dynamic_cfg", use_dynamic_cfg)
+        check_bool("cfg_batching", cfg_batching)
         if use_dynamic_cfg and guidance_scale < 0:
-            raise ValueError(f"guidance_scale={guidance_scale} must be >= 0 with use_dynamic_cfg=True")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type={output_type!r} must be one of {OUTPUT_TYPES}")
-        bad_inputs = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
-        if bad_inputs:
-            raise ValueError(
-                f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {self._callback_tensor_inputs}"
-            )
+            raise ValueError(f"guidance_scale={guidance_scale!r} must be >= 0 with use_dynamic_cfg=True")
+        check_output_type(output_type)
+        check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
 
-        if prompt_embeds is not None:
-            if prompt is not None:
-                raise ValueError("pass either prompt or prompt_embeds, not both")
-            if pooled_prompt_embeds is None:
-                raise ValueError("prompt_embeds needs pooled_prompt_embeds as well")
-            num_prompts = prompt_embeds.shape[0]
-        else:
-            if isinstance(prompt, str):
-                prompt = [prompt]
-            if not isinstance(prompt, list) or not prompt or not all(isinstance(p, str) for p in prompt):
-                raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
-            num_prompts = len(prompt)
-        if negative_prompt is not None and not isinstance(negative_prompt, str):
-            if not isinstance(negative_prompt, list) or not all(isinstance(p, str) for p in negative_prompt):
-                raise ValueError(f"negative_prompt={negative_prompt!r} must be a string or a list of strings")
-            if len(negative_prompt) != num_prompts:
-                raise ValueError(
-                    f"negative_prompt has {len(negative_prompt)} entries but there are {num_prompts} prompts;"
-                    " give one negative prompt per prompt (or a single string)"
-                )
+        num_prompts = check_prompt(prompt, prompt_embeds)
+        if prompt_embeds is not None and pooled_prompt_embeds is None:
+            raise ValueError("prompt_embeds needs pooled_prompt_embeds as well")
+        check_negative_prompt(negative_prompt, num_prompts)
         if (negative_prompt_embeds is None) != (negative_pooled_prompt_embeds is None):
             raise ValueError("negative_prompt_embeds and negative_pooled_prompt_embeds go together")
+        for name, embeds, ndim in (
+            ("pooled_prompt_embeds", pooled_prompt_embeds, 2),
+            ("negative_prompt_embeds", negative_prompt_embeds, 3),
+            ("negative_pooled_prompt_embeds", negative_pooled_prompt_embeds, 2),
+        ):
+            if embeds is not None:
+                check_tensor(name, embeds, ndim=ndim)
+                if embeds.shape[0] != num_prompts:
+                    raise ValueError(f"{name} has {embeds.shape[0]} entries for {num_prompts} prompts")
 
-        if latents is not None:
-            expected = (
-                num_prompts * num_videos_per_prompt,
+        batch_size = num_prompts * num_videos_per_prompt
+        check_latents(
+            latents,
+            (
+                batch_size,
                 num_frames,
                 self.transformer.config.in_channels,
                 height // self.vae_scale_factor,
                 width // self.vae_scale_factor,
-            )
-            if tuple(latents.shape) != expected:
-                raise ValueError(f"latents has shape {tuple(latents.shape)}; expected {expected}")
+            ),
+            layout="[B, F, C, H/8, W/8]",
+        )
+        check_generator(generator, batch_size)
         return num_prompts
 
     # ------------------------------------------------------------------ sampling
-    def prepare_latents(self, batch_size, num_frames, height, width, device, generator, latents=None):
-        """Initial noise [B, F, C, H/8, W/8] in float32 (the sampler state stays float32 whatever the model dtype)."""
+    def prepare_latents(self, batch_size, num_frames, height, width, device, generator, latents=None, dtype=None):
+        """Initial noise [B, F, C, H/8, W/8] in `dtype` (the transformer's by default: the sampler state stays in
+        the denoiser's dtype across steps, as in the official code; each step's update is computed in float32).
+
+        The noise is drawn in float32 and then cast, so that a seed gives the same noise in every dtype; with a
+        list of generators, video i draws from generator i.
+        """
+        dtype = dtype or self.transformer.dtype
         if latents is not None:
-            return latents.to(device=device, dtype=torch.float32)
+            return latents.to(device=device, dtype=dtype)
         shape = (
             batch_size,
             num_frames,
@@ -264,14 +259,11 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             height // self.vae_scale_factor,
             width // self.vae_scale_factor,
         )
-        return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        return randn_tensor(shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
 
     def guidance_schedule(self, timesteps: torch.Tensor, guidance_scale: float, use_dynamic_cfg: bool) -> List[float]:
-        """Guidance scale per step, planned on the host before the loop."""
-        if not use_dynamic_cfg:
-            return [float(guidance_scale)] * len(timesteps)
-        steps = len(timesteps)
-        return [official_dynamic_guidance(guidance_scale, t, steps) for t in timesteps.cpu().tolist()]
+        """Guidance scale per step, planned on the host before the loop (see `pipeline_utils.guidance_schedule`)."""
+        return guidance_schedule(timesteps, guidance_scale, use_dynamic_cfg)
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int) -> torch.Tensor:
@@ -311,12 +303,12 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         self,
         prompt: Union[str, List[str], None] = None,
         negative_prompt: Union[str, List[str], None] = None,
-        height: int = 432,
-        width: int = 768,
-        num_frames: int = 40,
-        num_inference_steps: int = 100,
-        guidance_scale: float = 7.5,
-        use_dynamic_cfg: bool = False,
+        height: int = OFFICIAL.height,
+        width: int = OFFICIAL.width,
+        num_frames: int = OFFICIAL.num_frames,
+        num_inference_steps: int = OFFICIAL.num_inference_steps,
+        guidance_scale: float = OFFICIAL.guidance_scale,
+        use_dynamic_cfg: bool = OFFICIAL.use_dynamic_cfg,
         num_videos_per_prompt: int = 1,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         latents: Optional[torch.Tensor] = None,
@@ -347,7 +339,8 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             use_dynamic_cfg (`bool`, defaults to False): the official cosine ramp, reproduced exactly
                 (see `official_dynamic_guidance`).
             num_videos_per_prompt (`int`, defaults to 1): videos per prompt.
-            generator (`torch.Generator`, *optional*): seeds the initial noise.
+            generator (`torch.Generator` or a list of them, *optional*): seeds the initial noise; a list holds one
+                generator per video (prompts x num_videos_per_prompt).
             latents (`torch.Tensor`, *optional*): initial noise [B, F, 16, H/8, W/8].
             prompt_embeds, pooled_prompt_embeds, negative_prompt_embeds, negative_pooled_prompt_embeds
                 (`torch.Tensor`, *optional*): precomputed embeddings instead of prompts.
@@ -363,26 +356,25 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         num_prompts = self.check_inputs(
             prompt,
-            negative_prompt,
-            height,
-            width,
-            num_frames,
-            num_inference_steps,
-            guidance_scale,
-            use_dynamic_cfg,
-            num_videos_per_prompt,
-            output_type,
-            latents,
-            prompt_embeds,
-            pooled_prompt_embeds,
-            negative_prompt_embeds,
-            negative_pooled_prompt_embeds,
-            callback_on_step_end_tensor_inputs,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            use_dynamic_cfg=use_dynamic_cfg,
+            num_videos_per_prompt=num_videos_per_prompt,
+            output_type=output_type,
+            latents=latents,
+            prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            generator=generator,
+            decode_chunk_size=decode_chunk_size,
+            cfg_batching=cfg_batching,
         )
-        if not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
-            raise ValueError(f"decode_chunk_size={decode_chunk_size} must be an integer >= 1")
-        if not isinstance(cfg_batching, bool):
-            raise ValueError(f"cfg_batching={cfg_batching!r} must be True or False")
         self._guidance_scale = guidance_scale
         self._interrupt = False
         do_cfg = guidance_scale > 0 if use_dynamic_cfg else guidance_scale > 1
@@ -410,7 +402,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
 
         # 3. noise
         batch_size = num_prompts * num_videos_per_prompt
-        latents = self.prepare_latents(batch_size, num_frames, height, width, device, generator, latents)
+        latents = self.prepare_latents(batch_size, num_frames, height, width, device, generator, latents, dtype)
 
         # 4. denoising: both guidance branches in one batched transformer call, or in two (conditional first);
         # each call is named with diffusers' cache contexts so that caches keep the branches apart
@@ -449,13 +441,14 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
                         velocity = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
                 if do_cfg:
                     velocity = uncond + guidance_per_step[i] * (cond - uncond)
-                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
+                # the scheduler computes the update in float32 (the velocity is float32); the state stays in `dtype`
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
 
                 if callback_on_step_end is not None:
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
-                    latents = callback_outputs.pop("latents", latents)
+                    latents = callback_outputs.pop("latents", latents).to(dtype)
                     if callback_outputs:
                         prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
                         negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
@@ -478,55 +471,12 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         return VchitectRepVideoPipelineOutput(frames=frames)
 
 
-@contextlib.contextmanager
-def _loadable_view(path: str):
-    """The folder itself, or, when its model_index.json names the transformer from a module diffusers will not
-    import (the official code's own `models.VchitectXL`, say), a temporary folder of links to its components with
-    that entry pointing at our class. The transformer is always loaded by `from_pretrained` above."""
-    with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
-        index = json.load(f)
-    library = (index.get("transformer") or [None])[0]
-    if library in (None, "diffusers", "transformers") or library.split(".")[0] == __name__.split(".")[0]:
-        yield path
-        return
-    logger.info(f"model_index.json names the transformer from {library!r}; loading it as VchitectXLTransformer3DModel")
-    index["transformer"] = [VchitectXLTransformer3DModel.__module__, VchitectXLTransformer3DModel.__name__]
-    with tempfile.TemporaryDirectory(prefix="vdp-pipeline-view-") as view:
-        for name in os.listdir(path):
-            if name != "model_index.json":
-                os.symlink(os.path.abspath(os.path.join(path, name)), os.path.join(view, name))
-        with open(os.path.join(view, "model_index.json"), "w", encoding="utf-8") as f:
-            json.dump(index, f)
-        yield view
+def check_pipeline_folder(path: str) -> dict:
+    """`pipeline_utils.check_pipeline_folder` for a Vchitect-2.0 folder: FileNotFoundError naming a missing
+    model_index.json or component folder, ValueError for an invalid model_index.json; returns the index."""
+    return pipeline_utils.check_pipeline_folder(path, COMPONENT_NAMES, VchitectRepVideoPipeline.__name__)
 
 
-def _official_weights_folder(path: str):
-    """The Vchitect-2.0 folder inside a folder holding the pack's weights layout; FileNotFoundError naming the places
-    looked at and the `vdp download` command when there is none."""
-    from ...weights.manifest import find_local_folder, load_manifest
-
-    return find_local_folder(path, load_manifest().entry_for_class(VchitectRepVideoPipeline.__name__))
-
-
-def check_pipeline_folder(path: str) -> None:
-    """Raises a clear error when a pipeline folder lacks model_index.json or a component folder."""
-    index_file = os.path.join(path, "model_index.json")
-    if not os.path.isfile(index_file):
-        raise FileNotFoundError(f"model directory {path!r} has no model_index.json: not a diffusers pipeline folder")
-    try:
-        with open(index_file, encoding="utf-8") as f:
-            json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"model directory {path!r}: model_index.json is not valid JSON ({error})") from None
-    missing = [name for name in COMPONENT_NAMES if not os.path.isdir(os.path.join(path, name))]
-    if missing:
-        raise FileNotFoundError(
-            f"model directory {path!r} is missing component folder(s) {missing}; a Vchitect-2.0 pipeline needs"
-            f" {list(COMPONENT_NAMES)}"
-        )
-
-
-# model_index.json written by save_pretrained names this class; diffusers resolves pipeline class names in its own
-# namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it registered there
-if not hasattr(diffusers, VchitectRepVideoPipeline.__name__):
-    setattr(diffusers, VchitectRepVideoPipeline.__name__, VchitectRepVideoPipeline)
+# model_index.json written by save_pretrained names this class: `DiffusionPipeline.from_pretrained(folder)` finds it
+# as diffusers.VchitectRepVideoPipeline (it is diffusers.pipelines.VchitectRepVideoPipeline as well)
+register_pipeline(VchitectRepVideoPipeline)
