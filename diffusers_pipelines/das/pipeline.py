@@ -401,12 +401,17 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
 
         # 4. denoising; both guidance branches in one batched transformer call
         old_pred_original_sample = None
+        base_scale = applied_scale = guidance_scale
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
-                self._guidance_scale = guidance_per_step[i]
+                if self._guidance_scale != applied_scale:
+                    # a callback changed the scale: plan the remaining steps for it
+                    base_scale += self._guidance_scale - applied_scale
+                    guidance_per_step = self.guidance_schedule(timesteps, base_scale, use_dynamic_cfg)
+                applied_scale = self._guidance_scale = guidance_per_step[i]
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
                 model_input = torch.cat([model_input, image_latents], dim=2)

@@ -269,7 +269,24 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         return rearrange(video, "(b f) c h w -> b c f h w", b=batch)
 
     @property
+    def guidance_scale(self) -> float:
+        """The text guidance scale of the current call; a step-end callback may change `_guidance_scale`, and the
+        steps after it use the new value."""
+        return self._guidance_scale
+
+    @property
+    def image_guidance_scale(self) -> float:
+        """The video guidance scale of the current call (`_image_guidance_scale`, which a callback may change)."""
+        return self._image_guidance_scale
+
+    @property
+    def num_timesteps(self) -> int:
+        """The number of denoising steps of the current call."""
+        return self._num_timesteps
+
+    @property
     def interrupt(self) -> bool:
+        """True once a callback has set `_interrupt`: the remaining steps are skipped."""
         return self._interrupt
 
     @torch.no_grad()
@@ -334,6 +351,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
         total = batch * num_videos_per_prompt
         latent_shape = (total, 4, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
         self._guidance_scale = guidance_scale
+        self._image_guidance_scale = image_guidance_scale
         self._interrupt = False
         device = self._execution_device
         do_guidance = guidance_scale > 1.0 and image_guidance_scale >= 1.0
@@ -408,8 +426,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline):
                     eps_text, eps_video, eps_uncond = noise_pred.chunk(3)
                     noise_pred = (
                         eps_uncond
-                        + guidance_scale * (eps_text - eps_video)
-                        + image_guidance_scale * (eps_video - eps_uncond)
+                        + self._guidance_scale * (eps_text - eps_video)
+                        + self._image_guidance_scale * (eps_video - eps_uncond)
                     )
                     mask = mask.chunk(3)[0] if mask is not None else None
                 # the update is computed in float32 (the noise prediction is float32); the state stays in `dtype`

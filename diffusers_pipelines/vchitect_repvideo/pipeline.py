@@ -149,8 +149,52 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         return self.text_encoder_3(ids.to(device))[0]
 
     @torch.no_grad()
-    def encode_prompt(self, prompts: List[str], device: Optional[torch.device] = None):
-        """Prompt embeddings as the official code builds them.
+    def encode_prompt(
+        self,
+        prompt: Union[str, List[str], None] = None,
+        negative_prompt: Union[str, List[str], None] = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: Optional[torch.Tensor] = None,
+        negative_prompt_embeds: Optional[torch.Tensor] = None,
+        pooled_prompt_embeds: Optional[torch.Tensor] = None,
+        negative_pooled_prompt_embeds: Optional[torch.Tensor] = None,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ):
+        """The embeddings `__call__` takes, under diffusers' argument names (as `StableDiffusion3Pipeline`'s).
+
+        Returns (prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds), each
+        repeated `num_videos_per_prompt` times per prompt, in `dtype` (the transformer's by default); the negative
+        ones are None without guidance. Embeddings passed in are kept; the negative prompt defaults to "".
+        """
+        device = device or self._execution_device
+        if prompt_embeds is None:
+            prompt_embeds, pooled_prompt_embeds = self.official_prompt_embeds(
+                [prompt] if isinstance(prompt, str) else list(prompt), device
+            )
+        if do_classifier_free_guidance and negative_prompt_embeds is None:
+            count = prompt_embeds.shape[0]
+            negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * count
+            negative_prompt_embeds, negative_pooled_prompt_embeds = self.official_prompt_embeds(negatives, device)
+        if dtype is None:
+            dtype = self.transformer.dtype if self.transformer is not None else prompt_embeds.dtype
+
+        def repeat(tensor):
+            if tensor is None:
+                return None
+            return tensor.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+
+        prompt_embeds, pooled_prompt_embeds = repeat(prompt_embeds), repeat(pooled_prompt_embeds)
+        if not do_classifier_free_guidance:
+            negative_prompt_embeds = negative_pooled_prompt_embeds = None
+        negative_prompt_embeds = repeat(negative_prompt_embeds)
+        negative_pooled_prompt_embeds = repeat(negative_pooled_prompt_embeds)
+        return prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds
+
+    @torch.no_grad()
+    def official_prompt_embeds(self, prompts: List[str], device: Optional[torch.device] = None):
+        """Prompt embeddings of `prompts` as the official code builds them.
 
         [CLIP-L h[-2] ++ CLIP-G h[-2], zero-padded to the T5 width ; T5 (256 tokens)] -> [B, 77 + 256, 4096],
         pooled = [CLIP-L text_embeds ++ CLIP-G text_embeds] -> [B, 2048].
@@ -382,17 +426,10 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         dtype = self.transformer.dtype
 
         # 1. prompts
-        if prompt_embeds is None:
-            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-            prompt_embeds, pooled_prompt_embeds = self.encode_prompt(prompts, device)
-        if do_cfg and negative_prompt_embeds is None:
-            negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""] * num_prompts
-            negative_prompt_embeds, negative_pooled_prompt_embeds = self.encode_prompt(negatives, device)
-        repeat = lambda t: t.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt, dim=0)  # noqa: E731
-        prompt_embeds, pooled_prompt_embeds = repeat(prompt_embeds), repeat(pooled_prompt_embeds)
-        if do_cfg:
-            negative_prompt_embeds = repeat(negative_prompt_embeds)
-            negative_pooled_prompt_embeds = repeat(negative_pooled_prompt_embeds)
+        prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds = self.encode_prompt(
+            prompt, negative_prompt, do_cfg, num_videos_per_prompt, prompt_embeds, negative_prompt_embeds,
+            pooled_prompt_embeds, negative_pooled_prompt_embeds, device=device, dtype=dtype,
+        )
 
         # 2. schedule, planned on the host
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -416,11 +453,18 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
             )
 
         branch_text, branch_pooled = batched_branches()
+        base_scale = applied_scale = guidance_scale
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                self._guidance_scale = guidance_per_step[i]
+                if self._guidance_scale != applied_scale:
+                    # a callback changed the scale (diffusers' CFG cut-off callbacks set 0): plan the remaining steps
+                    # for it, and drop the unconditional branch once guidance is off
+                    base_scale += self._guidance_scale - applied_scale
+                    guidance_per_step = self.guidance_schedule(timesteps, base_scale, use_dynamic_cfg)
+                    do_cfg = do_cfg and (base_scale > 0 if use_dynamic_cfg else base_scale > 1)
+                applied_scale = self._guidance_scale = guidance_per_step[i]
                 if do_cfg and cfg_batching:
                     with self.transformer.cache_context(
                         "cond_uncond", step_index=i, num_inference_steps=len(timesteps)

@@ -44,11 +44,11 @@ def test_official_layout_loads_with_our_transformer_class(pipe):
 
 
 def test_prompt_embeddings_match_the_official_layout(pipe, reference):
-    embeds, pooled = pipe.encode_prompt([PROMPT])
+    embeds, pooled = pipe.official_prompt_embeds([PROMPT])
     assert embeds.shape == (1, 77 + 256, 32)
     assert relative_error(embeds, reference["prompt_embeds"]) <= 1e-5
     assert relative_error(pooled, reference["pooled_prompt_embeds"]) <= 1e-5
-    negative, negative_pooled = pipe.encode_prompt([""])
+    negative, negative_pooled = pipe.official_prompt_embeds([""])
     assert relative_error(negative, reference["negative_prompt_embeds"]) <= 1e-5
     assert relative_error(negative_pooled, reference["negative_pooled_prompt_embeds"]) <= 1e-5
 
@@ -156,7 +156,7 @@ def test_save_pretrained_round_trip_is_exact(pipe, tmp_path):
         (dict(num_frames=0), "num_frames=0 must be an integer >= 1"),
         (dict(num_inference_steps=0), "num_inference_steps=0"),
         (dict(prompt=[]), r"prompt=\[\] must be a string or a non-empty list"),
-        (dict(prompt=["a", "b"], negative_prompt=["x"]), "negative_prompt has 1 entries but there are 2 prompts"),
+        (dict(prompt=["a", "b"], negative_prompt=["x"]), "negative_prompt has 1 entries for 2 prompts"),
         (dict(output_type="gif"), "output_type='gif' must be one of"),
         (dict(guidance_scale=-1.0, use_dynamic_cfg=True), "guidance_scale=-1.0 must be >= 0"),
         (dict(latents=torch.zeros(1, 2, 16, 4, 4)), r"latents has shape \(1, 2, 16, 4, 4\)"),
@@ -175,7 +175,7 @@ def test_model_directory_missing_a_component_names_it(tmp_path):
     target = tmp_path / "model"
     shutil.copytree(TINY_OFFICIAL, target)
     shutil.rmtree(target / "vae")
-    with pytest.raises(FileNotFoundError, match=r"missing component folder\(s\) \['vae'\]"):
+    with pytest.raises(FileNotFoundError, match=r"lacks the component folder\(s\) \['vae'\]"):
         VchitectRepVideoPipeline.from_pretrained(str(target))
 
 
