@@ -136,7 +136,7 @@ def _guidance_step(args, official, ours, inputs, device, dtype, peak_memory):
     """One denoising step of the pipelines: three guidance branches (text+video, video, neither).
 
     The official `RoviPipeline` runs them as three batch-1 UNet calls; `InpaintByInstructionPipeline` runs them as
-    one batch-3 call (`batch_guidance=True`, the default) or as three calls (`batch_guidance=False`).
+    one batch-3 call (`cfg_batching=True`, the default) or as three calls (`cfg_batching=False`).
     """
     branches = {key: torch.cat([value] * 3) if key != "timestep" else value for key, value in inputs.items()}
 
@@ -157,8 +157,8 @@ def _guidance_step(args, official, ours, inputs, device, dtype, peak_memory):
 
     runs = {
         "official (3 calls of batch 1)": lambda: three_calls(official),
-        "ours, batch_guidance=True (1 call of batch 3)": lambda: one_call(ours),
-        "ours, batch_guidance=False (3 calls of batch 1)": lambda: three_calls(ours),
+        "ours, cfg_batching=True (1 call of batch 3)": lambda: one_call(ours),
+        "ours, cfg_batching=False (3 calls of batch 1)": lambda: three_calls(ours),
     }
     reference = None
     errors, times, peaks = {}, {name: [] for name in runs}, {}

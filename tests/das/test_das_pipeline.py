@@ -178,6 +178,13 @@ def test_save_and_load_round_trip_is_exact(pipe, tmp_path):
     (dict(num_frames=8), "num_frames=8 must be 1 + a multiple of 4"),
     (dict(num_inference_steps=0), "num_inference_steps=0 must be an integer >= 1"),
     (dict(output_type="gif"), "output_type='gif' must be one of"),
+    (dict(eta=-1.0), "eta=-1.0 must be a finite number >= 0"),
+    (dict(guidance_scale=float("inf")), "guidance_scale=inf must be a finite number"),
+    (dict(max_sequence_length=226), "max_sequence_length=226 must equal the transformer's max_text_seq_length=16"),
+    (dict(image=None), "image is required"),
+    (dict(negative_prompt=["a", "b"]), "negative_prompt has 2 entries for 1 prompts"),
+    (dict(latents=torch.zeros(1, 2, 4, 4, 4)), "latents has shape (1, 2, 4, 4, 4); expected (1, 3, 4, 4, 4)"),
+    (dict(generator=[torch.Generator()] * 3, num_videos_per_prompt=2), "generator has 3 entries for 2 videos"),
 ])
 def test_bad_input_is_refused_before_any_model_runs(pipe, change, message):
     picture, _, _ = scene()
@@ -192,6 +199,19 @@ def test_bad_input_is_refused_before_any_model_runs(pipe, change, message):
         hook.remove()
     assert message in str(error.value)
     assert calls == []
+
+
+def test_prompt_embeddings_given_give_the_video_the_prompt_gives(pipe):
+    picture, _, _ = scene()
+    common = dict(image=picture, tracking_video=tracking(), num_inference_steps=2, num_videos_per_prompt=2,
+                  output_type="latent", **SIZE)
+    from_prompt = pipe(prompt=TINY_DAS_PROMPT, generator=torch.Generator().manual_seed(0), **common).frames
+    embeds, negative = pipe.encode_prompt(TINY_DAS_PROMPT, OFFICIAL_NEGATIVE_PROMPT, do_classifier_free_guidance=True,
+                                          max_sequence_length=pipe.transformer.config.max_text_seq_length)
+    from_embeds = pipe(prompt_embeds=embeds, negative_prompt_embeds=negative,
+                       generator=torch.Generator().manual_seed(0), **common).frames
+    assert from_embeds.shape[0] == 2
+    torch.testing.assert_close(from_embeds, from_prompt)
 
 
 def test_missing_component_folder_is_reported(layout, tmp_path):

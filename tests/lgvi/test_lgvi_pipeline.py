@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
+from helpers import FIXTURES
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -23,7 +24,6 @@ from video_diffusion_pack.diffusers_pipelines.lgvi.tiny import (
     save_tiny_lgvi_official_layout,
     tiny_rovi_unet_config,
 )
-from helpers import FIXTURES
 
 _spec = importlib.util.spec_from_file_location("make_lgvi_fixtures", FIXTURES / "make_lgvi_fixtures.py")
 make_lgvi_fixtures = importlib.util.module_from_spec(_spec)
@@ -65,14 +65,14 @@ def test_released_layout_loads_each_component_with_its_class(pipe, layout):
     assert pipe.instruction_encoder is None
 
 
-@pytest.mark.parametrize("batch_guidance", [True, False])
-def test_frames_equal_the_official_rovi_pipeline(pipe, batch_guidance):
+@pytest.mark.parametrize("cfg_batching", [True, False])
+def test_frames_equal_the_official_rovi_pipeline(pipe, cfg_batching):
     expected = load_file(str(FIXTURES / make_lgvi_fixtures.PIPELINE_FIXTURE))
     output = pipe(
         expected["video"], RUN["prompt"], height=RUN["height"], width=RUN["width"],
         num_inference_steps=RUN["num_inference_steps"], guidance_scale=RUN["guidance_scale"],
         image_guidance_scale=RUN["image_guidance_scale"], generator=torch.Generator().manual_seed(RUN["seed"]),
-        batch_guidance=batch_guidance,
+        cfg_batching=cfg_batching,
     )
     assert output.frames.shape == tuple(expected["frames"].shape)
     assert np.abs(output.frames - expected["frames"].numpy()).max() < 1e-4
@@ -97,7 +97,7 @@ def test_by_default_the_three_guidance_branches_are_three_unet_calls_as_the_offi
     assert batches == [1] * 6
 
 
-def test_batch_guidance_runs_the_three_guidance_branches_in_one_unet_call(pipe):
+def test_cfg_batching_runs_the_three_guidance_branches_in_one_unet_call(pipe):
     seen = []
     hook = pipe.unet.register_forward_pre_hook(
         lambda module, args, kwargs: seen.append((args[0].shape[0], kwargs["encoder_hidden_states"].clone(),
@@ -105,7 +105,7 @@ def test_batch_guidance_runs_the_three_guidance_branches_in_one_unet_call(pipe):
         with_kwargs=True,
     )
     try:
-        run(pipe, num_inference_steps=2, batch_guidance=True)
+        run(pipe, num_inference_steps=2, cfg_batching=True)
     finally:
         hook.remove()
     assert len(seen) == 2
@@ -205,7 +205,7 @@ def test_instruction_encoder_writes_the_prompt_and_negatives_are_zeros(layout):
         lambda module, args, kwargs: seen.append(kwargs["encoder_hidden_states"].clone()), with_kwargs=True
     )
     try:
-        output = run(pipeline, prompt="please take the panda out", num_inference_steps=1, batch_guidance=True)
+        output = run(pipeline, prompt="please take the panda out", num_inference_steps=1, cfg_batching=True)
     finally:
         hook.remove()
     assert isinstance(output.instructions, list) and len(output.instructions) == 1
@@ -233,8 +233,16 @@ def test_instruction_encoder_writes_the_prompt_and_negatives_are_zeros(layout):
         (dict(guidance_scale=float("nan")), "guidance_scale=nan"),
         (dict(output_type="gif"), "output_type='gif'"),
         (dict(latents=torch.zeros(1, 4, 3, 8, 8)), r"latents has shape \(1, 4, 3, 8, 8\); expected \(1, 4, 3, 4, 6\)"),
-        (dict(generator=[torch.Generator()]), "must be one torch.Generator"),
+        (dict(generator=[torch.Generator()] * 2), r"generator has 2 entries for 1 videos"),
+        (dict(generator=torch.zeros(1)), "must be a torch.Generator or a list of them"),
         (dict(callback_on_step_end_tensor_inputs=["noise"]), "callback_on_step_end_tensor_inputs"),
+        (dict(cfg_batching=1), "cfg_batching=1 must be True or False"),
+        (dict(eta=float("nan")), "eta=nan must be a finite number"),
+        (dict(image_guidance_scale=True), "image_guidance_scale=True must be a finite number"),
+        (dict(negative_prompt=["a", "b"]), "negative_prompt has 2 entries for 1 videos"),
+        (dict(negative_prompt_embeds=torch.zeros(2, 7, 32)), "negative_prompt_embeds has 2 entries for 1 videos"),
+        (dict(video=torch.rand(3, 32, 48, 3).double().masked_fill(torch.rand(3, 32, 48, 3) > 0.5, float("nan"))),
+         r"video has non-finite values \(NaN or inf\)"),
         (dict(video=torch.rand(3, 3, 32, 48, 3), prompt=["a", "b"]), "3 videos and 2 prompts"),
     ],
 )

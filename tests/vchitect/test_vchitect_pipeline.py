@@ -1,18 +1,17 @@
 """VchitectRepVideoPipeline: official 3-step parity, loading and saving, outputs, and bad input."""
 
 import json
-import pathlib
 import shutil
 
 import numpy as np
 import pytest
 import torch
 from diffusers import DiffusionPipeline
+from helpers import FIXTURES
 from safetensors import safe_open
 
 from video_diffusion_pack import VchitectRepVideoPipeline
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.pipeline import official_dynamic_guidance
-from helpers import FIXTURES
 
 TINY_OFFICIAL = FIXTURES / "vchitect_tiny_official"
 PROMPT = "a red panda rolling down a hill"
@@ -160,6 +159,13 @@ def test_save_pretrained_round_trip_is_exact(pipe, tmp_path):
         (dict(output_type="gif"), "output_type='gif' must be one of"),
         (dict(guidance_scale=-1.0, use_dynamic_cfg=True), "guidance_scale=-1.0 must be >= 0"),
         (dict(latents=torch.zeros(1, 2, 16, 4, 4)), r"latents has shape \(1, 2, 16, 4, 4\)"),
+        (dict(num_frames=True), "num_frames=True must be an integer >= 1"),
+        (dict(guidance_scale=float("nan")), "guidance_scale=nan must be a finite number"),
+        (dict(decode_chunk_size=0), "decode_chunk_size=0 must be an integer >= 1"),
+        (dict(cfg_batching="yes"), "cfg_batching='yes' must be True or False"),
+        (dict(use_dynamic_cfg=None), "use_dynamic_cfg=None must be True or False"),
+        (dict(prompt=None, prompt_embeds=torch.zeros(1, 333, 32)), "prompt_embeds needs pooled_prompt_embeds"),
+        (dict(generator=[torch.Generator()] * 2), "generator has 2 entries for 1 videos"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_model_runs(pipe, kwargs, message, monkeypatch):

@@ -1,0 +1,259 @@
+"""What the pack's pipelines share: output types, argument checks, the official dynamic-guidance ramp, the pipeline
+folder check and the registration with diffusers.
+
+Every check raises ValueError naming the argument, in the form ``f"{name}={value!r} must be ..."`` (tensors, whose
+repr would be long, as ``f"{name} has shape ..."`` / ``f"{name} has non-finite values ..."``). Each pipeline's own
+`check_inputs` calls them before any model runs.
+"""
+
+import json
+import math
+import numbers
+import os
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "OUTPUT_TYPES",
+    "check_bool",
+    "check_callback_tensor_inputs",
+    "check_finite",
+    "check_generator",
+    "check_integer",
+    "check_latents",
+    "check_multiple",
+    "check_negative_prompt",
+    "check_output_type",
+    "check_pipeline_folder",
+    "check_prompt",
+    "check_real",
+    "check_tensor",
+    "guidance_schedule",
+    "is_integer",
+    "is_real",
+    "official_dynamic_guidance",
+    "register_pipeline",
+]
+
+# `output_type` values every pipeline of the pack takes
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+
+
+# ---------------------------------------------------------------------------------------------------- numbers
+def is_integer(value) -> bool:
+    """True for an integer (Python or NumPy), False for a bool, a float such as 2.0, or anything else."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value) -> bool:
+    """True for a finite real number (int, float, NumPy scalar); False for a bool, NaN, +-inf or anything else."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(value)
+    )
+
+
+def check_integer(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int; ValueError ``"{name}={value!r} must be an integer >= {minimum}"`` otherwise."""
+    if not is_integer(value) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_multiple(name: str, value, multiple: int) -> int:
+    """`value` as an int; ValueError ``"{name}={value!r} must be a positive multiple of {multiple}"`` otherwise."""
+    if not is_integer(value) or value < multiple or value % multiple:
+        raise ValueError(f"{name}={value!r} must be a positive multiple of {multiple}")
+    return int(value)
+
+
+def check_real(name: str, value, minimum: Optional[float] = None) -> float:
+    """`value` as a float; ValueError for a bool, a non-number, NaN or +-inf (``"must be a finite number"``) and,
+    with `minimum`, for a smaller value (``"must be a finite number >= {minimum}"``)."""
+    if not is_real(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value!r} must be a finite number >= {minimum}")
+    return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """ValueError ``"{name}={value!r} must be True or False"`` unless `value` is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be True or False")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------- options
+def check_output_type(output_type, allowed: Sequence[str] = OUTPUT_TYPES) -> str:
+    """ValueError ``"output_type={output_type!r} must be one of (...)"`` unless it is one of `allowed`."""
+    if not isinstance(output_type, str) or output_type not in allowed:
+        raise ValueError(f"output_type={output_type!r} must be one of {tuple(allowed)}")
+    return output_type
+
+
+def check_callback_tensor_inputs(names, allowed: Sequence[str]) -> None:
+    """ValueError naming the entries of `callback_on_step_end_tensor_inputs` that are not in `allowed`."""
+    if names is None:
+        return
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise ValueError(f"callback_on_step_end_tensor_inputs={names!r} must be a list of names from {list(allowed)}")
+    bad_inputs = [name for name in names if name not in allowed]
+    if bad_inputs:
+        raise ValueError(f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {list(allowed)}")
+
+
+# ---------------------------------------------------------------------------------------------------- prompts
+def check_prompt(prompt, prompt_embeds=None) -> int:
+    """The number of prompts: `prompt` (a string or a non-empty list of strings) or `prompt_embeds`' batch, not both."""
+    if prompt_embeds is not None:
+        if prompt is not None:
+            raise ValueError("pass either prompt or prompt_embeds, not both")
+        check_tensor("prompt_embeds", prompt_embeds, ndim=3)
+        return prompt_embeds.shape[0]
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
+    return len(prompts)
+
+
+def check_negative_prompt(negative_prompt, count: int, unit: str = "prompts", allow_one: bool = False) -> None:
+    """`negative_prompt`: None, a string, or a list of strings with one entry per prompt (`count`; or one entry,
+    with `allow_one`). `unit` names what is counted in the message ("prompts", "videos")."""
+    if negative_prompt is None or isinstance(negative_prompt, str):
+        return
+    if not isinstance(negative_prompt, list) or not all(isinstance(p, str) for p in negative_prompt):
+        raise ValueError(f"negative_prompt={negative_prompt!r} must be a string or a list of strings")
+    if len(negative_prompt) != count and not (allow_one and len(negative_prompt) == 1):
+        raise ValueError(
+            f"negative_prompt has {len(negative_prompt)} entries for {count} {unit}; give one negative prompt per "
+            f"{unit[:-1] if unit.endswith('s') else unit} (or a single string)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- tensors
+def check_finite(name: str, value) -> None:
+    """ValueError ``"{name} has non-finite values (NaN or inf)"`` when `value` (a tensor, an array, or a list or
+    tuple of them) holds NaN or +-inf. Integer data, PIL images and other values pass."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_finite(name, item)
+        return
+    if isinstance(value, torch.Tensor):
+        finite = not (value.is_floating_point() or value.is_complex()) or bool(torch.isfinite(value).all())
+    elif isinstance(value, np.ndarray):
+        finite = not np.issubdtype(value.dtype, np.inexact) or bool(np.isfinite(value).all())
+    else:
+        return
+    if not finite:
+        raise ValueError(f"{name} has non-finite values (NaN or inf)")
+
+
+def check_tensor(name: str, value, ndim: Optional[int] = None) -> torch.Tensor:
+    """`value` must be a floating-point torch.Tensor (with `ndim` dimensions, when given) holding finite values."""
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} of type {type(value).__name__} must be a torch.Tensor")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} has shape {tuple(value.shape)}; expected {ndim} dimensions")
+    if not value.is_floating_point():
+        raise ValueError(f"{name} has dtype {value.dtype}; expected a floating-point tensor")
+    check_finite(name, value)
+    return value
+
+
+def check_latents(latents, expected_shape: Iterable[int], layout: Optional[str] = None) -> None:
+    """`latents` (None, or a floating-point tensor of `expected_shape` holding finite values); `layout` (e.g.
+    "[B, F, C, H, W]") is appended to the shape message."""
+    if latents is None:
+        return
+    if not isinstance(latents, torch.Tensor):
+        raise ValueError(f"latents of type {type(latents).__name__} must be a torch.Tensor")
+    expected = tuple(int(size) for size in expected_shape)
+    if tuple(latents.shape) != expected:
+        raise ValueError(
+            f"latents has shape {tuple(latents.shape)}; expected {expected}" + (f" {layout}" if layout else "")
+        )
+    check_tensor("latents", latents)
+
+
+def check_generator(generator, batch_size: int) -> None:
+    """`generator`: None, one `torch.Generator`, or a list of exactly `batch_size` of them (one per video, in the
+    order of the output: each prompt's `num_videos_per_prompt` videos in a row)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not isinstance(generator, list) or not all(isinstance(g, torch.Generator) for g in generator):
+        raise ValueError(f"generator={generator!r} must be a torch.Generator or a list of them, one per video")
+    if len(generator) != batch_size:
+        raise ValueError(
+            f"generator has {len(generator)} entries for {batch_size} videos (prompts x num_videos_per_prompt); "
+            f"give one torch.Generator per video (or a single one)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- guidance
+def official_dynamic_guidance(guidance_scale: float, timestep: float, num_inference_steps: int) -> float:
+    """The guidance scale the official Vchitect-2.0, DaS and RepVideo loops (and diffusers' CogVideoX) apply at a
+    step with dynamic guidance: their cosine ramp, reproduced as written.
+
+    The ramp is evaluated at the scheduler timestep (0..1000 scale) over the number of steps, not at the step index,
+    so with a 0..1000 schedule the value jumps between 1 and 1 + guidance_scale from step to step.
+    """
+    progress = (num_inference_steps - timestep) / num_inference_steps
+    return 1 + guidance_scale * (1 - math.cos(math.pi * progress**5.0)) / 2
+
+
+def guidance_schedule(timesteps, guidance_scale: float, use_dynamic_cfg: bool) -> List[float]:
+    """Guidance scale per step, planned on the host before the loop: constant, or the official ramp."""
+    if not use_dynamic_cfg:
+        return [float(guidance_scale)] * len(timesteps)
+    values = timesteps.cpu().tolist() if isinstance(timesteps, torch.Tensor) else list(timesteps)
+    return [official_dynamic_guidance(guidance_scale, t, len(values)) for t in values]
+
+
+# ---------------------------------------------------------------------------------------------------- folders
+def check_pipeline_folder(
+    path: Union[str, os.PathLike], component_names: Sequence[str], pipeline_name: str, skip: Iterable[str] = ()
+) -> dict:
+    """The parsed model_index.json of a pipeline folder; FileNotFoundError when the folder has no model_index.json
+    or lacks a component folder (those in `skip`, passed as objects, need none), ValueError when model_index.json is
+    not valid JSON."""
+    path = str(path)
+    index_file = os.path.join(path, "model_index.json")
+    if not os.path.isfile(index_file):
+        raise FileNotFoundError(f"model folder {path!r} has no model_index.json: not a diffusers pipeline folder")
+    try:
+        with open(index_file, encoding="utf-8") as f:
+            index = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"model folder {path!r}: model_index.json is not valid JSON ({error})") from None
+    if not isinstance(index, dict):
+        raise ValueError(f"model folder {path!r}: model_index.json holds {type(index).__name__}, not an object")
+    skip = set(skip)
+    missing = [name for name in component_names if name not in skip and not os.path.isdir(os.path.join(path, name))]
+    if missing:
+        raise FileNotFoundError(
+            f"model folder {path!r} lacks the component folder(s) {missing}; {pipeline_name} needs "
+            f"{list(component_names)}"
+        )
+    return index
+
+
+# ---------------------------------------------------------------------------------------------------- diffusers
+def register_pipeline(pipeline_class: type) -> type:
+    """Makes `pipeline_class` reachable as ``diffusers.<Name>`` and ``diffusers.pipelines.<Name>``.
+
+    A model_index.json written by `save_pretrained` names the class; diffusers resolves pipeline class names in its
+    own namespace, so `DiffusionPipeline.from_pretrained(folder)` needs it there. A name already taken (by diffusers
+    itself, or by an earlier import of the pack) is left as it is.
+    """
+    import diffusers
+    import diffusers.pipelines
+
+    name = pipeline_class.__name__
+    for module in (diffusers, diffusers.pipelines):
+        if getattr(module, name, None) is None:
+            setattr(module, name, pipeline_class)
+    return pipeline_class
