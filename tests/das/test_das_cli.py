@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from helpers.vdp import run_vdp
 from PIL import Image
 
-from helpers.vdp import run_vdp
 from video_diffusion_pack.cli import main
 from video_diffusion_pack.video_io import read_video, write_video
 
