@@ -210,7 +210,11 @@ def build_cogvideox(geometry, device):
 
 
 def build_vchitect(geometry, device, cfg_batching):
-    from video_diffusion_pack import VchitectRepVideoPipeline, VchitectXLTransformer3DModel, build_tiny_vchitect_pipeline
+    from video_diffusion_pack import (
+        VchitectRepVideoPipeline,
+        VchitectXLTransformer3DModel,
+        build_tiny_vchitect_pipeline,
+    )
 
     spec = GEOMETRIES[geometry]["vchitect"]
     torch.manual_seed(0)

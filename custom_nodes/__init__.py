@@ -17,7 +17,13 @@ if _missing:
     logging.getLogger(__name__).error(missing_requirements_message(_missing))
 else:
     from . import (
-        das_nodes, faster_cache_nodes, free_init_nodes, lgvi_i_nodes, lgvi_nodes, repvideo_nodes, vchitect_nodes,
+        das_nodes,
+        faster_cache_nodes,
+        free_init_nodes,
+        lgvi_i_nodes,
+        lgvi_nodes,
+        repvideo_nodes,
+        vchitect_nodes,
     )
 
     for _module in (

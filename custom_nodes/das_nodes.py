@@ -10,8 +10,8 @@ import os
 
 import torch
 
-from . import _comfy, _sampler
 from ..diffusers_pipelines.das.defaults import OFFICIAL
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/das"
 TRACKS_TYPE = "VDP_TRACKS"

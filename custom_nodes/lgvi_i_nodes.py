@@ -10,8 +10,8 @@ import json
 import os
 from typing import Callable, List
 
-from . import _comfy
 from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
+from . import _comfy
 
 # a sub-menu of the LGVI nodes (they are in "video_diffusion_pack/lgvi")
 CATEGORY = "video_diffusion_pack/lgvi/lgvi-i"

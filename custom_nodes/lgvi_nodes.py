@@ -6,8 +6,8 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 
 import torch
 
-from . import _comfy, _sampler
 from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/lgvi"
 WEIGHTS_KIND = "lgvi"

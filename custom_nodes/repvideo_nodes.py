@@ -8,8 +8,8 @@ video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in ``diff
 import os
 from typing import Optional
 
-from . import _comfy, _sampler
 from ..diffusers_pipelines.cogvideox_repvideo.defaults import OFFICIAL
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/repvideo"
 WEIGHTS_KIND = "repvideo"

@@ -7,8 +7,8 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 
 from typing import Optional
 
-from . import _comfy, _sampler
 from ..diffusers_pipelines.vchitect_repvideo.defaults import OFFICIAL
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/vchitect"
 WEIGHTS_KIND = "vchitect"

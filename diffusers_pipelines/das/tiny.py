@@ -15,9 +15,10 @@ from typing import Dict, Union
 
 import torch
 
+from ..tiny_weights import check_seed, seed_state_dict, write_json
+
 # the tiny T5 tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
 from ..vchitect_repvideo.tiny import _write_t5_tokenizer
-from ..tiny_weights import check_seed, seed_state_dict, write_json
 
 __all__ = ["TINY_DAS_PROMPT", "build_tiny_das_pipeline", "save_tiny_das_layout", "tiny_das_transformer_config"]
 

@@ -14,9 +14,10 @@ from typing import Dict, Union
 
 import torch
 
+from ..tiny_weights import check_seed, seed_state_dict, write_json
+
 # the tiny CLIP tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
 from ..vchitect_repvideo.tiny import _write_clip_tokenizer
-from ..tiny_weights import check_seed, seed_state_dict, write_json
 
 __all__ = [
     "TINY_LGVI_PROMPT", "build_tiny_inpaint_pipeline", "save_tiny_lgvi_official_layout", "tiny_rovi_unet_config",

@@ -3,7 +3,6 @@
 import subprocess
 
 import pytest
-
 from helpers import comfyui_harness
 
 

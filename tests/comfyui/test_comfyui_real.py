@@ -4,10 +4,10 @@ import copy
 import json
 import pathlib
 
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from helpers import WORKFLOWS
 
 SAMPLER_ID = "2"
 SAVE_ID = "3"

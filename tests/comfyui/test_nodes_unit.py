@@ -5,15 +5,14 @@ import sys
 
 import pytest
 import torch
-
 from helpers import REPO_ROOT
+
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from video_diffusion_pack.custom_nodes._comfy import video_to_image_batch
 from video_diffusion_pack.custom_nodes.vchitect_nodes import (
     VDPVchitectSampler,
     frame_size_problem,
 )
-
 
 # Loads the repo root the way ComfyUI loads a custom-node folder, then lists what got imported.
 _LOAD_AS_COMFYUI_DOES = """

@@ -15,9 +15,8 @@ import json
 import pathlib
 
 import pytest
-from PIL import Image
-
 from helpers import EXAMPLE_WORKFLOWS, REPO_ROOT, WORKFLOWS
+from PIL import Image
 
 UI_WORKFLOWS = sorted(path.name for path in EXAMPLE_WORKFLOWS.glob("*.json"))
 API_WORKFLOWS = sorted(path.name for path in WORKFLOWS.glob("*.json"))

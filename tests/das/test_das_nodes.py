@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.control import Tracks
@@ -20,7 +21,6 @@ from video_diffusion_pack.custom_nodes.das_nodes import (
     VDPDaSObjectMotion,
     VDPDaSRenderTracking,
 )
-from helpers import WORKFLOWS
 
 DAS_NODES = [name for name, node in NODE_CLASS_MAPPINGS.items() if getattr(node, "CATEGORY", "") == CATEGORY]
 TINY_SAMPLER, TINY_SAVE, TRACKING_SAVE = "7", "8", "9"

@@ -1,17 +1,16 @@
 """DaSTransformer3DModel: official parity, released keys, initialisation, from_cogvideox, loading and bad input."""
 
 import json
-import pathlib
 
 import pytest
 import torch
 from accelerate import init_empty_weights
 from diffusers import CogVideoXTransformer3DModel
+from helpers import FIXTURES
 from safetensors import safe_open
 
 from video_diffusion_pack import DaSTransformer3DModel
 from video_diffusion_pack.models.das_transformer import RELEASED_CONFIG
-from helpers import FIXTURES
 
 PARITY_FILE = FIXTURES / "das_transformer_parity.safetensors"
 KEYS_FILE = FIXTURES / "das_released_keys.json"

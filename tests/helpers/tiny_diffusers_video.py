@@ -75,7 +75,12 @@ def build_tiny_animatediff_pipeline(seed: int = 0):
 
 def build_tiny_cogvideox_pipeline(seed: int = 0):
     """CogVideoXPipeline with a one-layer transformer, an 8x/4x VAE and CogVideoX-2b's zero-terminal-SNR DDIM."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+    )
 
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_cogvideox_") as directory, torch.random.fork_rng():
         text_encoder, tokenizer = _t5_text_model_and_tokenizer(pathlib.Path(directory), seed)

@@ -9,7 +9,10 @@ from diffusers.models.cache_utils import CacheMixin
 from torch import nn
 
 from video_diffusion_pack import FasterCacheConfig, apply_faster_cache, remove_faster_cache, reset_faster_cache
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, build_tiny_vchitect_pipeline
+from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import (
+    TINY_TEXT_PROMPT,
+    build_tiny_vchitect_pipeline,
+)
 from video_diffusion_pack.hooks.faster_cache import (
     FASTER_CACHE_PRESETS,
     cfg_cache_residuals,
@@ -471,7 +474,8 @@ def test_the_vchitect_pipeline_passes_its_step_and_no_scheduler_method_is_patche
 
 def test_faster_cache_resets_through_free_init_iteration_resets():
     from video_diffusion_pack.hooks.free_init import (
-        ITERATION_RESET_CALLBACKS_ATTRIBUTE, reset_caches_between_iterations,
+        ITERATION_RESET_CALLBACKS_ATTRIBUTE,
+        reset_caches_between_iterations,
     )
 
     toy = ToyPipeline(steps=6)  # no components: only a registered callback can reach its cache
@@ -598,7 +602,11 @@ def test_das_pipeline_caches_its_main_and_tracking_attention():
     from diffusers.models.attention_processor import Attention
 
     from video_diffusion_pack.diffusers_pipelines.das.tiny import (
-        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+        TINY_DAS_PROMPT,
+        TINY_HEIGHT,
+        TINY_NUM_FRAMES,
+        TINY_WIDTH,
+        build_tiny_das_pipeline,
     )
 
     pipe = build_tiny_das_pipeline()
@@ -624,7 +632,11 @@ def test_das_pipeline_caches_its_main_and_tracking_attention():
 
 def test_the_das_pipeline_passes_its_step_and_no_scheduler_method_is_patched():
     from video_diffusion_pack.diffusers_pipelines.das.tiny import (
-        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+        TINY_DAS_PROMPT,
+        TINY_HEIGHT,
+        TINY_NUM_FRAMES,
+        TINY_WIDTH,
+        build_tiny_das_pipeline,
     )
 
     pipe = build_tiny_das_pipeline()

@@ -2,17 +2,16 @@
 
 import inspect
 import json
-import pathlib
 
 import numpy as np
 import pytest
 import torch
+from helpers import WORKFLOWS
 from PIL import Image, ImageSequence
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS
 from video_diffusion_pack.custom_nodes.faster_cache_nodes import VDPFasterCache
 from video_diffusion_pack.hooks.faster_cache import FASTER_CACHE_PRESETS, FasterCacheConfig
-from helpers import WORKFLOWS
 
 WORKFLOW = WORKFLOWS / "vchitect_tiny_fastercache_t2v_api.json"
 SAMPLER_ID, SAVE_ID, FASTERCACHE_ID = "2", "3", "4"

@@ -10,16 +10,23 @@ import torch
 from diffusers import DDIMScheduler, DDPMPipeline, FlowMatchEulerDiscreteScheduler, UNet2DModel
 from diffusers.pipelines.free_init_utils import FreeInitMixin
 from diffusers.utils.torch_utils import randn_tensor
+from helpers.tiny_diffusers_video import (
+    COGVIDEOX_TEXT_TOKENS,
+    build_tiny_animatediff_pipeline,
+    build_tiny_cogvideox_pipeline,
+)
 
-from helpers.tiny_diffusers_video import COGVIDEOX_TEXT_TOKENS, build_tiny_animatediff_pipeline, build_tiny_cogvideox_pipeline
 from video_diffusion_pack import FreeInitConfig, apply_free_init, free_init_applied, remove_free_init
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, build_tiny_vchitect_pipeline
-from video_diffusion_pack.hooks.free_init import driver
+from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import (
+    TINY_TEXT_PROMPT,
+    build_tiny_vchitect_pipeline,
+)
 from video_diffusion_pack.hooks.free_init import (
     REFERENCE_SIGNAL_TO_NOISE,
     build_frequency_filter,
     default_renoise_level,
+    driver,
     free_init_config_of,
     frequency_filter,
     mix_frequencies,
@@ -583,7 +590,11 @@ def test_cogvideox_iteration_restarts_from_its_low_frequencies_below_t_999():
 
 def test_das_pipeline_samples_every_planned_step_from_its_frames_first_latents():
     from video_diffusion_pack.diffusers_pipelines.das.tiny import (
-        TINY_DAS_PROMPT, TINY_HEIGHT, TINY_NUM_FRAMES, TINY_WIDTH, build_tiny_das_pipeline,
+        TINY_DAS_PROMPT,
+        TINY_HEIGHT,
+        TINY_NUM_FRAMES,
+        TINY_WIDTH,
+        build_tiny_das_pipeline,
     )
 
     pipe = build_tiny_das_pipeline()

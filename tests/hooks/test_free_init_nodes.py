@@ -1,15 +1,14 @@
 """The FreeInit node: its settings object, and the example workflow that feeds it to the sampler in a real ComfyUI."""
 
 import json
-import pathlib
 
 import pytest
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS
 from video_diffusion_pack.custom_nodes.free_init_nodes import VDPFreeInit
 from video_diffusion_pack.hooks.free_init import METHODS, FreeInitConfig
-from helpers import WORKFLOWS
 
 WORKFLOW = WORKFLOWS / "vchitect_tiny_freeinit_t2v_api.json"
 SAMPLER_ID, SAVE_ID, FREEINIT_ID = "2", "3", "4"

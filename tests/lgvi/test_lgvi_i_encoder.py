@@ -2,11 +2,11 @@
 bad input."""
 
 import json
-import pathlib
 import shutil
 
 import pytest
 import torch
+from helpers import FIXTURES
 from safetensors import safe_open
 
 from video_diffusion_pack.convert.llava import load_official_instruction_encoder
@@ -19,7 +19,6 @@ from video_diffusion_pack.models.lgvi_instruction_prompt import (
     build_inpaint_conversation,
     prompt_start_index,
 )
-from helpers import FIXTURES
 
 PARITY_FILE = FIXTURES / "lgvi_i_encoder_parity.safetensors"
 TINY_OFFICIAL = FIXTURES / "lgvi_i_tiny_official"

@@ -6,10 +6,10 @@ models folder in tmp_path (as in test_weights_comfyui.py).
 """
 
 import json
-import pathlib
 
 import pytest
 import torch
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS, _comfy
@@ -19,7 +19,6 @@ from video_diffusion_pack.diffusers_pipelines.lgvi.lgvi_i import (
     save_tiny_lgvi_i_official_layout,
 )
 from video_diffusion_pack.models.lgvi_instruction_encoder import LGVIInstructionEncoder
-from helpers import WORKFLOWS
 
 FOLDERS = {"lgvi_i": "lgvi-i", "llava": "llava-v1.5-7b", "clip": "clip-vit-large-patch14-336"}
 TINY_INPAINT, TINY_SAVE = "3", "4"

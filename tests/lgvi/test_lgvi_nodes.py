@@ -4,11 +4,11 @@ import json
 import pathlib
 
 import pytest
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS
 from video_diffusion_pack.custom_nodes.lgvi_nodes import CATEGORY, VDPInpaintByInstruction
-from helpers import WORKFLOWS
 
 LGVI_NODES = [name for name, node in NODE_CLASS_MAPPINGS.items() if getattr(node, "CATEGORY", "") == CATEGORY]
 TINY_INPAINT, TINY_SAVE = "3", "4"

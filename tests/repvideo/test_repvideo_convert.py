@@ -5,6 +5,7 @@ import pathlib
 
 import pytest
 import torch
+from helpers import FIXTURES
 from safetensors.torch import load_file
 
 from video_diffusion_pack import CogVideoXRepVideoPipeline, convert_repvideo_sat_checkpoint
@@ -12,7 +13,6 @@ from video_diffusion_pack.cli import main
 from video_diffusion_pack.convert.repvideo_sat import SatCheckpointError
 from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
 from video_diffusion_pack.models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
-from helpers import FIXTURES
 
 KEYS = json.loads((FIXTURES / "repvideo_sat_tiny_keys.json").read_text())
 CONFIG = KEYS["metadata"]["diffusers_config"]

@@ -6,11 +6,11 @@ import pathlib
 import shutil
 
 import pytest
+from helpers import WORKFLOWS
 from PIL import Image
 
 from video_diffusion_pack.custom_nodes import NODE_CLASS_MAPPINGS
 from video_diffusion_pack.custom_nodes.repvideo_nodes import CATEGORY, VDPRepVideoSampler, inputs_problem
-from helpers import WORKFLOWS
 
 REPVIDEO_NODES = [name for name, node in NODE_CLASS_MAPPINGS.items() if getattr(node, "CATEGORY", "") == CATEGORY]
 LOADER, SAMPLER, SAVE = "31", "32", "33"

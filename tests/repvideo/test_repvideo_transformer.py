@@ -6,12 +6,12 @@ import pathlib
 import pytest
 import torch
 from diffusers import CogVideoXTransformer3DModel
+from helpers import FIXTURES
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from video_diffusion_pack.convert.repvideo_sat import convert_repvideo_sat_checkpoint
 from video_diffusion_pack.models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
-from helpers import FIXTURES
 
 PARITY = FIXTURES / "repvideo_sat_parity.safetensors"
 ENGINE_PREFIX = "model.diffusion_model."

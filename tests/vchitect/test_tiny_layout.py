@@ -5,11 +5,11 @@ import pathlib
 
 import pytest
 import torch
+from helpers import FIXTURES
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import tiny
-from helpers import FIXTURES
 
 COMMITTED_LAYOUT = FIXTURES / "vchitect_tiny_official"
 

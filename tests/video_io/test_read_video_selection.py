@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from helpers import REPO_ROOT
+
 from video_diffusion_pack.video_io import read_video, write_video
 
 # 300 frames: x264 places keyframes at scene cuts and every 250 frames, so a late start needs a real seek

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import REPO_ROOT
+
 from video_diffusion_pack.video_io import FPS_RANGES, check_video_output, read_video, write_video
 
 
