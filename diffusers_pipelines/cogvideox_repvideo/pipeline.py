@@ -214,7 +214,7 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
         attention_kwargs: Optional[Dict[str, Any]] = None,
         callback_on_step_end: Optional[Callable] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        max_sequence_length: int = OFFICIAL.max_sequence_length,
+        max_sequence_length: Optional[int] = None,
     ) -> Union[CogVideoXPipelineOutput, tuple]:
         """Generates `num_videos_per_prompt` videos per prompt; defaults are the official RepVideo inference.
 
@@ -229,11 +229,14 @@ class CogVideoXRepVideoPipeline(CogVideoXPipeline):
             negative_prompt_embeds, eta, timesteps, attention_kwargs, callback_on_step_end,
             callback_on_step_end_tensor_inputs: as for diffusers' `CogVideoXPipeline`.
             output_type (`str`, defaults to "np"): "np", "pt", "pil" or "latent".
-            max_sequence_length (`int`, defaults to 226): T5 tokens; must equal the transformer's text length.
+            max_sequence_length (`int`, *optional*): T5 tokens; must equal the transformer's text length, the
+                default (226 for the released model).
 
         Returns:
             `CogVideoXPipelineOutput` with `frames` (or a tuple when `return_dict=False`). Save at `OFFICIAL_FPS`.
         """
+        if max_sequence_length is None:
+            max_sequence_length = self.transformer.config.max_text_seq_length
         self.check_inputs(
             prompt, height, width, negative_prompt, callback_on_step_end_tensor_inputs, prompt_embeds,
             negative_prompt_embeds, num_frames=num_frames, num_inference_steps=num_inference_steps,

@@ -97,6 +97,29 @@ class DaSPipeline(CogVideoXImageToVideoPipeline):
             pipeline.register_modules(scheduler=scheduler)
         return pipeline
 
+    def encode_prompt(
+        self,
+        prompt: Union[str, List[str], None] = None,
+        negative_prompt: Union[str, List[str], None] = OFFICIAL_NEGATIVE_PROMPT,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        prompt_embeds: Optional[torch.Tensor] = None,
+        negative_prompt_embeds: Optional[torch.Tensor] = None,
+        max_sequence_length: Optional[int] = None,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ):
+        """diffusers' CogVideoX `encode_prompt` with this pipeline's defaults: the official negative prompt (None for
+        "") and the transformer's text length (226 without a transformer). Returns (prompt_embeds,
+        negative_prompt_embeds)."""
+        if max_sequence_length is None:
+            max_sequence_length = self.transformer.config.max_text_seq_length if self.transformer is not None else 226
+        prompt_embeds, negative_prompt_embeds = super().encode_prompt(
+            prompt, negative_prompt, do_classifier_free_guidance, num_videos_per_prompt, prompt_embeds,
+            negative_prompt_embeds, max_sequence_length, device, dtype,
+        )
+        return prompt_embeds, negative_prompt_embeds
+
     # ------------------------------------------------------------------ inputs
     def _size_multiple(self) -> int:
         return self.vae_scale_factor_spatial * self.transformer.config.patch_size

@@ -180,16 +180,13 @@ class VchitectRepVideoPipeline(DiffusionPipeline):
         if dtype is None:
             dtype = self.transformer.dtype if self.transformer is not None else prompt_embeds.dtype
 
-        def repeat(tensor):
-            if tensor is None:
-                return None
-            return tensor.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt, dim=0)
-
-        prompt_embeds, pooled_prompt_embeds = repeat(prompt_embeds), repeat(pooled_prompt_embeds)
         if not do_classifier_free_guidance:
             negative_prompt_embeds = negative_pooled_prompt_embeds = None
-        negative_prompt_embeds = repeat(negative_prompt_embeds)
-        negative_pooled_prompt_embeds = repeat(negative_pooled_prompt_embeds)
+        prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds = [
+            None if tensor is None
+            else tensor.to(device=device, dtype=dtype).repeat_interleave(num_videos_per_prompt, dim=0)
+            for tensor in (prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds)
+        ]
         return prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds, negative_pooled_prompt_embeds
 
     @torch.no_grad()
