@@ -120,10 +120,10 @@ def _inpaint(args, parser) -> int:
     from ..video_io import read_video
 
     try:
-        video = read_video(args.input_video)
+        video = read_video(args.input_video, max_frames=settings["max_frames"])
     except (ValueError, OSError) as error:
         parser.error(f"argument input_video: cannot read '{args.input_video}': {error}")
-    frames = torch.from_numpy(video.frames[: settings["max_frames"]]).float() / 255
+    frames = torch.from_numpy(video.frames).float() / 255
     fps = args.fps if args.fps is not None else (video.fps or OFFICIAL.fps)
 
     device, dtype = device_and_dtype(args, parser)
