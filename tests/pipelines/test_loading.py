@@ -18,6 +18,7 @@ from video_diffusion_pack import (
     build_tiny_inpaint_pipeline,
     build_tiny_vchitect_pipeline,
 )
+from video_diffusion_pack.diffusers_pipelines.das.defaults import OFFICIAL_NEGATIVE_PROMPT
 from video_diffusion_pack.diffusers_pipelines.loading import loadable_index
 
 NAMES = ["vchitect", "das", "repvideo", "lgvi"]
@@ -165,3 +166,18 @@ def test_a_callback_that_changes_the_guidance_scale_changes_the_steps_after_it(n
     raised = run(callback_on_step_end=raise_guidance)
     assert pipe.guidance_scale == 2.0 + pipe.num_timesteps
     assert not torch.equal(plain, raised)
+
+
+def test_das_encode_prompt_defaults_to_the_transformers_text_length_and_the_official_negative_prompt():
+    pipe = build_tiny_das_pipeline()
+    embeds, negative = pipe.encode_prompt(prompt="a red cube")
+    official, _ = pipe.encode_prompt(prompt=OFFICIAL_NEGATIVE_PROMPT, do_classifier_free_guidance=False)
+    assert embeds.shape[1] == pipe.transformer.config.max_text_seq_length
+    assert torch.equal(negative, official)
+
+
+def test_repvideo_runs_at_the_transformers_text_length_by_default():
+    pipe = build_tiny_cogvideox_repvideo_pipeline()
+    frames = pipe(prompt="a red cube", height=32, width=32, num_frames=9, num_inference_steps=1,
+                  generator=torch.Generator().manual_seed(0), output_type="latent").frames
+    assert frames.shape[0] == 1
