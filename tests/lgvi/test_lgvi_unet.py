@@ -4,15 +4,14 @@ import functools
 import importlib.util
 import inspect
 import json
-import pathlib
 
 import pytest
 import torch
 from accelerate import init_empty_weights
+from helpers import FIXTURES
 from safetensors.torch import load_file
 
 from video_diffusion_pack.models.rovi_unet import RoviUNet3DConditionModel
-from helpers import FIXTURES
 
 _spec = importlib.util.spec_from_file_location("make_lgvi_fixtures", FIXTURES / "make_lgvi_fixtures.py")
 make_lgvi_fixtures = importlib.util.module_from_spec(_spec)
