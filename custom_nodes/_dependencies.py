@@ -14,6 +14,7 @@ REQUIREMENTS: Dict[str, str] = {
     "diffusers>=0.41": "diffusers",
     "transformers>=4.44": "transformers",
     "accelerate>=0.33": "accelerate",
+    "peft>=0.13": "peft",
     "kornia>=0.7": "kornia",
     "spandrel>=0.4": "spandrel",
     "safetensors>=0.4": "safetensors",
