@@ -1,6 +1,6 @@
 """Vchitect-2.0 / RepVideo text-to-video pipeline."""
 
-import importlib
+from ..._lazy import lazy_exports
 
 # public name -> submodule defining it, imported on first access, so that `defaults` can be imported
 # without torch or diffusers; importing `pipeline` registers the pipeline class in diffusers' namespace
@@ -11,11 +11,4 @@ _LAZY_EXPORTS = {
 }
 
 __all__ = sorted(_LAZY_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _LAZY_EXPORTS:
-        value = getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_EXPORTS)
