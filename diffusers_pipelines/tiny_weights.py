@@ -3,7 +3,7 @@
 import json
 import math
 import pathlib
-from typing import Callable, Tuple
+from typing import Callable, Dict, Tuple, Union
 
 import torch
 
@@ -48,3 +48,25 @@ def write_json(path: pathlib.Path, payload: dict) -> None:
     """Writes `payload` as sorted, indented JSON, creating the parent folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def component_seeder(offsets: Dict[str, int]) -> Callable[[torch.nn.Module, int, str], torch.nn.Module]:
+    """``seed_component(module, seed, component)``: `seed_state_dict` with the offset of ``component`` in ``offsets``."""
+
+    def seed_component(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
+        return seed_state_dict(module, seed, offsets[component])
+
+    return seed_component
+
+
+def start_layout(path: Union[str, pathlib.Path], seed, diffusers_version: str, files: Dict[str, dict]) -> pathlib.Path:
+    """Checks ``seed``, creates the folder ``path`` and writes its JSON ``files`` (relative path -> payload; a payload
+    with a ``_class_name`` gets ``_diffusers_version``); returns the folder."""
+    check_seed(seed)
+    root = pathlib.Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
+        if "_class_name" in payload:
+            payload = {**payload, "_diffusers_version": diffusers_version}
+        write_json(root / name, payload)
+    return root

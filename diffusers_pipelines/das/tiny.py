@@ -15,7 +15,7 @@ from typing import Dict, Union
 
 import torch
 
-from ..tiny_weights import check_seed, seed_state_dict, write_json
+from ..tiny_weights import component_seeder, start_layout, write_json
 
 # the tiny T5 tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
 from ..vchitect_repvideo.tiny import _write_t5_tokenizer
@@ -91,8 +91,7 @@ def tiny_das_transformer_config() -> Dict[str, Union[int, bool]]:
     }
 
 
-def _seeded(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
-    return seed_state_dict(module, seed, _SEED_OFFSETS[component])
+_seeded = component_seeder(_SEED_OFFSETS)
 
 
 def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathlib.Path:
@@ -108,11 +107,8 @@ def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathl
 
     from ...models.das_transformer import DaSTransformer3DModel
 
-    check_seed(seed)
-    root = pathlib.Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.32.2"})
-    write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.32.2"})
+    root = start_layout(path, seed, "0.32.2", {"model_index.json": _MODEL_INDEX,
+                                               "scheduler/scheduler_config.json": _SCHEDULER_CONFIG})
     vocab_size = _write_t5_tokenizer(root / "tokenizer")
 
     config = tiny_das_transformer_config()

@@ -14,7 +14,7 @@ from typing import Dict, Union
 
 import torch
 
-from ..tiny_weights import check_seed, seed_state_dict, write_json
+from ..tiny_weights import component_seeder, start_layout, write_json
 
 # the tiny CLIP tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
 from ..vchitect_repvideo.tiny import _write_clip_tokenizer
@@ -101,8 +101,7 @@ def tiny_rovi_unet_config() -> Dict[str, object]:
     )
 
 
-def _seeded(module: torch.nn.Module, seed: int, component: str) -> torch.nn.Module:
-    return seed_state_dict(module, seed, _SEED_OFFSETS[component])
+_seeded = component_seeder(_SEED_OFFSETS)
 
 
 def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathlib.Path:
@@ -118,12 +117,9 @@ def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0
 
     from ...models.rovi_unet import OFFICIAL_CLASS_NAME, RoviUNet3DConditionModel
 
-    check_seed(seed)
-    root = pathlib.Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": "0.21.4"})
-    write_json(root / "scheduler" / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": "0.21.4"})
-    write_json(root / "feature_extractor" / "preprocessor_config.json", _FEATURE_EXTRACTOR)
+    root = start_layout(path, seed, "0.21.4", {"model_index.json": _MODEL_INDEX,
+                                               "scheduler/scheduler_config.json": _SCHEDULER_CONFIG,
+                                               "feature_extractor/preprocessor_config.json": _FEATURE_EXTRACTOR})
     vocab = _write_clip_tokenizer(root / "tokenizer", _PAD_TOKEN)
     text_config = CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=_TEXT_WIDTH, intermediate_size=2 * _TEXT_WIDTH, projection_dim=_TEXT_WIDTH,

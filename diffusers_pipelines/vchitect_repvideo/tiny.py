@@ -19,7 +19,7 @@ from typing import Dict, Tuple, Union
 
 import torch
 
-from ..tiny_weights import check_seed, random_tensor, write_json
+from ..tiny_weights import random_tensor, start_layout, write_json
 
 __all__ = [
     "TINY_TEXT_PROMPT",
@@ -358,15 +358,10 @@ def save_tiny_official_layout(path: Union[str, pathlib.Path], seed: int = 0) -> 
     Returns:
         `pathlib.Path`: ``path``.
     """
-    check_seed(seed)
-    root = pathlib.Path(path)
-    root.mkdir(parents=True, exist_ok=True)
     import diffusers
 
-    write_json(root / "model_index.json", {**_MODEL_INDEX, "_diffusers_version": diffusers.__version__})
-    scheduler_dir = root / "scheduler"
-    scheduler_dir.mkdir(exist_ok=True)
-    write_json(scheduler_dir / "scheduler_config.json", {**_SCHEDULER_CONFIG, "_diffusers_version": diffusers.__version__})
+    root = start_layout(path, seed, diffusers.__version__, {"model_index.json": _MODEL_INDEX,
+                                                            "scheduler/scheduler_config.json": _SCHEDULER_CONFIG})
 
     transformer_config = tiny_transformer_config()
     clip_l_vocab = _write_clip_tokenizer(root / "tokenizer", pad_token="<|endoftext|>")
