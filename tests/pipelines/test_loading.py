@@ -95,6 +95,15 @@ def test_keywords_the_pack_does_not_use_are_passed_to_diffusers(tiny, tmp_path):
     _assert_same_weights(loaded, pipe)
 
 
+def test_a_device_map_places_every_component(tiny, tmp_path):
+    name, pipe = tiny
+    pipe.save_pretrained(tmp_path)
+    loaded = CLASSES[name].from_pretrained(tmp_path, device_map="cpu")
+    assert loaded.hf_device_map == "cpu"
+    assert {module.device.type for module in _modules(loaded).values()} == {"cpu"}
+    _assert_same_weights(loaded, pipe)
+
+
 def test_a_released_index_is_read_with_the_pipelines_own_classes():
     index = {
         "_class_name": "StableDiffusionPipeline",
