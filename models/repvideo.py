@@ -67,6 +67,13 @@ class _AggregationWindow:
             mixed.append(gate.to(stream.dtype) * mean + (1 - gate.to(stream.dtype)) * stream)
         return mixed
 
+    def detached(self) -> "_AggregationWindow":
+        """The same window with its sums cut from the autograd graph (training by gradient-isolated groups)."""
+        window = _AggregationWindow(self.owner, ())
+        window.sums = [None if total is None else total.detach() for total in self.sums]
+        window.count = self.count
+        return window
+
     def record(self, layer_index: int, outputs: Sequence[Optional[torch.Tensor]]) -> None:
         """Adds the outputs of layer `layer_index` to the window, restarting it where the official loop does."""
         if layer_index % self.owner.window_size == 0:

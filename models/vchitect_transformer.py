@@ -393,48 +393,81 @@ class VchitectXLTransformer3DModel(
         Returns:
             `.sample` [B, F, out_channels, H, W].
         """
+        state = self._embed(hidden_states, encoder_hidden_states, pooled_projections, timestep)
+        window = None
+        if self.repvideo is not None:
+            window = self.repvideo.start((state["hidden_states"], state["encoder_hidden_states"]))
+        for index in range(len(self.transformer_blocks)):
+            state = self._run_block(index, state, window)
+        output = self._project_out(state)
+        if not return_dict:
+            return (output,)
+        return Transformer2DModelOutput(sample=output)
+
+    # -- the forward pass in pieces: embedding, one block, output head (also what local learning runs by group) --
+    def _embed(self, hidden_states, encoder_hidden_states, pooled_projections, timestep) -> Dict[str, Any]:
+        """The state entering the first block: patch tokens, per-frame text tokens, temb, RoPE and the geometry."""
         self._check_inputs(hidden_states, encoder_hidden_states, pooled_projections)
         batch, num_frames, _, height, width = hidden_states.shape
         timestep = torch.as_tensor(timestep, device=hidden_states.device)
         timestep = timestep.reshape(-1).expand(batch) if timestep.numel() == 1 else timestep.reshape(batch)
 
-        hidden_states = self.pos_embed(rearrange(hidden_states, "b f c h w -> (b f) c h w"))
+        tokens = self.pos_embed(rearrange(hidden_states, "b f c h w -> (b f) c h w"))
         temb = self.time_text_embed(timestep, pooled_projections)
         # the text stream becomes per-frame after the first block; it starts as a copy per frame
-        encoder_hidden_states = self.context_embedder(encoder_hidden_states).repeat_interleave(num_frames, dim=0)
-        rope = self._temporal_rope(num_frames, hidden_states.device) if num_frames > 1 else None
+        text = self.context_embedder(encoder_hidden_states).repeat_interleave(num_frames, dim=0)
+        rope = self._temporal_rope(num_frames, tokens.device) if num_frames > 1 else None
+        return {"hidden_states": tokens, "encoder_hidden_states": text, "temb": temb, "rope": rope,
+                "shape": (batch, num_frames, height, width)}
 
-        window = self.repvideo.start((hidden_states, encoder_hidden_states)) if self.repvideo is not None else None
-        for index, block in enumerate(self.transformer_blocks):
-            if window is not None:
-                hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
-            if torch.is_grad_enabled() and self.gradient_checkpointing:
-                encoder_hidden_states, hidden_states = self._gradient_checkpointing_func(
-                    block, hidden_states, encoder_hidden_states, temb, num_frames, rope
-                )
-            else:
-                encoder_hidden_states, hidden_states = block(
-                    hidden_states, encoder_hidden_states, temb, num_frames, rope
-                )
-            if window is not None:
-                window.record(index, (hidden_states, encoder_hidden_states))
+    def _run_block(self, index: int, state: Dict[str, Any], window=None) -> Dict[str, Any]:
+        """``state`` after block ``index`` (RepVideo's mix before it and its record after it when ``window`` is given)."""
+        hidden_states, encoder_hidden_states = state["hidden_states"], state["encoder_hidden_states"]
+        if window is not None:
+            hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
+        block = self.transformer_blocks[index]
+        arguments = (hidden_states, encoder_hidden_states, state["temb"], state["shape"][1], state["rope"])
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            encoder_hidden_states, hidden_states = self._gradient_checkpointing_func(block, *arguments)
+        else:
+            encoder_hidden_states, hidden_states = block(*arguments)
+        if window is not None:
+            window.record(index, (hidden_states, encoder_hidden_states))
+        return {**state, "hidden_states": hidden_states, "encoder_hidden_states": encoder_hidden_states}
 
+    def _project_out(self, state: Dict[str, Any], norm_out: Optional[nn.Module] = None,
+                     proj_out: Optional[nn.Module] = None) -> torch.Tensor:
+        """The output head on the state after the last block: [B, F, out_channels, H, W] (another head's modules when
+        given: local learning's auxiliary heads have the same shape)."""
+        norm_out = self.norm_out if norm_out is None else norm_out
+        proj_out = self.proj_out if proj_out is None else proj_out
+        hidden_states, temb = state["hidden_states"], state["temb"]
+        batch, num_frames, height, width = state["shape"]
         scale, shift = (
-            self.norm_out.linear(F.silu(temb)).to(hidden_states.dtype).repeat_interleave(num_frames, dim=0)[:, None]
+            norm_out.linear(F.silu(temb)).to(hidden_states.dtype).repeat_interleave(num_frames, dim=0)[:, None]
         ).chunk(2, dim=-1)
-        hidden_states = torch.addcmul(shift, self.norm_out.norm(hidden_states), 1 + scale)
-        hidden_states = self.proj_out(hidden_states)
-
+        hidden_states = proj_out(torch.addcmul(shift, norm_out.norm(hidden_states), 1 + scale))
         patch = self.config.patch_size
-        output = rearrange(
-            hidden_states,
-            "(b f) (h w) (p q c) -> b f c (h p) (w q)",
-            b=batch,
-            h=height // patch,
-            w=width // patch,
-            p=patch,
-            q=patch,
+        return rearrange(
+            hidden_states, "(b f) (h w) (p q c) -> b f c (h p) (w q)",
+            b=batch, h=height // patch, w=width // patch, p=patch, q=patch,
         )
-        if not return_dict:
-            return (output,)
-        return Transformer2DModelOutput(sample=output)
+
+    def forward_stages(self, hidden_states, encoder_hidden_states, pooled_projections, timestep):
+        """The forward pass cut into ``(prelude, blocks, head)`` callables over a state dict, for training by groups.
+
+        ``prelude()`` embeds the inputs; ``blocks[i](state)`` runs block ``i``; ``head(state)`` is the output head.
+        Run in order they give exactly ``forward``'s output. With RepVideo on, the aggregation window travels in the
+        state (``state["repvideo_window"]``), so a caller that detaches the state between blocks detaches it too.
+        """
+
+        def prelude() -> Dict[str, Any]:
+            state = self._embed(hidden_states, encoder_hidden_states, pooled_projections, timestep)
+            if self.repvideo is not None:
+                state["repvideo_window"] = self.repvideo.start((state["hidden_states"], state["encoder_hidden_states"]))
+            return state
+
+        def block_fn(index):
+            return lambda state: self._run_block(index, state, state.get("repvideo_window"))
+
+        return prelude, [block_fn(i) for i in range(len(self.transformer_blocks))], self._project_out
