@@ -46,9 +46,13 @@ SPATIAL_BRANCH_SCALE = 1.1
 
 
 def _linear_stack(x: torch.Tensor, layers) -> torch.Tensor:
-    """One GEMM for several linears that read the same input; the result is split by the caller."""
-    weight = torch.cat([layer.weight for layer in layers], dim=0)
-    bias = torch.cat([layer.bias for layer in layers], dim=0)
+    """One GEMM for several linears that read the same input; the result is split by the caller.
+
+    The weights are cast to the input's dtype (a no-op unless they are stored in another one, e.g. fp8 storage with
+    diffusers' layerwise casting, whose hooks do not run when the weights are read directly).
+    """
+    weight = torch.cat([layer.weight.to(x.dtype) for layer in layers], dim=0)
+    bias = torch.cat([layer.bias.to(x.dtype) for layer in layers], dim=0)
     return F.linear(x, weight, bias)
 
 
