@@ -28,6 +28,56 @@ def add_device_arguments(parser, cuda_dtype: str = "bf16", cuda_dtype_note: str 
     parser.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
     parser.add_argument("--dtype", choices=tuple(DTYPES), help=f"default: {cuda_dtype} on cuda{cuda_dtype_note}, fp32 on cpu")
     parser.set_defaults(cuda_dtype=cuda_dtype)
+    add_memory_arguments(parser)
+
+
+def add_memory_arguments(parser) -> None:
+    """Adds --memory PRESET and the switches that override it (see diffusers_pipelines/memory.py)."""
+    from ..diffusers_pipelines.memory import GROUP_OFFLOAD_TYPES, MEMORY_PRESETS, OFFLOAD_MODES
+
+    group = parser.add_argument_group("low memory", "a preset, then switches that override it")
+    group.add_argument("--memory", choices=tuple(MEMORY_PRESETS), default="none",
+                       help="none: all on the device; balanced: model offload, VAE tiling and slicing; low: block "
+                            "group offload and fp8 weights too; lowest: sequential offload, fp8 (default: none)")
+    group.add_argument("--offload", choices=OFFLOAD_MODES, help="model / sequential / group offload (cuda only, "
+                                                                 "group also on cpu)")
+    group.add_argument("--group-offload-type", choices=GROUP_OFFLOAD_TYPES)
+    group.add_argument("--blocks-per-group", type=int, metavar="N")
+    group.add_argument("--vae-tiling", action=argparse.BooleanOptionalAction, help="decode in overlapping tiles")
+    group.add_argument("--vae-slicing", action=argparse.BooleanOptionalAction,
+                       help="decode one video (2-D VAE: one frame chunk) at a time")
+    group.add_argument("--fp8", action=argparse.BooleanOptionalAction,
+                       help="store the denoiser's weights in float8 and compute in bf16 (overrides --dtype)")
+    group.add_argument("--attention-backend", metavar="NAME", help="diffusers attention backend (native, flash, ...)")
+
+
+def memory_arguments(args, parser, device: str):
+    """The MemoryConfig of --memory and its switches; exits with status 2 on a bad one (torch-free)."""
+    from ..diffusers_pipelines.memory import memory_config
+
+    try:
+        config = memory_config(args.memory, offload=args.offload, group_offload_type=args.group_offload_type,
+                               blocks_per_group=args.blocks_per_group, vae_tiling=args.vae_tiling,
+                               vae_slicing=args.vae_slicing, fp8=args.fp8, attention_backend=args.attention_backend)
+    except ValueError as error:
+        parser.error(f"argument --memory: {error}")
+    if config.offload in ("model", "sequential") and device == "cpu":
+        parser.error(f"argument --memory/--offload: offload={config.offload!r} needs --device cuda; on the cpu the "
+                     "weights already live in host memory (use --offload none or group)")
+    return config
+
+
+def place_pipeline(pipe, args, parser, device: str):
+    """Moves the pipeline to `device`, or lets the offload setting place it, and turns the memory settings on."""
+    from ..diffusers_pipelines.memory import apply_memory
+
+    config = memory_arguments(args, parser, device)
+    if config.offload == "none":
+        pipe.to(device)
+    try:
+        return apply_memory(pipe, config, device=device)
+    except ValueError as error:
+        parser.error(f"argument --memory: {error}")
 
 
 def check_output(parser, output, fps, option: str = "-o/--output") -> None:
@@ -58,6 +108,8 @@ def check_finite(parser, name: str, value: float) -> None:
 
 def device_and_dtype(args, parser):
     """(device name, torch dtype) from --device/--dtype: cuda when available, and the command's dtype there."""
+    if hasattr(args, "memory"):  # refuse bad memory settings before torch is imported and any model loads
+        memory_arguments(args, parser, args.device)
     import torch
 
     device = args.device
@@ -65,6 +117,8 @@ def device_and_dtype(args, parser):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         parser.error("argument --device: device='cuda' but torch finds no CUDA device (torch.cuda.is_available() is False)")
+    if hasattr(args, "memory") and args.device is None:  # the device torch chose
+        memory_arguments(args, parser, device)
     dtype_name = args.dtype or (args.cuda_dtype if device == "cuda" else "fp32")
     return device, getattr(torch, DTYPES[dtype_name])
 

@@ -19,6 +19,7 @@ from ._common import (
     check_seed,
     device_and_dtype,
     load_or_embedded,
+    place_pipeline,
     smoke_test_notice,
     write_output,
 )
@@ -280,7 +281,7 @@ def _das(args, parser) -> int:
                           "Its output is noise, not a real video. For real videos: vdp download Diffusion-As-Shader, "
                           "then pass --model with its folder.")
     pipe = load_or_embedded(parser, model, _load_das, _build_das, dtype)
-    pipe.to(device)
+    place_pipeline(pipe, args, parser, device)
     image = Image.open(args.image).convert("RGB")
     output = pipe(
         image=image,

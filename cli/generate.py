@@ -22,6 +22,7 @@ from ._common import (
     check_seed,
     device_and_dtype,
     load_or_embedded,
+    place_pipeline,
     smoke_test_notice,
     write_output,
 )
@@ -257,7 +258,7 @@ def _generate(args, parser) -> int:
                                                f"{_REAL_WEIGHTS_ADVICE[args.pipeline]}")
     load, build = _LOADERS[args.pipeline]
     pipe = load_or_embedded(parser, args.model, load, build, dtype)
-    pipe.to(device)
+    place_pipeline(pipe, args, parser, device)
     if args.repvideo:
         pipe.transformer.enable_repvideo()
     if args.freeinit is not None:

@@ -18,6 +18,7 @@ from ._common import (
     check_seed,
     device_and_dtype,
     load_or_embedded,
+    place_pipeline,
     smoke_test_notice,
     write_output,
 )
@@ -146,7 +147,7 @@ def _inpaint(args, parser) -> int:
         )
     else:
         pipe = load_or_embedded(parser, model, _load_lgvi, _build_lgvi, dtype)
-    pipe.to(device)
+    place_pipeline(pipe, args, parser, device)
     output = pipe(
         video=frames,
         prompt=args.instruction,
