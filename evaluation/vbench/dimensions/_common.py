@@ -1,0 +1,85 @@
+"""What the VBench dimension modules share: frame checks, checkpoint files and the official CLIP preprocessing."""
+
+import os
+from typing import Dict, List, Mapping, Sequence
+
+import numpy as np
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def check_videos(videos: Sequence, name: str, min_frames: int = 1) -> List[np.ndarray]:
+    """The decoded videos as uint8 [F,H,W,3] arrays; ValueError naming the video and what is allowed otherwise."""
+    if isinstance(videos, np.ndarray) or not isinstance(videos, (list, tuple)) or not videos:
+        raise ValueError(f"{name}: videos must be a non-empty list of uint8 arrays [F,H,W,3], got {type(videos)}")
+    checked = []
+    for index, video in enumerate(videos):
+        if not isinstance(video, np.ndarray) or video.dtype != np.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+            shape = getattr(video, "shape", None)
+            dtype = getattr(video, "dtype", type(video).__name__)
+            raise ValueError(f"{name}: videos[{index}] must be a uint8 array [F,H,W,3], got {dtype} {shape}")
+        if video.shape[0] < min_frames:
+            raise ValueError(
+                f"{name}: videos[{index}] has {video.shape[0]} frames; this dimension needs at least {min_frames}"
+            )
+        checked.append(video)
+    return checked
+
+
+def checkpoint_file(checkpoints: Mapping[str, str], key: str, name: str, manifest_entry: str) -> str:
+    """The local file of checkpoint `key`; FileNotFoundError naming the manifest entry that provides it."""
+    if key not in checkpoints:
+        raise KeyError(
+            f"{name}: checkpoints[{key!r}] is missing (given: {sorted(checkpoints)}); "
+            f"`vdp download {manifest_entry}` fetches it"
+        )
+    path = os.fspath(checkpoints[key])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{name}: checkpoint {key!r} file {path!r} does not exist; `vdp download {manifest_entry}` fetches it"
+        )
+    return path
+
+
+def load_torch_checkpoint(path: str, name: str) -> Dict:
+    """A PyTorch checkpoint file read as plain tensors (TorchScript archives give their state dict), one line on
+    a file that is neither."""
+    import torch
+
+    try:
+        return torch.jit.load(path, map_location="cpu").state_dict()
+    except (RuntimeError, ValueError):
+        pass
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{name}: checkpoint file {path!r} is not a readable PyTorch file: {error}") from None
+
+
+def check_keys(expected: Mapping, found: Mapping, path: str, name: str) -> None:
+    """ValueError naming the file with its missing, unexpected and mis-shaped keys, when there are any."""
+    from ....models.checkpoint import key_table_problems
+
+    problems = key_table_problems(
+        {key: tuple(value.shape) for key, value in expected.items()},
+        {key: tuple(value.shape) for key, value in found.items()},
+    )
+    if problems:
+        raise ValueError(f"{name}: checkpoint {path!r} does not fit: " + "; ".join(problems))
+    import torch
+
+    bad = [key for key, value in found.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(f"{name}: checkpoint {path!r} has non-finite values in {sorted(bad)[:5]}")
+
+
+def clip_transform(frames, n_px: int = 224):
+    """VBench's `clip_transform`: float frames 0..255 [T,3,H,W] -> shorter side n_px (bicubic, no antialias, not
+    re-quantised) -> centre crop -> /255 -> CLIP mean/std."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    frames = TF.resize(frames, n_px, interpolation=InterpolationMode.BICUBIC, antialias=False)
+    frames = TF.center_crop(frames, n_px)
+    return TF.normalize(frames.float().div(255.0), CLIP_MEAN, CLIP_STD)

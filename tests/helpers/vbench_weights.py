@@ -1,0 +1,42 @@
+"""Seeded random weights for VBench's evaluator checkpoints, from a key table (key -> shape) in the official layout.
+
+The same function makes the weights in the official package's environment (fixture script) and in the tests:
+numpy PCG64 from one seed, key by key in sorted order, float32. Matrices get N(0, 1/fan_in), 1-d `weight`s (norms,
+PReLU slopes) 1 + 0.1 N(0, 1), other 1-d tensors 0.1 N(0, 1).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def seeded_arrays(key_table: dict, seed: int) -> dict:
+    """key -> float32 numpy array for every key of `key_table` (key -> shape list)."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for key in sorted(key_table):
+        shape = tuple(key_table[key])
+        values = rng.standard_normal(shape).astype(np.float32)
+        if len(shape) >= 2:
+            values *= np.float32(1.0 / np.sqrt(int(np.prod(shape[1:]))))
+        elif key.endswith("weight"):
+            values = np.float32(1.0) + np.float32(0.1) * values
+        else:
+            values *= np.float32(0.1)
+        arrays[key] = values
+    return arrays
+
+
+def arrays_sha256(arrays: dict) -> str:
+    """SHA-256 over the keys and bytes of `arrays` in sorted key order."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+    return digest.hexdigest()
+
+
+def read_key_table(path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
