@@ -13,6 +13,7 @@ from einops import rearrange
 
 # MODELS_SUBFOLDER: the sub-folder of ComfyUI's models folder that holds the pack's weights, one folder per kind.
 from ..weights.manifest import MODELS_SUBFOLDER
+from . import _memory
 
 # A diffusers pipeline directory is recognised by this file.
 PIPELINE_INDEX_FILE = "model_index.json"
@@ -185,7 +186,8 @@ class PipelineFolderLoader:
                                f"ComfyUI/models/{MODELS_SUBFOLDER}/{cls.WEIGHTS_KIND}/, e.g. {cls.EXAMPLE}.",
                 }),
                 "dtype": (list(DTYPES), {"default": "bf16", "tooltip": cls.DTYPE_TOOLTIP}),
-            }
+            },
+            "optional": _memory.memory_inputs(),
         }
 
     @classmethod
@@ -203,15 +205,16 @@ class PipelineFolderLoader:
         found = list_pipeline_dirs(cls.WEIGHTS_KIND)
         return True if model in found else cls.missing_message(model, found)
 
-    def load(self, model, dtype):
+    def load(self, model, dtype, memory="none"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} must be one of {list(DTYPES)}")
         found = list_pipeline_dirs(self.WEIGHTS_KIND)
         if model not in found:
             raise FileNotFoundError(self.missing_message(model, found))
         directory = resolve_pipeline_dir(self.WEIGHTS_KIND, model)
+        _memory.check_memory(memory, torch_device())
         pipeline = self.pipeline_class().from_pretrained(directory, torch_dtype=DTYPES[dtype])
-        return (pipeline.to(torch_device()),)
+        return (_memory.place_pipeline(pipeline, memory, torch_device()),)
 
 
 class TinyPipelineLoader:
@@ -231,7 +234,7 @@ class TinyPipelineLoader:
         return {"required": {"seed": ("INT", {
             "default": 0, "min": 0, "max": 2**32 - 1,
             "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
-        })}}
+        })}, "optional": _memory.memory_inputs()}
 
     @classmethod
     def IS_CHANGED(cls, **inputs):
@@ -241,8 +244,9 @@ class TinyPipelineLoader:
     def build(cls, seed: int, device):
         return _pack_export(cls.BUILDER)(seed=seed, device=device)
 
-    def load(self, seed):
-        return (self.build(seed, torch_device()),)
+    def load(self, seed, memory="none"):
+        _memory.check_memory(memory, torch_device())
+        return (_memory.place_pipeline(self.build(seed, "cpu"), memory, torch_device()),)
 
 
 def torch_device():
