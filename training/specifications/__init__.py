@@ -3,7 +3,10 @@
 import importlib
 
 # slug -> "module:ClassName" of this package; every entry is a ModelSpecification subclass
-SPECIFICATIONS = {}
+SPECIFICATIONS = {
+    "das": "das:DaSSpecification",
+    "lgvi": "lgvi:LGVISpecification",
+}
 
 
 def get_specification(name: str):
