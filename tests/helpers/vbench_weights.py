@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 
 
-def seeded_arrays(key_table: dict, seed: int) -> dict:
-    """key -> float32 numpy array for every key of `key_table` (key -> shape list)."""
+def seeded_arrays(key_table: dict, seed: int, gain: float = 1.0) -> dict:
+    """key -> float32 numpy array for every key of `key_table` (key -> shape list); matrices times `gain`."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for key in sorted(key_table):
         shape = tuple(key_table[key])
         values = rng.standard_normal(shape).astype(np.float32)
         if len(shape) >= 2:
-            values *= np.float32(1.0 / np.sqrt(int(np.prod(shape[1:]))))
+            values *= np.float32(gain / np.sqrt(int(np.prod(shape[1:]))))
         elif key.endswith("weight"):
             values = np.float32(1.0) + np.float32(0.1) * values
         else:

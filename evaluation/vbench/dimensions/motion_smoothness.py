@@ -1,0 +1,80 @@
+"""VBench motion_smoothness: how well AMT-S (`amt-s.pth`) predicts each odd frame from its even neighbours.
+
+As the official code: the even frames (/255) padded by replication to multiples of 16 (centred), AMT-S at t=0.5
+with scale 1 (the official CLI never downscales), the prediction unpadded and cast to uint8 by truncation, the mean
+absolute difference to the real odd frame; per video (255 - mean) / 255, the aggregate the mean over videos.
+Frame pairs of a video run `batch_size` at a time.
+"""
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ._common import check_videos, checkpoint_file
+
+NAME = "motion_smoothness"
+CHECKPOINTS = {"amt_s": ("amt-s.pth", "vbench-amt-s")}
+MIN_PADDED_SIZE = 128
+
+
+def load_amt_s(path: str, device="cpu"):
+    """The pack's AMT-S holding the official checkpoint `path` (`{'state_dict': ...}`, loaded strictly)."""
+    import torch
+
+    from ._amt import AMTS
+    from ._common import check_keys, load_torch_checkpoint
+
+    checkpoint = load_torch_checkpoint(path, NAME)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise ValueError(f"{NAME}: {path!r} is not an AMT checkpoint (a dict with a 'state_dict' entry)")
+    model = AMTS()
+    check_keys(model.state_dict(), checkpoint["state_dict"], path, NAME)
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model.to(device=device, dtype=torch.float32).eval()
+
+
+def _padding(height: int, width: int, divisor: int = 16):
+    pad_h = (((height // divisor) + 1) * divisor - height) % divisor
+    pad_w = (((width // divisor) + 1) * divisor - width) % divisor
+    return [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2]
+
+
+def video_score(model, video: np.ndarray, device="cpu", batch_size: int = 8) -> float:
+    """(255 - mean |interpolated - real odd frame|) / 255 of one uint8 video [F,H,W,3]."""
+    import torch
+    import torch.nn.functional as F
+
+    even = torch.from_numpy(video[0::2]).permute(0, 3, 1, 2).float() / 255.0
+    left, right, top, bottom = pad = _padding(*even.shape[-2:])
+    even = F.pad(even, pad, mode="replicate")
+    h, w = even.shape[-2:]
+    embt = torch.full((1, 1, 1, 1), 0.5, device=device)
+    predictions = []
+    with torch.no_grad():
+        for start in range(0, len(even) - 1, batch_size):
+            stop = min(start + batch_size, len(even) - 1)
+            pred = model(even[start:stop].to(device), even[start + 1 : stop + 1].to(device), embt)
+            predictions.append(pred[..., top : h - bottom, left : w - right].cpu())
+    predicted = (torch.cat(predictions) * 255.0).permute(0, 2, 3, 1).numpy().clip(0, 255).astype(np.uint8)
+    odd = video[1::2][: len(predicted)]
+    differences = [np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))) for a, b in zip(odd, predicted)]
+    return float((255.0 - np.mean(np.array(differences))) / 255.0)
+
+
+def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 8, **info) -> Tuple[float, List]:
+    """(mean over videos, per-video scores) of motion smoothness; each video needs at least 3 frames of at
+    least 128 px a side (after padding)."""
+    videos = check_videos(videos, NAME, min_frames=3)
+    for index, video in enumerate(videos):
+        padded = [size + sum(_padding(size, size)[:2]) for size in video.shape[1:3]]
+        if min(padded) < MIN_PADDED_SIZE:
+            raise ValueError(
+                f"{NAME}: videos[{index}] frames are {video.shape[1]}x{video.shape[2]}; AMT-S needs both sides at "
+                f"least {MIN_PADDED_SIZE} after padding to multiples of 16 (its coarsest correlation level is "
+                "otherwise one pixel and the official lookup divides by zero)"
+            )
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    model = load_amt_s(checkpoint_file(checkpoints, "amt_s", NAME, CHECKPOINTS["amt_s"][1]), device)
+    per_video = [video_score(model, video, device, batch_size) for video in videos]
+    return float(np.mean(per_video)), per_video
