@@ -93,7 +93,7 @@ def test_full_training_and_pipeline_export(spec_and_components, tmp_path):
     batch = _batch(1)
     latents, conditions = spec.prepare_latents(components, batch), spec.prepare_conditions(components, batch)
     assert latents["latents"].shape == (1, 4, 3, 4, 6) and conditions["input_latents"].shape == (1, 4, 3, 4, 6)
-    params, losses, _ = _train(spec, components, latents, conditions, "full", lr=1e-3, steps=60)
+    params, losses, _ = _train(spec, components, latents, conditions, "full", lr=3e-3, steps=60)
     assert {n for n, _ in params} == {n for n, _ in components["unet"].named_parameters()}
     assert losses[-1] < losses[0] / 2, losses
 
@@ -107,7 +107,31 @@ def test_full_training_and_pipeline_export(spec_and_components, tmp_path):
     assert frames.shape[-2:] == (32, 48) and torch.isfinite(frames).all()
 
 
-def test_lora_training_and_mask_decoder_loss(tmp_path):
+def test_lora_trains_only_adapters(spec_and_components, tmp_path):
+    spec, components = spec_and_components
+    torch.manual_seed(0)
+    batch = _batch(2)
+    latents, conditions = spec.prepare_latents(components, batch), spec.prepare_conditions(components, batch)
+    base = {n: p.detach().clone() for n, p in components["unet"].named_parameters()}
+    spec.add_lora(components, rank=4)
+    lora = {n for n, _ in components["unet"].named_parameters() if "lora_" in n}
+    params, losses, _ = _train(spec, components, latents, conditions, "lora", lr=3e-2, steps=60)
+    assert lora and {n for n, _ in params} == lora
+    assert losses[-1] < losses[0] / 2, losses
+    for n, p in components["unet"].named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(p, base[n.replace(".base_layer", "")]), n
+    with pytest.raises(ValueError, match="rank=0"):
+        spec.add_lora(components, rank=0)
+
+    spec.save(components, str(tmp_path / "lora"), training_type="lora")
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "lora" / "pytorch_lora_weights.safetensors"))
+    assert saved and all(k.startswith("unet.") and "lora" in k for k in saved)
+
+
+def test_mask_decoder_loss_is_added_and_learns():
     from video_diffusion_pack.diffusers_pipelines.lgvi.tiny import tiny_rovi_unet_config
     from video_diffusion_pack.models.rovi_unet import RoviUNet3DConditionModel
 
@@ -115,24 +139,21 @@ def test_lora_training_and_mask_decoder_loss(tmp_path):
     components = spec.load_components(None)
     torch.manual_seed(0)
     components["unet"] = RoviUNet3DConditionModel(**tiny_rovi_unet_config(), mask_decoder_type="MaskDecoder")
-    batch = _batch(2, mask=True)
+    batch = _batch(3, mask=True)
+    batch["mask"] = torch.zeros(1, 3, 1, 32, 48)
+    batch["mask"][..., :, :24] = 1.0  # the left half is the region to edit
     latents, conditions = spec.prepare_latents(components, batch), spec.prepare_conditions(components, batch)
-    base = {n: p.detach().clone() for n, p in components["unet"].named_parameters()}
-    spec.add_lora(components, rank=4)
-    lora = {n for n, _ in components["unet"].named_parameters() if "lora_" in n}
-    params, losses, output = _train(spec, components, latents, conditions, "lora", lr=3e-2, steps=80)
-    assert {n for n, _ in params} == lora
-    assert "mask" in output.extra_losses and output.extra_losses["mask"].item() > 0
-    assert losses[-1] < losses[0] / 2, losses
-    for n, p in components["unet"].named_parameters():
-        if "lora_" not in n:
-            assert torch.equal(p, base[n.replace(".base_layer", "")]), n
-
-    spec.save(components, str(tmp_path / "lora"), training_type="lora")
-    from safetensors.torch import load_file
-
-    saved = load_file(str(tmp_path / "lora" / "pytorch_lora_weights.safetensors"))
-    assert saved and all(k.startswith("unet.") and "lora" in k for k in saved)
+    with torch.no_grad():
+        output = spec.forward(components, latents, conditions, generator=torch.Generator().manual_seed(5))
+    plain = ((output.prediction - output.target) ** 2).mean()
+    assert set(output.extra_losses) == {"mask"}
+    assert torch.allclose(spec.loss(output), plain + output.extra_losses["mask"])
+    start = output.extra_losses["mask"].item()
+    _, _, output = _train(spec, components, latents, conditions, "full", lr=1e-3, steps=15)
+    assert output.extra_losses["mask"].item() < 0.8 * start
+    # without a mask column the head's loss is not asked for
+    no_mask = {k: v for k, v in conditions.items() if k != "mask"}
+    assert spec.forward(components, latents, no_mask, generator=torch.Generator().manual_seed(5)).extra_losses == {}
 
 
 def test_bad_input_is_named(spec_and_components):
