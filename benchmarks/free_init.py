@@ -103,7 +103,7 @@ def reinitialisation_table(device: torch.device, repeats: int) -> None:
 
 def pipeline_table(device: torch.device, repeats: int) -> None:
     from video_diffusion_pack import FreeInitConfig, build_tiny_vchitect_pipeline, free_init_applied
-    from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import TINY_TEXT_PROMPT
 
     pipe = build_tiny_vchitect_pipeline(device=device)
     pipe.set_progress_bar_config(disable=True)

@@ -10,8 +10,8 @@ import functools
 import shlex
 from pathlib import Path
 
-from ..diffusers_pipelines.cogvideox_repvideo import defaults as repvideo_defaults
-from ..diffusers_pipelines.vchitect_repvideo import defaults as vchitect_defaults
+from ..diffusers_pipelines.repvideo import defaults as repvideo_defaults
+from ..diffusers_pipelines.vchitect import defaults as vchitect_defaults
 from ..video_io import SUPPORTED_EXTENSIONS
 from ..weights.manifest import default_models_root
 from ._common import (
@@ -209,13 +209,13 @@ def _pipeline_folder(model: str, pipeline: _Pipeline, parser) -> Path:
 
 
 def _load_vchitect(folder: str, dtype):
-    from ..diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
+    from ..diffusers_pipelines.vchitect import VchitectRepVideoPipeline
 
     return VchitectRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
 
 
 def _build_vchitect():
-    from ..diffusers_pipelines.vchitect_repvideo.tiny import (
+    from ..diffusers_pipelines.vchitect.tiny import (
         build_tiny_vchitect_pipeline,
     )
 
@@ -223,13 +223,13 @@ def _build_vchitect():
 
 
 def _load_repvideo(folder: str, dtype):
-    from ..diffusers_pipelines.cogvideox_repvideo import CogVideoXRepVideoPipeline
+    from ..diffusers_pipelines.repvideo import CogVideoXRepVideoPipeline
 
     return CogVideoXRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
 
 
 def _build_repvideo():
-    from ..diffusers_pipelines.cogvideox_repvideo.tiny import (
+    from ..diffusers_pipelines.repvideo.tiny import (
         build_tiny_cogvideox_repvideo_pipeline,
     )
 

@@ -1,14 +1,14 @@
 """ComfyUI nodes for RepVideo as released (CogVideoX-2B with cross-layer aggregation): two loaders and a sampler.
 
 The loaders return a ``CogVideoXRepVideoPipeline`` as a ``VDP_PIPELINE``; the sampler calls it and returns the
-video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in ``diffusers_pipelines/cogvideox_repvideo``,
+video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in ``diffusers_pipelines/repvideo``,
 ``models/`` and ``convert/``.
 """
 
 import os
 from typing import Optional
 
-from ..diffusers_pipelines.cogvideox_repvideo.defaults import OFFICIAL
+from ..diffusers_pipelines.repvideo.defaults import OFFICIAL
 from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/repvideo"

@@ -2,12 +2,12 @@
 
 The loaders return a ``VchitectRepVideoPipeline`` as a ``VDP_PIPELINE``; the sampler calls it and
 returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in
-``diffusers_pipelines/vchitect_repvideo`` and ``models/``.
+``diffusers_pipelines/vchitect`` and ``models/``.
 """
 
 from typing import Optional
 
-from ..diffusers_pipelines.vchitect_repvideo.defaults import OFFICIAL
+from ..diffusers_pipelines.vchitect.defaults import OFFICIAL
 from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/vchitect"

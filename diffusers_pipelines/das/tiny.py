@@ -18,7 +18,7 @@ import torch
 from ..tiny_weights import component_seeder, start_layout, write_json
 
 # the tiny T5 tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
-from ..vchitect_repvideo.tiny import _write_t5_tokenizer
+from ..vchitect.tiny import _write_t5_tokenizer
 
 __all__ = ["TINY_DAS_PROMPT", "build_tiny_das_pipeline", "save_tiny_das_layout", "tiny_das_transformer_config"]
 

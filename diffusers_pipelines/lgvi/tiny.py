@@ -17,7 +17,7 @@ import torch
 from ..tiny_weights import component_seeder, start_layout, write_json
 
 # the tiny CLIP tokenizer and the seeded initialisation of the Vchitect smoke-test model, shared on purpose
-from ..vchitect_repvideo.tiny import _write_clip_tokenizer
+from ..vchitect.tiny import _write_clip_tokenizer
 
 __all__ = [
     "TINY_LGVI_PROMPT", "build_tiny_inpaint_pipeline", "save_tiny_lgvi_official_layout", "tiny_rovi_unet_config",

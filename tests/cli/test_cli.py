@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers.vdp import TINY_SETTINGS, run_vdp
 
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT, save_tiny_official_layout
+from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import TINY_TEXT_PROMPT, save_tiny_official_layout
 from video_diffusion_pack.video_io import read_video
 
 

@@ -2,8 +2,8 @@
 
 from helpers.vdp import run_vdp
 
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.defaults import SMOKE_TEST
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import (
+from video_diffusion_pack.diffusers_pipelines.repvideo.defaults import SMOKE_TEST
+from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import (
     TINY_REPVIDEO_PROMPT,
     save_tiny_cogvideox_repvideo_pipeline,
 )

@@ -120,7 +120,7 @@ def test_loader_without_weights_tells_where_to_put_them(comfyui):
 
 
 def test_loader_lists_and_loads_a_pipeline_from_a_model_folder(comfyui):
-    from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import save_tiny_official_layout
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import save_tiny_official_layout
 
     models_dir = pathlib.Path(comfyui.extra_model_paths["video_diffusion_pack_vchitect"])
     save_tiny_official_layout(models_dir / "tiny-official-layout", seed=3)

@@ -132,7 +132,7 @@ def test_video_to_image_batch_concatenates_the_frames_of_each_video():
 
 @pytest.fixture(scope="module")
 def tiny_transformer():
-    from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import tiny_transformer_config
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import tiny_transformer_config
     from video_diffusion_pack.models.vchitect_transformer import VchitectXLTransformer3DModel
 
     return VchitectXLTransformer3DModel(**tiny_transformer_config())
@@ -157,8 +157,8 @@ def test_repvideo_switch_turns_aggregation_on_for_the_run_only(tiny_transformer)
 
 
 SAMPLER_DEFAULTS = {
-    "VDPVchitectSampler": "vchitect_repvideo",
-    "VDPRepVideoSampler": "cogvideox_repvideo",
+    "VDPVchitectSampler": "vchitect",
+    "VDPRepVideoSampler": "repvideo",
     "VDPDaSSampler": "das",
 }
 

@@ -10,7 +10,7 @@ import tempfile
 
 import torch
 
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import tiny
+from video_diffusion_pack.diffusers_pipelines.vchitect import tiny
 
 CLIP_HIDDEN_SIZE = 8
 T5_WIDTH = 32

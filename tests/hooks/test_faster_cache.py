@@ -9,7 +9,7 @@ from diffusers.models.cache_utils import CacheMixin
 from torch import nn
 
 from video_diffusion_pack import FasterCacheConfig, apply_faster_cache, remove_faster_cache, reset_faster_cache
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import (
+from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import (
     TINY_TEXT_PROMPT,
     build_tiny_vchitect_pipeline,
 )

@@ -17,8 +17,8 @@ from helpers.tiny_diffusers_video import (
 )
 
 from video_diffusion_pack import FreeInitConfig, apply_free_init, free_init_applied, remove_free_init
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import VchitectRepVideoPipeline
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import (
+from video_diffusion_pack.diffusers_pipelines.vchitect import VchitectRepVideoPipeline
+from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import (
     TINY_TEXT_PROMPT,
     build_tiny_vchitect_pipeline,
 )

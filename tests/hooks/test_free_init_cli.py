@@ -2,7 +2,7 @@
 
 from helpers.vdp import TINY_SETTINGS, run_vdp
 
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import TINY_TEXT_PROMPT
+from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import TINY_TEXT_PROMPT
 from video_diffusion_pack.video_io import read_video
 
 

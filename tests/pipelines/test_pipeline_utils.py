@@ -188,7 +188,7 @@ def test_guidance_schedule_is_constant_or_the_official_ramp():
 
 def test_the_pipelines_apply_the_shared_ramp():
     from video_diffusion_pack.diffusers_pipelines.das import pipeline as das
-    from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import pipeline as vchitect
+    from video_diffusion_pack.diffusers_pipelines.vchitect import pipeline as vchitect
 
     assert vchitect.official_dynamic_guidance is das.official_dynamic_guidance is pu.official_dynamic_guidance
     for module in (vchitect, das):

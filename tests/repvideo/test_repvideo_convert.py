@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from video_diffusion_pack import CogVideoXRepVideoPipeline, convert_repvideo_sat_checkpoint
 from video_diffusion_pack.cli import main
 from video_diffusion_pack.convert.repvideo_sat import SatCheckpointError
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
+from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
 from video_diffusion_pack.models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
 
 KEYS = json.loads((FIXTURES / "repvideo_sat_tiny_keys.json").read_text())

@@ -105,7 +105,7 @@ def test_a_converted_sat_checkpoint_runs_in_the_real_weights_workflow(comfyui, t
     from test_repvideo_convert import CONFIG, sat_state, write_sat
 
     from video_diffusion_pack.cli import main
-    from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
+    from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import save_tiny_cogvideox_repvideo_pipeline
 
     tiny = save_tiny_cogvideox_repvideo_pipeline(tmp_path / "tiny")
     cogvideox = tmp_path / "CogVideoX-2b"  # the manifest's CogVideoX-2b entry: these three folders

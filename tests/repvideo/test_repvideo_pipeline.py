@@ -12,8 +12,8 @@ from video_diffusion_pack import (
     CogVideoXRepVideoTransformer3DModel,
     build_tiny_cogvideox_repvideo_pipeline,
 )
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo import OFFICIAL_FPS
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import TINY_REPVIDEO_PROMPT
+from video_diffusion_pack.diffusers_pipelines.repvideo import OFFICIAL_FPS
+from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import TINY_REPVIDEO_PROMPT
 from video_diffusion_pack.hooks.faster_cache import FasterCacheConfig, apply_faster_cache, remove_faster_cache
 from video_diffusion_pack.hooks.free_init import FreeInitConfig, apply_free_init, remove_free_init
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers.vdp import run_vdp
 
-from video_diffusion_pack.diffusers_pipelines.cogvideox_repvideo.tiny import TINY_REPVIDEO_PROMPT
+from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import TINY_REPVIDEO_PROMPT
 from video_diffusion_pack.video_io import read_video
 
 SETTINGS = ["--pipeline", "repvideo", "--frames", "9", "--height", "32", "--width", "32", "--steps", "2",

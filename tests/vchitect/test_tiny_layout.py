@@ -9,7 +9,7 @@ from helpers import FIXTURES
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo import tiny
+from video_diffusion_pack.diffusers_pipelines.vchitect import tiny
 
 COMMITTED_LAYOUT = FIXTURES / "vchitect_tiny_official"
 

@@ -11,7 +11,7 @@ from helpers import FIXTURES
 from safetensors import safe_open
 
 from video_diffusion_pack import VchitectRepVideoPipeline
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.pipeline import official_dynamic_guidance
+from video_diffusion_pack.diffusers_pipelines.vchitect.pipeline import official_dynamic_guidance
 
 TINY_OFFICIAL = FIXTURES / "vchitect_tiny_official"
 PROMPT = "a red panda rolling down a hill"

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from video_diffusion_pack import RepVideoAggregation, VchitectXLTransformer3DModel
-from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import official_transformer_state_dict_shapes
+from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import official_transformer_state_dict_shapes
 
 TINY_TRANSFORMER = FIXTURES / "vchitect_tiny_official" / "transformer"
 PARITY_FILE = FIXTURES / "vchitect_transformer_parity.safetensors"

@@ -141,7 +141,7 @@ def test_download_puts_the_selected_files_verified_in_the_comfyui_layout(tmp_pat
 
 def test_official_entry_downloads_at_its_pinned_revision_and_loads_from_the_comfyui_folder(tmp_path, hub, env):
     from video_diffusion_pack import VchitectRepVideoPipeline
-    from video_diffusion_pack.diffusers_pipelines.vchitect_repvideo.tiny import (
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import (
         save_tiny_official_layout,
         tiny_transformer_config,
     )

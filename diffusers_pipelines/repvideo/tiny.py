@@ -15,7 +15,7 @@ import torch
 # shared on purpose
 from ..das.tiny import _VAE_CONFIG
 from ..tiny_weights import check_seed, random_tensor, seed_state_dict
-from ..vchitect_repvideo.tiny import _write_t5_tokenizer
+from ..vchitect.tiny import _write_t5_tokenizer
 
 __all__ = [
     "TINY_REPVIDEO_PROMPT",
