@@ -6,14 +6,46 @@ free of them; `device_and_dtype`, `load_or_embedded` and `write_output` import t
 
 import argparse
 import math
+import signal
 import sys
+import threading
 
 from ..video_io import check_video_output
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DEVICES = ("cpu", "cuda")
-# Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+# Exit status of a command stopped by Ctrl-C (128 + SIGINT) or by SIGTERM (128 + SIGTERM), as shells report them.
 INTERRUPTED_STATUS = 130
+TERMINATED_STATUS = 143
+
+
+class CommandTerminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that the writers' cleanup runs as it does for Ctrl-C."""
+
+
+def run_command(run, args, prog: str) -> int:
+    """Runs a command's `run(args)`; Ctrl-C and SIGTERM end it with one line on stderr and status 130 / 143.
+
+    SIGTERM's default action kills the process without running any cleanup, so while the command runs it raises
+    CommandTerminated instead: like KeyboardInterrupt, it unwinds through every writer, which removes its temporary
+    file or staging folder (nothing half-written is left), and no traceback is printed.
+    """
+    def terminate(signal_number, frame):
+        raise CommandTerminated
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main_thread else None
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted by Ctrl-C (SIGINT); nothing half-written was left", file=sys.stderr)
+        return INTERRUPTED_STATUS
+    except CommandTerminated:
+        print(f"{prog}: terminated by SIGTERM; nothing half-written was left", file=sys.stderr)
+        return TERMINATED_STATUS
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class ArgumentParser(argparse.ArgumentParser):
