@@ -6,6 +6,7 @@ free of them; `device_and_dtype`, `load_or_embedded` and `write_output` import t
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
@@ -112,12 +113,29 @@ def place_pipeline(pipe, args, parser, device: str):
         parser.error(f"argument --memory: {error}")
 
 
-def check_output(parser, output, fps, option: str = "-o/--output") -> None:
-    """Exit with status 2 unless `output` is a writable video path of a supported kind and `fps` a valid rate."""
+def check_output(parser, output, fps, option: str = "-o/--output", inputs=None) -> None:
+    """Exit with status 2 unless `output` is a writable video path of a supported kind and `fps` a valid rate.
+
+    `inputs` ({option: path or None}) are the files the command reads: an output that is one of them (the same
+    file, through any link or spelling) is refused, because writing it would replace the source.
+    """
     try:
         check_video_output(output, fps)
     except ValueError as error:
         parser.error(f"argument {'--fps' if str(error).startswith('fps=') else option}: {error}")
+    for input_option, path in (inputs or {}).items():
+        if path is not None and _same_file(output, path):
+            parser.error(f"argument {option}: output '{output}' is the same file as {input_option} '{path}'; "
+                         "writing it would replace the input, so give another output file")
+
+
+def _same_file(first, second) -> bool:
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)  # hard links too
+    except (OSError, ValueError):  # one of them does not exist (yet), so they are not one file
+        return False
 
 
 def check_at_least(parser, name: str, value: int, minimum: int = 1) -> None:

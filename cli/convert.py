@@ -51,6 +51,8 @@ def _convert_repvideo(args, parser) -> int:
     parent = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(parent):
         parser.error(f"argument -o/--output: the parent folder '{parent}' does not exist")
+    if not os.access(parent, os.W_OK):
+        parser.error(f"argument -o/--output: the parent folder '{parent}' is not writable")
 
     from ..convert.repvideo_sat import (
         SatCheckpointError,

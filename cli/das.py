@@ -100,8 +100,14 @@ def _existing_file(parser, option: str, value):
         parser.error(f"argument {option}: {option.lstrip('-').replace('-', '_')}='{value}' is not a file")
 
 
+def _input_files(args) -> dict:
+    """The files `vdp das` / `vdp track-video` read, by option; none of them may be an output."""
+    return {"--image": args.image, "--depth": args.depth, "--object-mask": args.object_mask, "--tracks": args.tracks,
+            "--tracking-video": getattr(args, "tracking_video", None)}
+
+
 def _check_common(args, parser) -> None:
-    check_output(parser, args.output, args.fps)
+    check_output(parser, args.output, args.fps, inputs=_input_files(args))
     for option, value in (("--image", args.image), ("--depth", args.depth), ("--object-mask", args.object_mask),
                           ("--tracks", args.tracks)):
         _existing_file(parser, option, value)
@@ -230,7 +236,8 @@ def _track_video(args, parser) -> int:
 def _das(args, parser) -> int:
     _check_common(args, parser)
     if args.save_tracking is not None:
-        check_output(parser, args.save_tracking, args.fps, option="--save-tracking")
+        check_output(parser, args.save_tracking, args.fps, option="--save-tracking",
+                     inputs={**_input_files(args), "-o/--output": args.output})
     if args.tracking_video is not None:
         _existing_file(parser, "--tracking-video", args.tracking_video)
         if args.depth is not None or args.tracks is not None:

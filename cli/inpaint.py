@@ -98,7 +98,8 @@ def _inpaint(args, parser) -> int:
         parser.error(f"argument instruction: instruction={args.instruction!r} is empty; say what to remove")
     if not Path(args.input_video).is_file():
         parser.error(f"argument input_video: input_video='{args.input_video}' is not a file")
-    check_output(parser, args.output, args.fps if args.fps is not None else OFFICIAL.fps)
+    check_output(parser, args.output, args.fps if args.fps is not None else OFFICIAL.fps,
+                 inputs={"input_video": args.input_video})
     model, lgvi_i_folders = None, None
     if args.model is not None:
         from ..weights.manifest import find_local_folder, load_manifest
