@@ -118,6 +118,12 @@ class ModelSpecification(abc.ABC):
         """The same step as :meth:`forward`, cut for local learning. Families without it say so."""
         raise NotImplementedError(f"model {self.name!r} does not support local-learning modes yet")
 
+    def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
+                         num_inference_steps: int, generator: Optional[torch.Generator] = None):
+        """Frames ``[F, H, W, 3]`` in 0..1 (numpy) the pipeline makes for the first sample of a raw ``batch``, for the
+        trainer's validation videos. Families without it say so."""
+        raise NotImplementedError(f"model {self.name!r} has no validation video yet")
+
     # -- what trains, how it is saved ------------------------------------------------------------
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
         """``(name, parameter)`` pairs that train; everything else is frozen by the trainer.

@@ -211,6 +211,16 @@ class DaSSpecification(ModelSpecification):
         prediction = components["scheduler"].get_velocity(output.float(), noisy.float(), timesteps)
         return ForwardOutput(prediction=prediction, target=clean, weights=weights)
 
+    def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
+                         num_inference_steps: int, generator: Optional[torch.Generator] = None):
+        """The DaS pipeline on the first sample's first frame (or ``image``), caption and tracking video."""
+        image = batch["image"][0] if batch.get("image") is not None else batch["video"][0, 0]
+        tracking = batch["tracking_video"][0]
+        return self._pipeline(components)(
+            image=(image + 1) / 2, prompt=batch["caption"][0], tracking_video=((tracking + 1) / 2).permute(0, 2, 3, 1),
+            height=tracking.shape[2], width=tracking.shape[3], num_frames=tracking.shape[0],
+            num_inference_steps=num_inference_steps, generator=generator, output_type="np").frames[0]
+
     # -- what trains, how it is saved ------------------------------------------------------------
     def lora_target_modules(self, components: Mapping[str, Any],
                             targets: Optional[Sequence[str]] = None) -> List[str]:

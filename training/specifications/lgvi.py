@@ -180,6 +180,15 @@ class LGVISpecification(ModelSpecification):
             extra["mask"] = self.recipe.mask_loss_weight * F.binary_cross_entropy(output.mask.float(), mask)
         return ForwardOutput(prediction=output.sample.float(), target=target.float(), extra_losses=extra)
 
+    def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
+                         num_inference_steps: int, generator: Optional[torch.Generator] = None):
+        """The inpainting pipeline on the first sample's input video and instruction."""
+        video = batch["input_video"][0]
+        text = batch.get("instruction", batch.get("caption"))[0]
+        return self._pipeline(components)(
+            video=((video + 1) / 2).permute(0, 2, 3, 1), prompt=text, height=video.shape[2], width=video.shape[3],
+            num_inference_steps=num_inference_steps, generator=generator, output_type="np").frames[0]
+
     # -- what trains, how it is saved ------------------------------------------------------------
     def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,

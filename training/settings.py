@@ -1,0 +1,179 @@
+"""The settings of a training run, checked without importing torch: what `vdp train` and a config file give the
+trainer.
+
+``None`` in an optimiser field means "the specification's recipe" (DaS: the official AdamW lr 1e-4, betas 0.9/0.95,
+weight decay 1e-3, cosine with restarts, 100 warm-up steps, clip 1.0); the trainer resolves them.
+"""
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .families import family_rules
+
+__all__ = ["LR_SCHEDULERS", "MIXED_PRECISION", "TRAINING_TYPES", "TRAINER_FILES", "TrainingSettings"]
+
+TRAINING_TYPES = ("full", "lora")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+# diffusers.optimization.get_scheduler's names
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+REPORT_TO = ("auto", "tensorboard", "none")
+#: what the trainer writes in the output folder besides the export (removed by ``overwrite``)
+TRAINER_FILES = ("checkpoints", "logs", "validation", "metrics.jsonl", "training_summary.json")
+
+
+@dataclasses.dataclass
+class TrainingSettings:
+    """Everything one run needs; field names are the `vdp train` options with ``_`` for ``-``.
+
+    Args:
+        model (`str`): the family (``das``, ``lgvi``, ...). training_type (`str`): ``full`` or ``lora``.
+        data (`str`): the data folder (``training/data.py``). output (`str`): the run's folder: checkpoints, logs,
+            ``training_summary.json`` and the export (a pipeline folder, or ``pytorch_lora_weights.safetensors``).
+        pretrained (`str`, *optional*): a pipeline folder to start from; ``None``: the pack's embedded model.
+        steps (`int`): optimiser steps. batch_size (`int`): samples per process and micro-batch.
+        gradient_accumulation_steps (`int`): micro-batches per optimiser step.
+        learning_rate, adam_beta1, adam_beta2, weight_decay, lr_scheduler, lr_warmup_steps, max_grad_norm: the
+            optimiser; ``None`` takes the specification's recipe.
+        mixed_precision (`str`): ``no``, ``fp16`` or ``bf16`` (accelerate's autocast).
+        gradient_checkpointing (`float`): fraction of each block list recomputed in the backward (0: none, 1: all).
+        lora_rank, lora_alpha, lora_dropout, lora_targets: the LoRA (``alpha`` defaults to the rank, ``targets`` to
+            the specification's).
+        num_frames, height, width (`int`, *optional*): the clip; ``None``: the embedded or released model's geometry
+            (``height``/``width`` ``None`` with ``buckets``: each video's own size rounded down).
+        frame_stride (`int`): take every n-th frame.
+        precompute (`bool`): encode latents and text once into a cache, train without the VAE and text encoders.
+        cache_dir (`str`, *optional*): where caches live (default ``<output>/cache``).
+        checkpoint_every (`int`): ``accelerator.save_state`` every N steps (0: only at the end).
+        checkpoints_total_limit (`int`, *optional*): keep only the newest N checkpoints.
+        resume (`str`, *optional*): ``latest`` or a checkpoint folder.
+        validation_every (`int`): write a validation video every N steps (0: never). validation_steps: its
+            denoising steps.
+        seed (`int`), report_to (`str`: auto = tensorboard when installed), overwrite (`bool`), dataloader_workers.
+    """
+
+    model: str
+    data: str
+    output: str
+    training_type: str = "full"
+    pretrained: Optional[str] = None
+    steps: int = 100
+    batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    learning_rate: Optional[float] = None
+    adam_beta1: Optional[float] = None
+    adam_beta2: Optional[float] = None
+    weight_decay: Optional[float] = None
+    lr_scheduler: Optional[str] = None
+    lr_warmup_steps: Optional[int] = None
+    max_grad_norm: Optional[float] = None
+    mixed_precision: str = "no"
+    gradient_checkpointing: float = 0.0
+    lora_rank: int = 16
+    lora_alpha: Optional[float] = None
+    lora_dropout: float = 0.0
+    lora_targets: Optional[Tuple[str, ...]] = None
+    num_frames: Optional[int] = None
+    height: Optional[int] = None
+    width: Optional[int] = None
+    buckets: bool = False
+    frame_stride: int = 1
+    precompute: bool = False
+    cache_dir: Optional[str] = None
+    checkpoint_every: int = 0
+    checkpoints_total_limit: Optional[int] = None
+    resume: Optional[str] = None
+    validation_every: int = 0
+    validation_steps: int = 4
+    seed: int = 0
+    report_to: str = "auto"
+    overwrite: bool = False
+    dataloader_workers: int = 0
+
+    def check(self) -> "TrainingSettings":
+        """Raise ValueError naming the setting, its value and what is allowed; fill the clip geometry. Torch-free."""
+        rules = family_rules(self.model)
+        for name, allowed in (("training_type", TRAINING_TYPES), ("mixed_precision", MIXED_PRECISION),
+                              ("report_to", REPORT_TO)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; use one of {', '.join(allowed)}")
+        if self.lr_scheduler is not None and self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(f"lr_scheduler={self.lr_scheduler!r} is not allowed; use one of {', '.join(LR_SCHEDULERS)}")
+        for name, minimum in (("steps", 1), ("batch_size", 1), ("gradient_accumulation_steps", 1), ("lora_rank", 1),
+                              ("frame_stride", 1), ("checkpoint_every", 0), ("validation_every", 0),
+                              ("validation_steps", 1), ("dataloader_workers", 0), ("lr_warmup_steps", 0),
+                              ("checkpoints_total_limit", 1)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+        for name, low, high, low_open in (("learning_rate", 0, math.inf, True), ("adam_beta1", 0, 1, False),
+                                          ("adam_beta2", 0, 1, False), ("weight_decay", 0, math.inf, False),
+                                          ("max_grad_norm", 0, math.inf, True), ("lora_alpha", 0, math.inf, True),
+                                          ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            closed_high = name in ("gradient_checkpointing",)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                  and (value > low if low_open else value >= low) and (value <= high if closed_high else value < high))
+            if not ok:
+                bounds = f"{'>' if low_open else '>='} {low}" + ("" if high == math.inf else
+                                                                   f" and {'<=' if closed_high else '<'} {high}")
+                raise ValueError(f"{name}={value!r} must be a finite number {bounds}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed={self.seed} must be in 0..2**63-1")
+        if self.lora_targets is not None and (not self.lora_targets or not all(self.lora_targets)):
+            raise ValueError(f"lora_targets={self.lora_targets!r} must name at least one module")
+        frames, height, width = rules.embedded_clip if self.pretrained is None else rules.released_clip
+        if self.num_frames is None:
+            self.num_frames = frames
+        if not rules.frames_allowed(self.num_frames):
+            raise ValueError(f"num_frames={self.num_frames} is not allowed by model {self.model!r}; it needs "
+                             f"{rules.frame_rule()}")
+        if self.buckets:
+            if self.height is not None or self.width is not None:
+                raise ValueError("buckets=True takes each video's own size; do not give height or width with it")
+        else:
+            self.height = height if self.height is None else self.height
+            self.width = width if self.width is None else self.width
+            for name in ("height", "width"):
+                value = getattr(self, name)
+                if value < rules.size_multiple or value % rules.size_multiple:
+                    raise ValueError(f"{name}={value} is not allowed by model {self.model!r}; it must be a positive "
+                                     f"multiple of {rules.size_multiple}")
+        self._check_paths()
+        return self
+
+    def _check_paths(self) -> None:
+        data = Path(self.data)
+        if not data.is_dir():
+            raise ValueError(f"data={self.data!r}: the data folder does not exist (or is not a folder)")
+        if self.pretrained is not None and not (Path(self.pretrained) / "model_index.json").is_file():
+            raise ValueError(f"pretrained={self.pretrained!r} is not a pipeline folder (it has no model_index.json)")
+        output = Path(self.output)
+        if output.resolve() == data.resolve() or data.resolve() in output.resolve().parents:
+            raise ValueError(f"output={self.output!r} is (inside) the data folder; write the run elsewhere")
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"output={self.output!r} exists and is not a folder")
+        parent = output.resolve().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not os.access(parent, os.W_OK):
+            raise ValueError(f"output={self.output!r}: the folder '{parent}' is not writable")
+        if output.is_dir() and any(output.iterdir()) and not self.overwrite and self.resume is None:
+            raise ValueError(f"output={self.output!r} exists and is not empty; pass resume='latest' (--resume latest) "
+                             "to continue its run, or overwrite=True (--overwrite) to start a new one there")
+        if self.resume is not None and self.resume != "latest":
+            if not (Path(self.resume) / "trainer_state.json").is_file():
+                raise ValueError(f"resume={self.resume!r} is not a checkpoint folder of the trainer (it has no "
+                                 "trainer_state.json); pass 'latest' or a checkpoints/checkpoint-N folder")
+
+    def as_dict(self) -> Dict[str, Any]:
+        values = dataclasses.asdict(self)
+        if values["lora_targets"] is not None:
+            values["lora_targets"] = list(values["lora_targets"])
+        return values
