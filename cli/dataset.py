@@ -1,0 +1,90 @@
+"""The `vdp dataset` command: write procedural training data (`vdp dataset shapes`: the shapes world).
+
+Arguments are checked before anything is written; a bad one exits with status 2 and a one-line message naming it.
+Nothing here imports torch: the shapes world is drawn with numpy and written with the pack's video writer.
+"""
+
+import functools
+import sys
+
+from ..evaluation.shapes import dataset as shapes_dataset
+from ..evaluation.shapes.world import COLORS, MAX_OBJECTS, MOTIONS, SHAPES
+
+
+def add_commands(commands) -> None:
+    """Adds `dataset` (with its `shapes` subcommand) to the `vdp` subcommands."""
+    dataset = commands.add_parser("dataset", help="write procedural training data (the shapes world)",
+                                  description=__doc__.splitlines()[0])
+    kinds = dataset.add_subparsers(dest="kind", required=True, parser_class=type(dataset))
+    shapes = kinds.add_parser(
+        "shapes",
+        help="videos of moving shapes with exact captions, DaS tracking videos and LGVI removal pairs",
+        description=(
+            "Write videos of one to three shapes moving, growing, shrinking or rotating on plain or two-tone "
+            "backgrounds, with captions from the world's grammar, DaS tracking videos and first frames, LGVI "
+            "removal pairs (input, target without one object, mask, instruction) and per-frame ground truth, as "
+            "metadata.jsonl folders `vdp train --data` reads (the LGVI rows in DIR/inpainting). The same --seed "
+            "writes the same frames."
+        ),
+    )
+    shapes.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to create (new or empty)")
+    shapes.add_argument("--videos", "--count", dest="count", type=int, default=100, metavar="N",
+                        help="number of videos (default: 100)")
+    shapes.add_argument("--frames", type=int, default=9, metavar="F", help="frames a video (default: 9)")
+    shapes.add_argument("--size", default="64x64", metavar="HxW",
+                        help="height x width, multiples of 16 in 32..512 (default: 64x64)")
+    shapes.add_argument("--seed", type=int, default=0, help="video i is drawn from the seed and i (default: 0)")
+    shapes.add_argument("--fps", type=float, default=8.0, help="frame rate of the videos (default: 8)")
+    shapes.add_argument("--colors", default=",".join(COLORS), metavar="LIST",
+                        help=f"comma-separated colours to draw from (default: all: {','.join(COLORS)})")
+    shapes.add_argument("--shapes", default=",".join(SHAPES), metavar="LIST",
+                        help=f"comma-separated shapes (default: all: {','.join(SHAPES)})")
+    shapes.add_argument("--motions", default=",".join(MOTIONS), metavar="LIST",
+                        help=f"comma-separated motions (default: all: {','.join(MOTIONS)})")
+    shapes.add_argument("--max-objects", type=int, default=MAX_OBJECTS, choices=range(1, MAX_OBJECTS + 1),
+                        help=f"at most this many objects a video (default: {MAX_OBJECTS})")
+    shapes.set_defaults(run=functools.partial(_write_shapes, parser=shapes))
+
+
+def _size(parser, text: str):
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        parser.error(f"argument --size: size={text!r} must be HEIGHTxWIDTH, e.g. 64x64")
+    return int(parts[0]), int(parts[1])
+
+
+def _list(text: str):
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _write_shapes(args, parser) -> int:
+    height, width = _size(parser, args.size)
+    options = {"count": "--videos", "num_frames": "--frames", "height": "--size", "width": "--size",
+               "seed": "--seed", "fps": "--fps", "colors": "--colors", "shapes": "--shapes", "motions": "--motions",
+               "output": "-o/--output"}
+    settings = dict(count=args.count, num_frames=args.frames, height=height, width=width, seed=args.seed,
+                    fps=args.fps)
+    try:
+        shapes_dataset.check_settings(**settings)
+        for name in ("colors", "shapes", "motions"):
+            settings[name] = shapes_dataset.check_choices(name, _list(getattr(args, name)),
+                                                          {"colors": tuple(COLORS), "shapes": SHAPES,
+                                                           "motions": MOTIONS}[name])
+        shapes_dataset.check_output_folder(args.output)
+        # a scene must fit the size with these choices: drawn once here so the error comes before any file
+        shapes_dataset.first_scene(max_objects=args.max_objects, **settings)
+    except ValueError as error:
+        name = str(error).split("=", 1)[0]
+        parser.error(f"argument {options.get(name, '--max-objects')}: {error}")
+
+    def progress(done: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{done}/{args.count} videos", end="", file=sys.stderr, flush=True)
+
+    folder = shapes_dataset.write_shapes_dataset(args.output, max_objects=args.max_objects, progress=progress,
+                                                 **settings)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"wrote {args.count} videos of the shapes world to {folder} (metadata.jsonl; LGVI pairs in "
+          f"{folder / 'inpainting'}; preview {folder / 'preview.png'})")
+    return 0

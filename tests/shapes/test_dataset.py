@@ -1,0 +1,142 @@
+"""`vdp dataset shapes`: the folder it writes reads back with the pack's readers and agrees with the world's ground
+truth; the same seed writes the same frames; bad settings are refused before anything is written."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers.vdp import run_vdp
+from video_diffusion_pack.control.tracks import load_tracks
+from video_diffusion_pack.evaluation.shapes import world
+from video_diffusion_pack.evaluation.shapes.dataset import write_shapes_dataset
+from video_diffusion_pack.video_io import read_image, read_video
+
+COUNT = 4
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_shapes_dataset(tmp_path_factory.mktemp("world") / "shapes", COUNT, seed=11)
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def decoded(folder, name):
+    return read_video(folder / name).frames
+
+
+def test_every_row_names_files_that_read_back_as_the_scene_s_video(folder):
+    table = rows(folder / "metadata.jsonl")
+    assert len(table) == COUNT
+    for row in table:
+        scene = world.Scene.from_dict(row["scene"])
+        assert row["caption"] == world.caption(scene)
+        truth = world.render_scene(scene)
+        video = decoded(folder, row["file_name"])
+        assert video.shape == (9, 64, 64, 3)
+        assert np.abs(video.astype(int) - truth.frames).mean() < 4  # H.264 at quality 95 (yuv420p edges)
+        assert np.array_equal(np.asarray(read_image(folder / row["image"])), truth.frames[0])
+        tracking = decoded(folder, row["tracking_video"])
+        expected = world.tracking_video(scene, truth.labels)
+        assert np.abs(tracking.astype(int) - expected).mean() < 4
+        with np.load(folder / row["ground_truth"]) as ground_truth:
+            assert np.array_equal(ground_truth["labels"], truth.labels)
+            assert np.array_equal(ground_truth["masks"], truth.masks)
+            assert np.array_equal(ground_truth["centroids"], truth.centroids)
+            assert tuple(ground_truth["depth_order"]) == scene.depth_order
+        tracks = load_tracks(folder / row["ground_truth"], 64, 64)
+        assert tracks.num_frames == 9 and tracks.num_points > 200
+        assert row["referring_expressions"] == [f"the {item.color} {item.shape}" for item in scene.objects]
+
+
+def test_the_inpainting_pairs_remove_one_object_inside_the_mask(folder):
+    sources = {row["file_name"]: row for row in rows(folder / "metadata.jsonl")}
+    pairs = rows(folder / "inpainting" / "metadata.jsonl")
+    assert len(pairs) == COUNT
+    for pair in pairs:
+        source = sources[pair["source"]]
+        scene = world.Scene.from_dict(source["scene"])
+        removed = scene.objects[pair["removed_object"]]
+        assert pair["instruction"] == f"remove the {removed.color} {removed.shape}"
+        assert pair["referring_expression"] == f"the {removed.color} {removed.shape}"
+        inputs = decoded(folder / "inpainting", pair["input_video"]).astype(int)
+        target = decoded(folder / "inpainting", pair["file_name"]).astype(int)
+        mask = decoded(folder / "inpainting", pair["mask"]).mean(axis=-1) > 127
+        truth = world.render_scene(scene)
+        without = world.render_scene(scene.without(pair["removed_object"])).frames
+        # the pixels that removing the object changes are exactly the mask's
+        changed = (truth.frames != without).any(axis=-1)
+        assert changed.any() and np.array_equal(mask, changed)
+        assert np.array_equal(mask, truth.labels == pair["removed_object"] + 1)
+        assert (truth.frames[mask] == world.COLORS[removed.color]).all()
+        assert np.abs(inputs - truth.frames).mean() < 4 and np.abs(target - without).mean() < 4
+
+
+def test_the_same_seed_writes_the_same_frames_and_video_i_does_not_depend_on_the_count(folder, tmp_path):
+    again = write_shapes_dataset(tmp_path / "again", 2, seed=11)
+    first, second = rows(folder / "metadata.jsonl"), rows(again / "metadata.jsonl")
+    assert second == first[:2]
+    for row in second:
+        assert np.array_equal(decoded(folder, row["file_name"]), decoded(again, row["file_name"]))
+        assert (folder / row["ground_truth"]).read_bytes() == (again / row["ground_truth"]).read_bytes()
+    other = write_shapes_dataset(tmp_path / "other", 2, seed=12)
+    assert rows(other / "metadata.jsonl")[0]["caption"] != first[0]["caption"] or \
+        not np.array_equal(decoded(other, first[0]["file_name"]), decoded(folder, first[0]["file_name"]))
+
+
+def test_a_preview_grid_and_the_settings_are_written(folder):
+    preview = read_image(folder / "preview.png")
+    assert preview.size == (3 * 64, COUNT * 64)
+    settings = json.loads((folder / "world.json").read_text())
+    assert settings["count"] == COUNT and settings["seed"] == 11 and settings["num_frames"] == 9
+
+
+def test_the_cli_writes_the_folder_with_the_size_frames_and_choices_asked_for(tmp_path):
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", "--videos", "2", "--frames", "5", "--size", "48x32",
+                     "--colors", "red,blue,white", "--motions", "left,grow", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    table = rows(tmp_path / "out" / "metadata.jsonl")
+    assert len(table) == 2
+    for row in table:
+        assert read_video(tmp_path / "out" / row["file_name"]).frames.shape == (5, 48, 32, 3)
+        scene = world.Scene.from_dict(row["scene"])
+        assert {item.motion for item in scene.objects} <= {"left", "grow"}
+        assert {item.color for item in scene.objects} | set(scene.background) <= {"red", "blue", "white"}
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--videos", "0"], "argument --videos: count=0 must be in 1..1000000"),
+    (["--size", "500x64"], "argument --size: height=500 must be a multiple of 16"),
+    (["--size", "64"], "argument --size: size='64' must be HEIGHTxWIDTH"),
+    (["--frames", "1"], "argument --frames: num_frames=1 must be in 2..128"),
+    (["--colors", "red,pink"], "argument --colors: colors=['red', 'pink']: unknown colors ['pink']"),
+    (["--motions", "left,jump"], "argument --motions: motions=['left', 'jump']: unknown motions ['jump']"),
+    (["--shapes", "hexagon"], "argument --shapes: shapes=['hexagon']: unknown shapes ['hexagon']"),
+])
+def test_bad_settings_exit_2_naming_the_argument_before_anything_is_written(tmp_path, arguments, message):
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_non_empty_output_folder_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", "--videos", "1")
+    assert result.returncode == 2
+    assert "argument -o/--output" in result.stderr and "already exists and is not an empty folder" in result.stderr
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["keep.txt"]
+
+
+def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
+    def interrupt(done):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_shapes_dataset(tmp_path / "out", 5, progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
