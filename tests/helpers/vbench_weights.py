@@ -8,19 +8,22 @@ PReLU slopes) 1 + 0.1 N(0, 1), other 1-d tensors 0.1 N(0, 1).
 import hashlib
 import json
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 
-def seeded_arrays(key_table: dict, seed: int, gain: float = 1.0) -> dict:
-    """key -> float32 numpy array for every key of `key_table` (key -> shape list); matrices times `gain`."""
+def seeded_arrays(key_table: dict, seed: int, gain: float = 1.0, key_gains: Optional[dict] = None) -> dict:
+    """key -> float32 numpy array for every key of `key_table` (key -> shape list); matrices times `gain`, the
+    keys of `key_gains` times their own factor instead (e.g. a position table made as large as the features)."""
     rng = np.random.default_rng(seed)
     arrays = {}
     for key in sorted(key_table):
         shape = tuple(key_table[key])
         values = rng.standard_normal(shape).astype(np.float32)
         if len(shape) >= 2:
-            values *= np.float32(gain / np.sqrt(int(np.prod(shape[1:]))))
+            factor = (key_gains or {}).get(key, gain)
+            values *= np.float32(factor / np.sqrt(int(np.prod(shape[1:]))))
         elif key.endswith("weight"):
             values = np.float32(1.0) + np.float32(0.1) * values
         else:

@@ -19,7 +19,7 @@ def official_result(dimension: str) -> dict:
 def write_seeded_checkpoint(entry: dict, path: Path, wrap=None) -> Path:
     """The checkpoint of a fixture entry written as the official file (a torch.save of the state dict, under `wrap`
     when the official file nests it; `float16_keys` stored in fp16 as in the released file), after checking the seeded weights against the recorded hash."""
-    arrays = seeded_arrays(entry["keys"], entry["seed"], entry.get("gain", 1.0))
+    arrays = seeded_arrays(entry["keys"], entry["seed"], entry.get("gain", 1.0), entry.get("key_gains"))
     assert arrays_sha256(arrays) == entry["sha256"]
     half = set(entry.get("float16_keys", ()))
     state = {key: torch.from_numpy(value) for key, value in arrays.items()}

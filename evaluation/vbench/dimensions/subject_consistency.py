@@ -1,0 +1,68 @@
+"""VBench subject_consistency: how alike DINO ViT-B/16 (`dino_vitbase16_pretrain.pth`) sees each frame to the one
+before it and to the first.
+
+As the official code: every frame as float 0..255, shorter side resized to 224 (bilinear, no antialias, not
+re-quantised, no crop, so frames stay non-square and DINO interpolates its position table), /255, ImageNet
+mean/std; the L2-normalised CLS feature f_t; for t >= 1, s_t = (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2.
+Per video the mean of its s_t, the aggregate sum of all s_t over the number of them (frames, not videos, weigh
+equally). Frames of a video run `batch_size` at a time (the official code runs one).
+"""
+
+from typing import Dict, List, Sequence, Tuple
+
+from ._common import check_videos, checkpoint_file
+
+NAME = "subject_consistency"
+CHECKPOINTS = {"dino_vitb16": ("dino_vitbase16_pretrain.pth", "vbench-dino-vitb16")}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def dino_transform(frames, n_px: int = 224):
+    """VBench's `dino_transform`: float frames 0..255 [T,3,H,W] -> shorter side n_px (bilinear, no antialias) ->
+    /255 -> ImageNet mean/std."""
+    from torchvision.transforms import functional as TF
+
+    frames = TF.resize(frames, n_px, antialias=False)
+    return TF.normalize(frames.float().div(255.0), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def consistency_sums(features) -> Tuple[float, int]:
+    """(sum over t >= 1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2, number of terms) of the
+    L2-normalised features [T, D] of one video, summed in float64 as the official Python floats are."""
+    import torch.nn.functional as F
+
+    previous = F.cosine_similarity(features[:-1], features[1:]).double().clamp(min=0.0)
+    first = F.cosine_similarity(features[:1].expand_as(features[1:]), features[1:]).double().clamp(min=0.0)
+    return float(((previous + first) / 2).sum()), len(features) - 1
+
+
+def scores_from_sums(sums: Sequence[Tuple[float, int]]) -> Tuple[float, List[float]]:
+    """(sum of all terms / number of all terms, per-video mean) from each video's `consistency_sums`."""
+    per_video = [total / count for total, count in sums]
+    return sum(total for total, _ in sums) / sum(count for _, count in sums), per_video
+
+
+def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 16, **info) -> Tuple[float, List]:
+    """(frame-weighted aggregate, per-video scores) of subject consistency; each video needs at least 2 frames."""
+    videos = check_videos(videos, NAME, min_frames=2)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    path = checkpoint_file(checkpoints, "dino_vitb16", NAME, CHECKPOINTS["dino_vitb16"][1])
+
+    import torch
+    import torch.nn.functional as F
+
+    from ._dino import load_dino_vit
+
+    model = load_dino_vit(path, NAME, device)
+    sums = []
+    with torch.no_grad():
+        for video in videos:
+            frames = dino_transform(torch.from_numpy(video).permute(0, 3, 1, 2).float())
+            features = []
+            for batch in frames.split(batch_size):
+                output = model(pixel_values=batch.to(device), interpolate_pos_encoding=True)
+                features.append(output.last_hidden_state[:, 0].float().cpu())
+            sums.append(consistency_sums(F.normalize(torch.cat(features), dim=-1, p=2)))
+    return scores_from_sums(sums)
