@@ -10,6 +10,8 @@ from tests.helpers.vdp import run_vdp
 from video_diffusion_pack.control.tracks import load_tracks
 from video_diffusion_pack.evaluation.shapes import world
 from video_diffusion_pack.evaluation.shapes.dataset import write_shapes_dataset
+from video_diffusion_pack.training.data import ClipSettings, TrainingData
+from video_diffusion_pack.training.families import family_rules
 from video_diffusion_pack.video_io import read_image, read_video
 
 COUNT = 4
@@ -140,3 +142,26 @@ def test_an_interrupted_write_leaves_nothing_behind(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_shapes_dataset(tmp_path / "out", 5, progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("family, subfolder", [("das", "."), ("lgvi", "inpainting")])
+def test_the_trainer_s_data_reader_reads_the_folders_as_the_family_s_samples(folder, family, subfolder):
+    rules = family_rules(family)
+    frames, height, width = rules.embedded_clip
+    clip = ClipSettings(num_frames=frames, height=height, width=width, frame_multiple=rules.frame_multiple,
+                        frame_remainder=rules.frame_remainder, size_multiple=rules.size_multiple)
+    data = TrainingData(folder / subfolder, clip, rules.required_columns, rules.text_column).check()
+    assert len(data) == COUNT
+    sample = data[0]
+    assert sample["video"].shape == (frames, 3, height, width)
+    assert -1 <= sample["video"].min() and sample["video"].max() <= 1
+    if family == "das":
+        assert sample["tracking_video"].shape == (frames, 3, height, width)
+        assert sample["image"].shape == (3, height, width)
+        assert np.abs(sample["image"] - sample["video"][0]).mean() < 0.05
+        assert world.parse_caption(sample["caption"]).objects
+    else:
+        assert sample["input_video"].shape == (frames, 3, height, width)
+        assert sample["mask"].shape == (frames, 1, height, width)
+        assert sample["instruction"].startswith("remove the ")
+        assert 0 < sample["mask"].mean() < 0.5
