@@ -15,6 +15,7 @@ cannot be read as a video raises ``MediaReadError`` naming the file and what was
 """
 
 import contextlib
+import json
 import math
 import numbers
 import os
@@ -73,6 +74,7 @@ def write_video(
     fps: float = 8,
     *,
     quality: Optional[int] = None,
+    metadata: Optional[dict] = None,
 ) -> Path:
     """Encode ``frames`` to ``path``; the extension chooses the format.
 
@@ -102,6 +104,8 @@ def write_video(
             CRF ``round(51 * (100 - quality) / 100)`` (100 is lossless H.264, which some players
             cannot decode); ``.webp`` uses it as WebP quality. ``None`` keeps the encoder's default
             (CRF 23; WebP 80). GIF has no quality setting, so it must be ``None`` for ``.gif``.
+        metadata (`dict`, *optional*): JSON-serialisable settings stored in the file (the mp4 ``comment`` tag,
+            the WebP XMP chunk, the GIF comment); ``read_video_metadata`` gives them back.
 
     Returns:
         `pathlib.Path`: the written file.
@@ -115,14 +119,22 @@ def write_video(
     extension = check_video_output(path, fps, quality)
     fps = float(fps)
     video = _frames_to_uint8(frames)
+    comment = None
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise ValueError(f"metadata={type(metadata).__name__} must be a dict of JSON values or None")
+        try:
+            comment = json.dumps(metadata, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"metadata must hold only JSON values (str, number, bool, None, list, dict): {error}") from None
 
     temporary = _temporary_path(path)
     with _sigterm_raises_system_exit():
         try:
             if extension == ".mp4":
-                _encode_mp4(temporary, video, fps, quality)
+                _encode_mp4(temporary, video, fps, quality, comment)
             else:
-                _encode_with_pillow(temporary, video, fps, quality, extension)
+                _encode_with_pillow(temporary, video, fps, quality, extension, comment)
             os.replace(temporary, path)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -176,6 +188,37 @@ def read_video(
     if extension == ".mp4":
         return _decode_mp4(path, start, max_frames, stride, size)
     return _decode_with_pillow(path, extension, start, max_frames, stride, size)
+
+
+def read_video_metadata(path: Union[str, bytes, os.PathLike]) -> dict:
+    """The settings ``write_video(..., metadata=...)`` stored in a video; {} for a file without them.
+
+    Raises:
+        ValueError: the path is not a supported video file; MediaReadError: the file cannot be opened.
+    """
+    path = _as_path(path, "video path")
+    extension = _supported_extension(path, "video path")
+    if extension == ".mp4":
+        import av
+
+        try:
+            with av.open(str(path)) as container:
+                comment = container.metadata.get("comment")
+        except (OSError, av.error.FFmpegError) as error:
+            raise _unreadable(path, extension, str(error)) from error
+    else:
+        try:
+            with Image.open(path) as image:
+                comment = image.info.get("xmp" if extension == ".webp" else "comment")
+        except OSError as error:
+            raise _unreadable(path, extension, _pillow_reason(error)) from error
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", errors="replace")
+    try:
+        settings = json.loads(comment) if comment else {}
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def read_image(path: Union[str, bytes, os.PathLike], mode: str = "RGB") -> Image.Image:
@@ -442,7 +485,7 @@ def _pil_frames_to_uint8(images) -> np.ndarray:
     return np.stack([np.asarray(image.convert("RGB")) for image in images])
 
 
-def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int]) -> None:
+def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int], comment: Optional[str] = None) -> None:
     import av
 
     height, width = video.shape[1:3]
@@ -458,6 +501,8 @@ def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int
     # Below 1 fps the period is the fraction to keep simple (see FPS_RANGES).
     rate = Fraction(fps).limit_denominator(1001) if fps >= 1 else 1 / Fraction(1 / fps).limit_denominator(1001)
     with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        if comment is not None:
+            container.metadata["comment"] = comment
         stream = container.add_stream("libx264", rate=rate)
         stream.width = width + pad_width
         stream.height = height + pad_height
@@ -469,9 +514,12 @@ def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int
         container.mux(stream.encode(None))
 
 
-def _encode_with_pillow(path: Path, video: np.ndarray, fps: float, quality: Optional[int], extension: str) -> None:
+def _encode_with_pillow(path: Path, video: np.ndarray, fps: float, quality: Optional[int], extension: str,
+                        comment: Optional[str] = None) -> None:
     images = [Image.fromarray(frame) for frame in video]
     options = {"save_all": True, "append_images": images[1:], "loop": 0}
+    if comment is not None:
+        options["xmp" if extension == ".webp" else "comment"] = comment.encode("utf-8")
     if extension == ".webp":
         options.update(format="WEBP", duration=round(1000 / fps))
         if quality is not None:

@@ -197,8 +197,48 @@ def load_or_embedded(parser, folder, load, build, dtype, what: str = "the pipeli
         parser.exit(1, f"{parser.prog}: error: could not load {what} from '{folder}': {error}\n")
 
 
-def write_output(path, frames, fps: float) -> None:
-    """Writes the video (frames [F, H, W, 3]) and prints its path on stdout."""
+def write_output(path, frames, fps: float, settings=None) -> None:
+    """Writes the video (frames [F, H, W, 3]), with the run's `settings` as metadata, and prints its path on stdout."""
     from ..video_io import write_video
 
-    print(write_video(path, frames, fps=fps))
+    print(write_video(path, frames, fps=fps, metadata=settings))
+
+
+# what a written video does not remember: where it went, how the command was wired, what --like read
+_NOT_REMEMBERED = ("run", "output", "like", "cuda_dtype")
+
+
+def run_settings(args, command: str, names=None, **resolved) -> dict:
+    """What a written video remembers of its run: the command, the arguments (those of `names`, default all), the
+    values the command `resolved` from them, the model folder's download revision and the pack's version."""
+    from pathlib import Path
+
+    from .. import __version__
+    from ..weights.local import read_record
+
+    settings = {"command": command, "video_diffusion_pack": __version__}
+    for name, value in vars(args).items():
+        if name in _NOT_REMEMBERED or (names is not None and name not in names):
+            continue
+        settings[name] = str(value) if isinstance(value, Path) else value
+    settings.update(resolved)
+    if settings.get("model") is not None:
+        record = read_record(Path(settings["model"]))
+        settings["model_revision"] = None if record is None else f"{record.repo_id}@{record.commit}"
+    return settings
+
+
+def apply_like(args, parser, command: str, names) -> None:
+    """--like FILE: the settings of the run that wrote FILE fill every argument of `names` not given (None)."""
+    from ..video_io import read_video_metadata
+
+    try:
+        settings = read_video_metadata(args.like)
+    except (OSError, ValueError) as error:
+        parser.error(f"argument --like: {error}")
+    if settings.get("command") != command:
+        parser.error(f"argument --like: '{args.like}' holds no settings of a `vdp {command}` run "
+                     f"(found command={settings.get('command')!r})")
+    for name in names:
+        if getattr(args, name, None) is None and name in settings:
+            setattr(args, name, settings[name])

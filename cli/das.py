@@ -20,6 +20,7 @@ from ._common import (
     device_and_dtype,
     load_or_embedded,
     place_pipeline,
+    run_settings,
     smoke_test_notice,
     write_output,
 )
@@ -229,7 +230,7 @@ def _track_video(args, parser) -> int:
     for name in ("frames", "height", "width"):
         check_at_least(parser, name, getattr(args, name), 2 if name == "frames" else 1)
     video = build_tracking_video(args, parser, args.height, args.width, args.frames)
-    write_output(args.output, video, args.fps)
+    write_output(args.output, video, args.fps, run_settings(args, "track-video"))
     return 0
 
 
@@ -304,7 +305,8 @@ def _das(args, parser) -> int:
         generator=torch.Generator("cpu").manual_seed(settings["seed"]),
         output_type="np",
     )
-    write_output(args.output, output.frames[0], args.fps)
+    write_output(args.output, output.frames[0], args.fps,
+                 run_settings(args, "das", **settings, model=None if model is None else str(model)))
     return 0
 
 

@@ -16,6 +16,7 @@ from ..video_io import SUPPORTED_EXTENSIONS
 from ..weights.manifest import default_models_root
 from ._common import (
     add_device_arguments,
+    apply_like,
     check_at_least,
     check_finite,
     check_output,
@@ -23,6 +24,7 @@ from ._common import (
     device_and_dtype,
     load_or_embedded,
     place_pipeline,
+    run_settings,
     smoke_test_notice,
     write_output,
 )
@@ -90,10 +92,13 @@ def add_commands(commands) -> None:
             "given are the pipeline's official ones (with --model) or its smoke-test ones."
         ),
     )
-    generate.add_argument("prompt", help="text prompt")
+    generate.add_argument("prompt", nargs="?", help="text prompt (from the file with --like)")
+    generate.add_argument("--like", metavar="FILE",
+                          help="repeat the run that wrote FILE (a video written by vdp generate): its settings fill "
+                               "every option not given")
     generate.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
     generate.add_argument(
-        "--pipeline", choices=tuple(PIPELINES), default="vchitect",
+        "--pipeline", choices=tuple(PIPELINES),
         help="; ".join(f"{name}: {p.title}" for name, p in PIPELINES.items()) + " (default: vchitect)",
     )
     generate.add_argument(
@@ -110,7 +115,7 @@ def add_commands(commands) -> None:
     generate.add_argument("--guidance", type=float, help=f"classifier-free guidance scale ({_values('guidance_scale')})")
     generate.add_argument("--negative-prompt", help="text to steer away from")
     generate.add_argument("--fps", type=float, help=f"frame rate of the written video ({_values('fps')})")
-    generate.add_argument("--repvideo", action="store_true",
+    generate.add_argument("--repvideo", action="store_true", default=None,
                           help="turn on RepVideo cross-layer representation aggregation (repvideo: on as configured)")
     generate.add_argument(
         "--dynamic-cfg", action=argparse.BooleanOptionalAction,
@@ -139,8 +144,21 @@ def fastercache_preset(args):
     return args.fastercache or PIPELINES[args.pipeline].fastercache_preset
 
 
+# the arguments a written video remembers and `--like` repeats
+REMEMBERED = ("pipeline", "prompt", "negative_prompt", "model", "steps", "frames", "height", "width", "seed",
+              "guidance", "fps", "repvideo", "dynamic_cfg", "freeinit", "fastercache", "memory", "offload",
+              "group_offload_type", "blocks_per_group", "vae_tiling", "vae_slicing", "fp8", "attention_backend", "dtype")
+
+
 def check_generate_arguments(args, parser) -> None:
     """Fill in the defaults and check every argument of `vdp generate`; exit with status 2 on the first bad one."""
+    if args.like is not None:
+        apply_like(args, parser, "generate", REMEMBERED)
+    if args.prompt is None:
+        parser.error("the following arguments are required: prompt (or --like FILE)")
+    if args.pipeline is None:
+        args.pipeline = "vchitect"
+    args.repvideo = bool(args.repvideo)
     pipeline = PIPELINES[args.pipeline]
     defaults = pipeline.defaults.SMOKE_TEST if args.model is None else pipeline.defaults.OFFICIAL
     for option, field in _SETTINGS.items():
@@ -290,5 +308,5 @@ def _generate(args, parser) -> int:
         )
     except ValueError as error:  # the pipeline's input checks that depend on the loaded model (e.g. its largest size)
         parser.error(str(error))
-    write_output(args.output, output.frames[0], args.fps)
+    write_output(args.output, output.frames[0], args.fps, run_settings(args, "generate", REMEMBERED, fastercache=preset))
     return 0

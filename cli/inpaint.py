@@ -19,6 +19,7 @@ from ._common import (
     device_and_dtype,
     load_or_embedded,
     place_pipeline,
+    run_settings,
     smoke_test_notice,
     write_output,
 )
@@ -162,7 +163,9 @@ def _inpaint(args, parser) -> int:
     )
     if output.instructions:
         print(f"vdp: LLaVA wrote the edit prompt: {output.instructions[0]!r}", file=sys.stderr)
-    write_output(args.output, output.frames[0], fps)
+    write_output(args.output, output.frames[0], fps,
+                 run_settings(args, "inpaint", **settings, fps=fps, lgvi_i=args.lgvi_i,
+                              model=None if model is None else str(model)))
     return 0
 
 

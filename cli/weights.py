@@ -22,6 +22,7 @@ from ._common import INTERRUPTED_STATUS
 def add_commands(commands) -> None:
     """Adds `info` and `download` to the `vdp` subcommands."""
     info = commands.add_parser("info", help="versions, devices and the official weights found locally")
+    info.add_argument("file", nargs="?", help="a video written by vdp: print the settings of the run that wrote it")
     info.set_defaults(run=_info)
 
     download = commands.add_parser(
@@ -50,6 +51,8 @@ def add_commands(commands) -> None:
 
 
 def _info(args) -> int:
+    if getattr(args, "file", None) is not None:
+        return _video_info(args.file)
     import diffusers
     import torch
     import transformers
@@ -228,4 +231,23 @@ def _list_weights(manifest, root: Path, comfyui_models) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip())
         action = "" if state.status == VERIFIED else f"; get it with `{entry.download_command(comfyui_models)}`"
         print(f"    {state.folder}: {state.detail}{action}")
+    return 0
+
+
+def _video_info(path) -> int:
+    """Prints the settings a video written by vdp carries (one `name: value` a line); exit 1 when it has none."""
+    import json
+
+    from ..video_io import read_video_metadata
+
+    try:
+        settings = read_video_metadata(path)
+    except (OSError, ValueError) as error:
+        print(f"vdp info: error: {error}", file=sys.stderr)
+        return 1
+    if not settings:
+        print(f"vdp info: error: '{path}' carries no vdp settings (it was not written by vdp generate)", file=sys.stderr)
+        return 1
+    for name, value in settings.items():
+        print(f"{name}: {json.dumps(value, ensure_ascii=False)}")
     return 0
