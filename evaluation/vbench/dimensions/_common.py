@@ -1,7 +1,7 @@
 """What the VBench dimension modules share: frame checks, checkpoint files and the official CLIP preprocessing."""
 
 import os
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -83,3 +83,20 @@ def clip_transform(frames, n_px: int = 224):
     frames = TF.resize(frames, n_px, interpolation=InterpolationMode.BICUBIC, antialias=False)
     frames = TF.center_crop(frames, n_px)
     return TF.normalize(frames.float().div(255.0), CLIP_MEAN, CLIP_STD)
+
+
+def consistency_sums(features) -> Tuple[float, int]:
+    """(sum over t >= 1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2, number of terms) of the
+    L2-normalised features [T, D] of one video (subject and background consistency), summed in float64 as the
+    official Python floats are."""
+    import torch.nn.functional as F
+
+    previous = F.cosine_similarity(features[:-1], features[1:]).double().clamp(min=0.0)
+    first = F.cosine_similarity(features[:1].expand_as(features[1:]), features[1:]).double().clamp(min=0.0)
+    return float(((previous + first) / 2).sum()), len(features) - 1
+
+
+def scores_from_sums(sums: Sequence[Tuple[float, int]]) -> Tuple[float, List[float]]:
+    """(sum of all terms / number of all terms, per-video mean) from each video's `consistency_sums`."""
+    per_video = [total / count for total, count in sums]
+    return sum(total for total, _ in sums) / sum(count for _, count in sums), per_video

@@ -8,9 +8,9 @@ Per video the mean of its s_t, the aggregate sum of all s_t over the number of t
 equally). Frames of a video run `batch_size` at a time (the official code runs one).
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
-from ._common import check_videos, checkpoint_file
+from ._common import check_videos, checkpoint_file, consistency_sums, scores_from_sums
 
 NAME = "subject_consistency"
 CHECKPOINTS = {"dino_vitb16": ("dino_vitbase16_pretrain.pth", "vbench-dino-vitb16")}
@@ -25,22 +25,6 @@ def dino_transform(frames, n_px: int = 224):
 
     frames = TF.resize(frames, n_px, antialias=False)
     return TF.normalize(frames.float().div(255.0), IMAGENET_MEAN, IMAGENET_STD)
-
-
-def consistency_sums(features) -> Tuple[float, int]:
-    """(sum over t >= 1 of (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2, number of terms) of the
-    L2-normalised features [T, D] of one video, summed in float64 as the official Python floats are."""
-    import torch.nn.functional as F
-
-    previous = F.cosine_similarity(features[:-1], features[1:]).double().clamp(min=0.0)
-    first = F.cosine_similarity(features[:1].expand_as(features[1:]), features[1:]).double().clamp(min=0.0)
-    return float(((previous + first) / 2).sum()), len(features) - 1
-
-
-def scores_from_sums(sums: Sequence[Tuple[float, int]]) -> Tuple[float, List[float]]:
-    """(sum of all terms / number of all terms, per-video mean) from each video's `consistency_sums`."""
-    per_video = [total / count for total, count in sums]
-    return sum(total for total, _ in sums) / sum(count for _, count in sums), per_video
 
 
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 16, **info) -> Tuple[float, List]:
