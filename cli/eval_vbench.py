@@ -1,0 +1,162 @@
+"""`vdp eval vbench`, `vdp eval totals` and `vdp eval prompts`: VBench scores of generated videos, the official totals
+of a results file and the suite's prompts of a dimension.
+
+Arguments are checked before torch is imported; a bad one exits with status 2 and a one-line message naming it.
+"""
+
+import functools
+import json
+import os
+import sys
+
+from ._common import DEVICES
+
+
+def add_subcommand(subcommands) -> None:
+    """Adds `vbench`, `totals` and `prompts` to the `vdp eval` subcommands."""
+    from ..evaluation.vbench.suite import SUITE_VERSION
+
+    vbench = subcommands.add_parser(
+        "vbench",
+        help="score videos on VBench dimensions (official suite, naming, results JSON)",
+        description=(
+            f"Score a folder of videos on VBench dimensions as the official code ({SUITE_VERSION}) does. Standard "
+            "mode: the suite's files `{prompt}-{i}.mp4`, i in 0..4 (temporal_flickering: the 5 per prompt the "
+            "official static filter kept); every missing file is listed. Custom mode: any videos, the prompt "
+            "read from the file name. Results go to OUTPUT/<name>_eval_results.json in the official layout, "
+            "rewritten after each dimension; a run on the same folder continues that file (dimensions already "
+            "in it are not recomputed) unless --no-resume."
+        ),
+    )
+    vbench.add_argument("videos", help="folder of videos (custom mode: a folder or one video file)")
+    vbench.add_argument("--dimensions", nargs="+", required=True, metavar="DIMENSION",
+                        help="dimensions to score (`vdp eval prompts --list` names them)")
+    vbench.add_argument("--weights-dir", help="models root `vdp download` fills (default: $VDP_MODELS_DIR, else "
+                                              "models/video_diffusion_pack), its vbench/ folder, or a flat folder "
+                                              "of the official checkpoint files")
+    vbench.add_argument("--mode", choices=("standard", "custom"), default="standard", help="default: standard")
+    vbench.add_argument("-o", "--output", required=True, help="folder for <name>_eval_results.json")
+    vbench.add_argument("--name", default="results", help="results file prefix (default: results)")
+    vbench.add_argument("--special-str", default="", help="suffix after the prompt in the file names (standard mode)")
+    vbench.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
+    vbench.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
+    vbench.add_argument("--no-resume", action="store_true", help="recompute dimensions already in the results file")
+    vbench.set_defaults(run=functools.partial(_run_vbench, parser=vbench))
+
+    totals = subcommands.add_parser(
+        "totals",
+        help="Quality / Semantic / Total (and I2V) scores of a results file",
+        description="The official normalisation and weights applied to a <name>_eval_results.json file; a missing "
+                    "dimension counts as 0, as in the official script.",
+    )
+    totals.add_argument("results", help="a <name>_eval_results.json file")
+    totals.add_argument("--i2v", action="store_true", help="the VBench-I2V scores instead")
+    totals.set_defaults(run=functools.partial(_run_totals, parser=totals))
+
+    prompts = subcommands.add_parser(
+        "prompts", help="the suite's prompts of a dimension", description="Print the suite's prompts of a dimension, "
+        "one a line, or with --samples N the official file names of N samples each."
+    )
+    which = prompts.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dimension", help="a VBench dimension")
+    which.add_argument("--list", action="store_true", help="list the dimensions and whether the pack computes them")
+    prompts.add_argument("--samples", type=int, help="print the file names {prompt}-{i}.mp4 for i < SAMPLES")
+    prompts.set_defaults(run=functools.partial(_run_prompts, parser=prompts))
+
+
+def _fail(prog: str, error: Exception) -> int:
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return 1
+
+
+def _run_vbench(args, parser) -> int:
+    from ..evaluation.vbench import registry
+    from ..evaluation.vbench.suite import NEEDS_AUXILIARY_INFO
+    from ..weights.manifest import default_models_root
+
+    try:
+        dimensions = registry.check_dimensions(args.dimensions)
+    except ValueError as error:
+        parser.error(f"argument --dimensions: {error}")
+    if args.mode == "custom":
+        refused = [name for name in dimensions if name in NEEDS_AUXILIARY_INFO]
+        if refused:
+            parser.error(f"argument --mode: custom input cannot score {refused}, which need the suite's auxiliary info")
+    if args.mode == "standard" and not os.path.isdir(args.videos):
+        parser.error(f"argument videos: videos='{args.videos}' is not a folder")
+    if args.mode == "custom" and not os.path.exists(args.videos):
+        parser.error(f"argument videos: videos='{args.videos}' does not exist")
+    if args.batch_size < 1:
+        parser.error(f"argument --batch-size: batch_size={args.batch_size} must be at least 1")
+    if args.weights_dir is not None and not os.path.isdir(args.weights_dir):
+        parser.error(f"argument --weights-dir: weights_dir='{args.weights_dir}' is not a folder")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder")
+    if not args.name or os.sep in args.name or "/" in args.name or args.name in (".", ".."):
+        parser.error(f"argument --name: name='{args.name}' must be a file name prefix without path separators")
+    if os.path.abspath(args.output) == os.path.abspath(args.videos) and args.mode == "custom":
+        parser.error("argument -o/--output: the output folder must not be the videos folder in custom mode")
+    weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
+
+    from ..evaluation.vbench import evaluate, vbench_totals
+    from ..evaluation.vbench.results import results_path
+
+    device = args.device
+    if device != "cpu":
+        import torch
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif not torch.cuda.is_available():
+            parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    try:
+        results = evaluate(
+            args.videos, dimensions, weights_dir, mode=args.mode, name=args.name, output_dir=args.output,
+            special_str=args.special_str, device=device, batch_size=args.batch_size, resume=not args.no_resume,
+            progress=True,
+        )
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        return _fail("vdp eval vbench", error)
+    width = max(len(name) for name in results)
+    for name, (aggregate, per_video) in results.items():
+        print(f"{name:<{width}}  {aggregate:.6f}  ({len(per_video)} videos)")
+    totals = vbench_totals(results)
+    print(f"wrote {results_path(args.output, args.name)}; with the dimensions not scored counted as 0: "
+          f"quality {totals['quality_score']:.4%}, semantic {totals['semantic_score']:.4%}, "
+          f"total {totals['total_score']:.4%}")
+    return 0
+
+
+def _run_totals(args, parser) -> int:
+    from ..evaluation.vbench import i2v_totals, vbench_totals
+    from ..evaluation.vbench.results import read_results
+
+    if not os.path.isfile(args.results):
+        parser.error(f"argument results: results='{args.results}' is not a file")
+    try:
+        results = read_results(args.results)
+        totals = i2v_totals(results) if args.i2v else vbench_totals(results)
+    except (ValueError, KeyError) as error:
+        return _fail("vdp eval totals", error)
+    print(json.dumps({name: round(value, 6) for name, value in totals.items()}, indent=2))
+    return 0
+
+
+def _run_prompts(args, parser) -> int:
+    from ..evaluation.vbench import registry, suite
+
+    if args.list:
+        available = set(registry.available_dimensions())
+        for name in registry.known_dimensions():
+            print(f"{name}\t{'computed' if name in available else 'not computed by this version'}")
+        return 0
+    if args.dimension not in suite.suite_dimensions():
+        parser.error(f"argument --dimension: dimension='{args.dimension}' is not a VBench dimension; allowed: "
+                     f"{', '.join(suite.suite_dimensions())}")
+    if args.samples is not None and not 1 <= args.samples <= suite.FLICKER_SAMPLES_PER_PROMPT:
+        parser.error(f"argument --samples: samples={args.samples} must be in 1..{suite.FLICKER_SAMPLES_PER_PROMPT}")
+    names = suite.prompts(args.dimension)
+    if args.samples is not None:
+        names = [suite.video_name(prompt, index) for prompt in names for index in range(args.samples)]
+    print("\n".join(names))
+    return 0
