@@ -174,6 +174,10 @@ class Trainer:
             raise DataError(f"batch_size={settings.batch_size} is larger than the {len(self.data)} samples of "
                             f"'{self.data.index_file}'")
         self.resume_from = self._find_checkpoint()
+        from accelerate import PartialState
+
+        # every process has checked the output folder before any of them writes into it
+        PartialState().wait_for_everyone()
 
     # -- before any model loads --------------------------------------------------------------------------------------
     def _resolve_recipe(self) -> None:
