@@ -49,8 +49,12 @@ def _linear_stack(x: torch.Tensor, layers) -> torch.Tensor:
     """One GEMM for several linears that read the same input; the result is split by the caller.
 
     The weights are cast to the input's dtype (a no-op unless they are stored in another one, e.g. fp8 storage with
-    diffusers' layerwise casting, whose hooks do not run when the weights are read directly).
+    diffusers' layerwise casting, whose hooks do not run when the weights are read directly). Layers that are not plain
+    ``nn.Linear`` (peft's LoRA layers, which add their adapters in their own forward) are called one by one instead:
+    reading their base weight would leave the adapters out.
     """
+    if any(type(layer) is not nn.Linear for layer in layers):
+        return torch.cat([layer(x) for layer in layers], dim=-1)
     weight = torch.cat([layer.weight.to(x.dtype) for layer in layers], dim=0)
     bias = torch.cat([layer.bias.to(x.dtype) for layer in layers], dim=0)
     return F.linear(x, weight, bias)

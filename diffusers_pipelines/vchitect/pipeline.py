@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import SD3LoraLoaderMixin
 from diffusers.utils import BaseOutput, logging
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
@@ -64,8 +65,11 @@ class VchitectRepVideoPipelineOutput(BaseOutput):
     frames: Union[np.ndarray, torch.Tensor, List[List[Any]]]
 
 
-class VchitectRepVideoPipeline(DiffusionPipeline):
+class VchitectRepVideoPipeline(DiffusionPipeline, SD3LoraLoaderMixin):
     """Vchitect-2.0 text-to-video; RepVideo's cross-layer aggregation via `transformer.enable_repvideo()`.
+
+    LoRAs load through diffusers' SD3 loader (the same component names): `load_lora_weights(path, adapter_name=...)`,
+    `set_adapters`, `fuse_lora`, `unload_lora_weights`, with files in diffusers' format (`transformer.` keys).
 
     Args:
         tokenizer (`CLIPTokenizer`), text_encoder (`CLIPTextModelWithProjection`): CLIP-L.
