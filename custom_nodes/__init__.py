@@ -23,11 +23,13 @@ else:
         lgvi_i_nodes,
         lgvi_nodes,
         repvideo_nodes,
+        vbench_nodes,
         vchitect_nodes,
     )
 
     for _module in (
         vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, lgvi_nodes, repvideo_nodes, lgvi_i_nodes,
+        vbench_nodes,
     ):
         _clashes = set(NODE_CLASS_MAPPINGS) & set(_module.NODE_CLASS_MAPPINGS)
         if _clashes:

@@ -210,4 +210,4 @@ def test_sampler_seed_and_steps_inputs_are_the_shared_specs(name):
 @pytest.mark.parametrize("name", sorted(NODE_CLASS_MAPPINGS))
 def test_node_category_is_its_system_slug(name):
     slug = NODE_CLASS_MAPPINGS[name].CATEGORY.split("/")[1]
-    assert slug in ("vchitect", "repvideo", "das", "lgvi", "freeinit", "fastercache")
+    assert slug in ("vchitect", "repvideo", "das", "lgvi", "freeinit", "fastercache", "vbench")
