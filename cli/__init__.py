@@ -8,13 +8,14 @@ torch nor diffusers: a command imports them only once its arguments are checked.
 import argparse
 
 from .. import __version__
-from . import convert, das, generate, inpaint, weights
-from ._common import ArgumentParser
+from . import convert, das, dataset, generate, inpaint, train, weights
+from . import eval as eval_commands
+from ._common import ArgumentParser, run_command
 
 __all__ = ["build_parser", "main"]
 
 # the command groups, in the order `vdp --help` lists them
-_COMMAND_GROUPS = (generate, weights, das, inpaint, convert)
+_COMMAND_GROUPS = (generate, weights, das, inpaint, convert, dataset, train, eval_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,4 +31,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the `vdp` console script."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    return run_command(args.run, args, f"vdp {args.command}")

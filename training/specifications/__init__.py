@@ -6,6 +6,8 @@ import importlib
 SPECIFICATIONS = {
     "das": "das:DaSSpecification",
     "lgvi": "lgvi:LGVISpecification",
+    "repvideo": "repvideo:RepVideoSpecification",
+    "vchitect": "vchitect:VchitectSpecification",
 }
 
 
