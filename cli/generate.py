@@ -137,11 +137,15 @@ def add_commands(commands) -> None:
     generate.set_defaults(run=functools.partial(_generate, parser=generate))
 
 
+# the pipeline of a run that names none (and repeats no file with --like)
+DEFAULT_PIPELINE = "vchitect"
+
+
 def fastercache_preset(args):
     """The FasterCache preset the arguments ask for (a bare --fastercache: the pipeline's), or None."""
     if args.fastercache is None:
         return None
-    return args.fastercache or PIPELINES[args.pipeline].fastercache_preset
+    return args.fastercache or PIPELINES[args.pipeline or DEFAULT_PIPELINE].fastercache_preset
 
 
 # the arguments a written video remembers and `--like` repeats
@@ -157,7 +161,7 @@ def check_generate_arguments(args, parser) -> None:
     if args.prompt is None:
         parser.error("the following arguments are required: prompt (or --like FILE)")
     if args.pipeline is None:
-        args.pipeline = "vchitect"
+        args.pipeline = DEFAULT_PIPELINE
     args.repvideo = bool(args.repvideo)
     pipeline = PIPELINES[args.pipeline]
     defaults = pipeline.defaults.SMOKE_TEST if args.model is None else pipeline.defaults.OFFICIAL
