@@ -32,6 +32,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.activations import get_activation
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
@@ -388,7 +389,7 @@ class RoviMaskDecoder(nn.Module):
         return torch.sigmoid(self.final_conv(x))
 
 
-class RoviUNet3DConditionModel(CheckedLoadingMixin, ModelMixin, ConfigMixin):
+class RoviUNet3DConditionModel(CheckedLoadingMixin, ModelMixin, ConfigMixin, PeftAdapterMixin):
     """The ROVI video UNet (official `RoviModel`); config arguments and state-dict keys equal the official ones.
 
     Args (as the official `RoviModel.__init__`; the SD-1.5 geometry by default):

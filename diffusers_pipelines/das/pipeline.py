@@ -19,6 +19,7 @@ from transformers import T5EncoderModel, T5Tokenizer
 from ...models.das_transformer import DaSTransformer3DModel
 from .. import pipeline_utils
 from ..loading import load_pipeline
+from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
     check_bool,
@@ -44,13 +45,16 @@ logger = logging.get_logger(__name__)
 COMPONENT_NAMES = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
 
 
-class DaSPipeline(CogVideoXImageToVideoPipeline):
+class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
     """Diffusion as Shader: an image, a prompt and a 3D tracking video in, a video out.
 
     The tracking video (frames coloured by their points' frame-0 screen position and depth; see
     `video_diffusion_pack.control`) and its first frame are encoded by the pipeline's VAE, concatenated on
     channels, and steer the transformer's tracking branch; they are duplicated under classifier-free guidance,
     so guidance acts on the text only (as the official code).
+
+    LoRAs load through diffusers' CogVideoX loader (`transformer.` keys, as `vdp train --model das --type lora`
+    writes them): `load_lora_weights(path, adapter_name=...)`, `set_adapters`, `fuse_lora`, `unload_lora_weights`.
 
     Value range: the tracking video and its first frame enter the VAE in [-1, 1], the range the model was
     trained with. The official demo scripts pass the tracking video in [0, 1] (and only its first frame in

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput, logging
@@ -20,6 +21,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from ...models.rovi_unet import RoviUNet3DConditionModel
 from .. import pipeline_utils
 from ..loading import load_pipeline
+from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
     check_bool,
@@ -61,13 +63,17 @@ class InpaintByInstructionPipelineOutput(BaseOutput):
     instructions: Optional[List[str]] = None
 
 
-class InpaintByInstructionPipeline(DiffusionPipeline):
+class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, StableDiffusionLoraLoaderMixin):
     """LGVI: remove or change what an instruction names in a video (official `RoviPipeline`).
 
     Each frame is encoded by the VAE (a posterior sample, as the official inference) and conditions the ROVI video
     UNet; no mask is given: the model finds the region from the text. InstructPix2Pix dual guidance with three
     branches (text + video, video with the empty prompt, neither):
     ``eps = eps_u + guidance_scale * (eps_tv - eps_v) + image_guidance_scale * (eps_v - eps_u)``.
+
+    LoRAs load through diffusers' Stable Diffusion loader (`unet.` keys for the ROVI UNet, as `vdp train --model lgvi
+    --type lora` writes them; `text_encoder.` keys for CLIP): `load_lora_weights(path, adapter_name=...)`,
+    `set_adapters`, `fuse_lora`, `unload_lora_weights`.
 
     Args:
         vae (`AutoencoderKL`): the image VAE (the released one is MagicBrush's, Stable Diffusion 1.x geometry).

@@ -15,6 +15,7 @@ from transformers import T5EncoderModel, T5Tokenizer
 
 from ...models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
 from ..loading import load_pipeline
+from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
     check_bool,
@@ -45,8 +46,12 @@ OFFICIAL_FPS = int(OFFICIAL.fps)
 _NOT_GIVEN = object()
 
 
-class CogVideoXRepVideoPipeline(CogVideoXPipeline):
+class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
     """RepVideo text-to-video: T5 prompt -> CogVideoX-2B transformer with gated cross-layer aggregation -> 3D VAE.
+
+    LoRAs load through diffusers' CogVideoX loader (`transformer.` keys, as `vdp train --model repvideo --type lora`
+    and diffusers' `train_cogvideox_lora.py` write them): `load_lora_weights(path, adapter_name=...)`,
+    `set_adapters`, `fuse_lora`, `unload_lora_weights`.
 
     Args:
         tokenizer (`T5Tokenizer`), text_encoder (`T5EncoderModel`): T5-v1.1-XXL of `THUDM/CogVideoX-2b`.

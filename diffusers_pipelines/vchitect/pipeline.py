@@ -16,6 +16,7 @@ from transformers import CLIPTextModelWithProjection, CLIPTokenizer, T5EncoderMo
 from ...models.vchitect_transformer import VchitectXLTransformer3DModel
 from .. import pipeline_utils
 from ..loading import load_pipeline
+from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
     check_bool,
@@ -65,7 +66,7 @@ class VchitectRepVideoPipelineOutput(BaseOutput):
     frames: Union[np.ndarray, torch.Tensor, List[List[Any]]]
 
 
-class VchitectRepVideoPipeline(DiffusionPipeline, SD3LoraLoaderMixin):
+class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3LoraLoaderMixin):
     """Vchitect-2.0 text-to-video; RepVideo's cross-layer aggregation via `transformer.enable_repvideo()`.
 
     LoRAs load through diffusers' SD3 loader (the same component names): `load_lora_weights(path, adapter_name=...)`,

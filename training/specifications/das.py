@@ -28,6 +28,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
+from ._lora import lora_layers_and_metadata
 
 __all__ = ["DAS_RECIPE", "DaSSpecification", "DaSTrainingRecipe"]
 
@@ -262,11 +263,9 @@ class DaSSpecification(ModelSpecification):
         from ...diffusers_pipelines.das import DaSPipeline
 
         if training_type == "lora":
-            from peft.utils import get_peft_model_state_dict
-
-            layers = get_peft_model_state_dict(components["transformer"])
+            layers, metadata = lora_layers_and_metadata(components["transformer"])
             write_folder(output_dir, lambda folder: DaSPipeline.save_lora_weights(
-                folder, transformer_lora_layers=layers))
+                folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
             return
         parts = {k: components.get(k) for k in ("tokenizer", "text_encoder", "vae")}
         if any(v is None for v in parts.values()):

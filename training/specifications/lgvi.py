@@ -27,6 +27,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
+from ._lora import lora_layers_and_metadata
 
 __all__ = ["LGVI_RECIPE", "LGVISpecification", "LGVITrainingRecipe"]
 
@@ -194,13 +195,13 @@ class LGVISpecification(ModelSpecification):
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
                  adapter_name: str = "default") -> None:
         """Add peft LoRA adapters (rank, alpha, dropout) to the UNet's attention projections (``targets``)."""
-        from peft import LoraConfig, inject_adapter_in_model
+        from peft import LoraConfig
 
         if rank < 1:
             raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
         config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
                             init_lora_weights=True, target_modules=list(targets or self.default_lora_targets))
-        inject_adapter_in_model(config, components["unet"], adapter_name=adapter_name)
+        components["unet"].add_adapter(config, adapter_name=adapter_name)
 
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
         if training_type not in ("full", "lora"):
@@ -214,12 +215,11 @@ class LGVISpecification(ModelSpecification):
         """``full``: a complete ``InpaintByInstructionPipeline`` folder; ``lora``: diffusers'
         ``pytorch_lora_weights.safetensors`` with ``unet.``-prefixed keys."""
         if training_type == "lora":
-            from diffusers.loaders import StableDiffusionLoraLoaderMixin
-            from peft.utils import get_peft_model_state_dict
+            from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
 
-            layers = get_peft_model_state_dict(components["unet"])
-            write_folder(output_dir, lambda folder: StableDiffusionLoraLoaderMixin.save_lora_weights(
-                folder, unet_lora_layers=layers))
+            layers, metadata = lora_layers_and_metadata(components["unet"])
+            write_folder(output_dir, lambda folder: InpaintByInstructionPipeline.save_lora_weights(
+                folder, unet_lora_layers=layers, unet_lora_adapter_metadata=metadata))
             return
         parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer")}
         if any(v is None for v in parts.values()):
