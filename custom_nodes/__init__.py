@@ -22,6 +22,7 @@ else:
         free_init_nodes,
         lgvi_i_nodes,
         lgvi_nodes,
+        lora_nodes,
         repvideo_nodes,
         vbench_nodes,
         vchitect_nodes,
@@ -29,7 +30,7 @@ else:
 
     for _module in (
         vchitect_nodes, free_init_nodes, faster_cache_nodes, das_nodes, lgvi_nodes, repvideo_nodes, lgvi_i_nodes,
-        vbench_nodes,
+        vbench_nodes, lora_nodes,
     ):
         _clashes = set(NODE_CLASS_MAPPINGS) & set(_module.NODE_CLASS_MAPPINGS)
         if _clashes:

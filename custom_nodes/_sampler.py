@@ -1,5 +1,6 @@
-"""What the pack's sampler nodes share: their input specs (seed, steps, cfg, frames, size, the FreeInit / FasterCache
-inputs, with their tooltips) and the one function that runs a pipeline with FreeInit, FasterCache and RepVideo applied.
+"""What the pack's sampler nodes share: their input specs (seed, steps, cfg, frames, size, the FreeInit / FasterCache /
+LoRA inputs, with their tooltips) and the one function that runs a pipeline with FreeInit, FasterCache, RepVideo and
+LoRAs applied.
 
 Each sampler node keeps only what is its own: its defaults (the official settings of its pipeline, from the torch-free
 ``diffusers_pipelines/<system>/defaults.py``), its size and frame rules, and the pipeline arguments only it has.
@@ -102,20 +103,39 @@ def training_free_inputs():
     }
 
 
+def lora_input():
+    """The optional ``lora`` socket (from the LoRA node) of the nodes that run a pipeline."""
+    return ("VDP_LORA", {"tooltip": "LoRAs (from LoRA nodes) loaded into the pipeline for this run and unloaded "
+                                    "after it; the loader's cached pipeline is left as it was."})
+
+
+def optional_inputs():
+    """The optional sockets every sampler node has: ``freeinit``, ``fastercache`` and ``lora``."""
+    return {**training_free_inputs(), "lora": lora_input()}
+
+
+def loras_for_run(pipeline, lora):
+    """A context that loads the LoRAs of a ``VDP_LORA`` (or None) into ``pipeline`` and unloads them on leaving."""
+    from ..diffusers_pipelines.lora import loras_applied
+
+    return loras_applied(pipeline, [(selection.path, selection.strength) for selection in lora or ()])
+
+
 def run_sampler(pipeline, *, seed: int, steps: int, freeinit=None, fastercache=None, repvideo: Optional[bool] = None,
-                **arguments):
+                lora=None, **arguments):
     """Runs ``pipeline`` for one sampler node with FreeInit, FasterCache and RepVideo applied; returns ``(IMAGE,)``.
 
     The noise is seeded on the CPU; the ComfyUI progress bar spans every step of every FreeInit pass and honours
     interrupts; FreeInit and FasterCache are applied for this run only, and RepVideo (``repvideo`` not None, for
-    pipelines whose transformer has the switch) is switched for this run only: the pipeline is left as it was, also
-    after a failed or interrupted run.
+    pipelines whose transformer has the switch) is switched for this run only, and the LoRAs of ``lora`` are loaded
+    for this run only: the pipeline is left as it was, also after a failed or interrupted run.
 
     Args:
         pipeline: the pack pipeline the loader gave.
         seed (`int`), steps (`int`): the node's seed and denoising steps.
         freeinit (`FreeInitConfig`, *optional*), fastercache (`FasterCacheConfig`, *optional*): from the nodes.
         repvideo (`bool`, *optional*): RepVideo aggregation on or off for this run; None leaves the model alone.
+        lora (`Tuple[LoraSelection]`, *optional*): from the LoRA node.
         **arguments: the other arguments of the pipeline call (prompt, size, guidance, ...).
     """
     from ..hooks.faster_cache import faster_cache_applied
@@ -124,7 +144,8 @@ def run_sampler(pipeline, *, seed: int, steps: int, freeinit=None, fastercache=N
     total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
     switched = (pipeline.transformer.repvideo_switched(repvideo) if repvideo is not None
                 else contextlib.nullcontext())
-    with switched, free_init_applied(pipeline, freeinit), faster_cache_applied(pipeline, fastercache):
+    with loras_for_run(pipeline, lora), switched, free_init_applied(pipeline, freeinit), \
+            faster_cache_applied(pipeline, fastercache):
         output = pipeline(
             **arguments,
             num_inference_steps=steps,

@@ -242,7 +242,7 @@ class VDPDaSSampler:
             "cfg": _sampler.guidance_input(OFFICIAL.guidance_scale,
                                            "Classifier-free guidance; 1 or less turns it off"),
             "dynamic_cfg": _sampler.dynamic_cfg_input(OFFICIAL.use_dynamic_cfg, "The official cosine guidance ramp."),
-        }, "optional": _sampler.training_free_inputs()}
+        }, "optional": _sampler.optional_inputs()}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
@@ -252,14 +252,14 @@ class VDPDaSSampler:
     DESCRIPTION = "Diffusion as Shader: image-to-video following the tracking video."
 
     def sample(self, pipeline, image, tracking_video, prompt, negative_prompt, seed, steps, cfg, dynamic_cfg,
-               freeinit=None, fastercache=None):
+               freeinit=None, fastercache=None, lora=None):
         from PIL import Image
 
         first = _single_image(image, "image")
         picture = Image.fromarray((first.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
         num_frames, height, width = tracking_video.shape[:3]
         return _sampler.run_sampler(
-            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache,
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, lora=lora,
             image=picture, prompt=prompt, negative_prompt=negative_prompt, tracking_video=tracking_video.cpu(),
             height=height, width=width, num_frames=num_frames, guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
         )

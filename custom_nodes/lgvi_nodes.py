@@ -65,7 +65,7 @@ class VDPInpaintByInstruction:
                               "tooltip": f"Frame width, a multiple of 8 (official: {OFFICIAL.width})."}),
             "height": ("INT", {"default": OFFICIAL.height, "min": 8, "max": MAX_SIZE, "step": 8,
                                "tooltip": f"Frame height, a multiple of 8 (official: {OFFICIAL.height})."}),
-        }}
+        }, "optional": {"lora": _sampler.lora_input()}}
 
     RETURN_TYPES = ("IMAGE", "MASK", "STRING")
     RETURN_NAMES = ("frames", "mask", "prompt")
@@ -85,7 +85,8 @@ class VDPInpaintByInstruction:
             return True
         return _check_size(width, height) or True
 
-    def inpaint(self, pipeline, video, instruction, seed, steps, guidance_scale, image_guidance_scale, width, height):
+    def inpaint(self, pipeline, video, instruction, seed, steps, guidance_scale, image_guidance_scale, width, height,
+                lora=None):
         problem = _check_size(width, height)
         if problem:
             raise ValueError(problem)
@@ -94,19 +95,20 @@ class VDPInpaintByInstruction:
             raise ValueError(f"video has shape {shape}; expected an IMAGE batch [frames, height, width, 3]")
         if not instruction.strip():
             raise ValueError("instruction is empty; say what to remove, e.g. 'remove the bird on the left'")
-        output = pipeline(
-            video=video.cpu(),
-            prompt=instruction,
-            height=height,
-            width=width,
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            image_guidance_scale=image_guidance_scale,
-            generator=torch.Generator(device="cpu").manual_seed(seed),
-            output_type="pt",
-            callback_on_step_end=_comfy.progress_callback(steps),
-            callback_on_step_end_tensor_inputs=[],
-        )
+        with _sampler.loras_for_run(pipeline, lora):
+            output = pipeline(
+                video=video.cpu(),
+                prompt=instruction,
+                height=height,
+                width=width,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                image_guidance_scale=image_guidance_scale,
+                generator=torch.Generator(device="cpu").manual_seed(seed),
+                output_type="pt",
+                callback_on_step_end=_comfy.progress_callback(steps),
+                callback_on_step_end_tensor_inputs=[],
+            )
         frames = _comfy.video_to_image_batch(output.frames)
         if output.mask is None:
             mask = torch.zeros(frames.shape[:3], dtype=torch.float32)

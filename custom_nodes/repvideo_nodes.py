@@ -94,7 +94,7 @@ class VDPRepVideoSampler:
                     OFFICIAL.use_dynamic_cfg, "Reschedule the guidance every step with the official DynamicCFG cosine "
                                               "ramp (exponent 5): the scale becomes 1 + cfg * ramp."),
             },
-            "optional": _sampler.training_free_inputs(),
+            "optional": _sampler.optional_inputs(),
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -110,12 +110,12 @@ class VDPRepVideoSampler:
         return True if problem is None else problem
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
-               freeinit=None, fastercache=None):
+               freeinit=None, fastercache=None, lora=None):
         problem = inputs_problem(width, height, frames)
         if problem is not None:
             raise ValueError(problem)
         return _sampler.run_sampler(
-            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo,
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo, lora=lora,
             prompt=prompt, negative_prompt=negative_prompt, height=height, width=width, num_frames=frames,
             guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
             max_sequence_length=pipeline.transformer.config.max_text_seq_length,

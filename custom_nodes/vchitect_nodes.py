@@ -70,7 +70,7 @@ class VDPVchitectSampler:
                     "Reschedule the guidance every step with the cosine ramp of the official Vchitect-2.0 loop: the "
                     "scale becomes 1 + cfg * ramp."),
             },
-            "optional": _sampler.training_free_inputs(),
+            "optional": _sampler.optional_inputs(),
         }
 
     RETURN_TYPES = ("IMAGE",)
@@ -86,12 +86,12 @@ class VDPVchitectSampler:
         return True if problem is None else problem
 
     def sample(self, pipeline, prompt, negative_prompt, seed, steps, cfg, frames, width, height, repvideo, dynamic_cfg,
-               freeinit=None, fastercache=None):
+               freeinit=None, fastercache=None, lora=None):
         problem = frame_size_problem(width, height)
         if problem is not None:
             raise ValueError(problem)
         return _sampler.run_sampler(
-            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo,
+            pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo, lora=lora,
             prompt=prompt, negative_prompt=negative_prompt, height=height, width=width, num_frames=frames,
             guidance_scale=cfg, use_dynamic_cfg=dynamic_cfg,
         )

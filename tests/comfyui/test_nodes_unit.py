@@ -190,11 +190,12 @@ def test_inpaint_defaults_are_the_official_lgvi_settings():
                             width=OFFICIAL.width, height=OFFICIAL.height)
 
 
-def test_every_sampler_takes_the_same_freeinit_and_fastercache_inputs():
-    from video_diffusion_pack.custom_nodes._sampler import training_free_inputs
+def test_every_sampler_takes_the_same_freeinit_fastercache_and_lora_inputs():
+    from video_diffusion_pack.custom_nodes._sampler import lora_input, training_free_inputs
 
     for name in SAMPLER_DEFAULTS:
-        assert NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["optional"] == training_free_inputs()
+        assert NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["optional"] == {**training_free_inputs(), "lora": lora_input()}
+    assert NODE_CLASS_MAPPINGS["VDPInpaintByInstruction"].INPUT_TYPES()["optional"] == {"lora": lora_input()}
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLER_DEFAULTS) + ["VDPInpaintByInstruction"])
@@ -210,4 +211,4 @@ def test_sampler_seed_and_steps_inputs_are_the_shared_specs(name):
 @pytest.mark.parametrize("name", sorted(NODE_CLASS_MAPPINGS))
 def test_node_category_is_its_system_slug(name):
     slug = NODE_CLASS_MAPPINGS[name].CATEGORY.split("/")[1]
-    assert slug in ("vchitect", "repvideo", "das", "lgvi", "freeinit", "fastercache", "vbench")
+    assert slug in ("vchitect", "repvideo", "das", "lgvi", "freeinit", "fastercache", "vbench", "lora")

@@ -12,29 +12,15 @@ import math
 
 import pytest
 import torch
+from helpers.lora_training import ALPHA, RANK, lora_batch, train_lora
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from video_diffusion_pack.diffusers_pipelines.lora import loras_applied
 from video_diffusion_pack.training.specifications import get_specification
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
-RANK, ALPHA = 4, 8
 # the part of the model each family's LoRA keys are prefixed with (diffusers' format)
 PREFIX = {"vchitect": "transformer.", "repvideo": "transformer.", "das": "transformer.", "lgvi": "unet."}
-
-
-def _batch(family: str):
-    g = torch.Generator().manual_seed(0)
-    if family == "vchitect":
-        return {"video": torch.rand(1, 2, 3, 32, 32, generator=g) * 2 - 1, "caption": ["a red panda"]}
-    if family == "repvideo":
-        return {"video": torch.rand(1, 9, 3, 32, 32, generator=g) * 2 - 1, "caption": ["a corgi running"]}
-    if family == "das":
-        return {"video": torch.rand(1, 9, 3, 32, 32, generator=g) * 2 - 1,
-                "tracking_video": torch.rand(1, 9, 3, 32, 32, generator=g) * 2 - 1, "caption": ["a red panda"]}
-    return {"input_video": torch.rand(1, 3, 3, 32, 48, generator=g) * 2 - 1,
-            "video": torch.rand(1, 3, 3, 32, 48, generator=g) * 2 - 1, "instruction": ["remove the red panda"]}
 
 
 def generate(family: str, pipeline, batch) -> torch.Tensor:
@@ -74,28 +60,10 @@ def mean_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.fixture(scope="module", params=sorted(PREFIX))
 def trained(request, tmp_path_factory):
     family = request.param
-    spec = get_specification(family)
-    components = spec.load_components(None)
-    batch = _batch(family)
-    latents, conditions = spec.prepare_latents(components, batch), spec.prepare_conditions(components, batch)
-    spec.add_lora(components, rank=RANK, alpha=ALPHA)
-    for module in components.values():
-        if isinstance(module, torch.nn.Module):
-            module.requires_grad_(False)
-    params = [p for _, p in spec.trainable_parameters(components, "lora")]
-    for p in params:
-        p.requires_grad_(True)
-    optimiser = torch.optim.AdamW(params, lr=1e-2)
-    for _ in range(4):
-        loss = spec.loss(spec.forward(components, latents, conditions, generator=torch.Generator().manual_seed(3)))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    folder = tmp_path_factory.mktemp(f"{family}_lora")
-    spec.save(components, str(folder), training_type="lora")
-    del components, optimiser, params
-    pipeline = spec._pipeline(spec.load_components(None))
-    return Trained(family, str(folder / LORA_FILE), pipeline, batch, generate(family, pipeline, batch))
+    lora = train_lora(family, tmp_path_factory.mktemp(f"{family}_lora"))
+    pipeline = get_specification(family)._pipeline(get_specification(family).load_components(None))
+    batch = lora_batch(family)
+    return Trained(family, str(lora), pipeline, batch, generate(family, pipeline, batch))
 
 
 def test_saved_lora_has_the_pipeline_prefix_and_its_adapter_config(trained):
