@@ -134,6 +134,23 @@ def check_lora_state_dict(state_dict: Mapping[str, Any], components: Mapping[str
                     "model size")
 
 
+def _adapters_to_compute_dtype(model: torch.nn.Module) -> None:
+    """Keeps LoRA weights out of fp8 storage: peft gives the adapters their base layer's dtype, which under diffusers'
+    layerwise casting (the fp8 memory presets) is the float8 storage dtype, in which nothing computes. The adapters
+    are small; they take the layer's compute dtype instead."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if not isinstance(module, BaseTunerLayer):
+            continue
+        registry = getattr(module.get_base_layer(), "_diffusers_hook", None)
+        hook = registry.get_hook("layerwise_casting") if registry is not None else None
+        if hook is None:
+            continue
+        for name in module.adapter_layer_names:
+            getattr(module, name).to(dtype=hook.compute_dtype)
+
+
 class _EmptyComponentFilter(logging.Filter):
     """Drops diffusers' "No LoRA keys associated to <component>" warning: the keys were checked before loading, and a
     LoRA of the denoiser alone has none for the text encoders, which is no reason to warn."""
@@ -196,7 +213,11 @@ class CheckedLoraLoaderMixin:
             state_dict = state_dict[0]
         check_lora_state_dict(state_dict, self._lora_components(), source_text, type(self).__name__)
         with _without_empty_component_warnings():
-            return super().load_lora_weights(source, adapter_name=adapter_name, **kwargs)
+            result = super().load_lora_weights(source, adapter_name=adapter_name, **kwargs)
+        for component in self._lora_components().values():
+            if isinstance(component, torch.nn.Module):
+                _adapters_to_compute_dtype(component)
+        return result
 
     def set_adapters(self, adapter_names: Union[List[str], str], adapter_weights=None):
         """diffusers' ``set_adapters``; each weight must be a finite number (or None, or per-block dict of them)."""

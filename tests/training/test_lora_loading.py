@@ -140,6 +140,22 @@ def test_lora_at_strength_zero_leaves_the_output_bit_identical(trained):
         assert torch.equal(trained.run(), trained.baseline)
 
 
+def test_lora_works_under_the_fp8_memory_preset_and_comes_off_exactly(trained):
+    """The adapters compute in bf16 while the base weights are stored in fp8 (diffusers' layerwise casting)."""
+    from video_diffusion_pack.diffusers_pipelines.memory import apply_memory
+
+    spec = get_specification(trained.family)
+    pipeline = apply_memory(spec._pipeline(spec.load_components(None)), "low", device="cpu")
+    baseline = generate(trained.family, pipeline, trained.batch)
+    with loras_applied(pipeline, [(trained.lora, 1.0)]):
+        adapters = {p.dtype for n, p in getattr(pipeline, PREFIX[trained.family].rstrip(".")).named_parameters()
+                    if ".lora_" in n}
+        styled = generate(trained.family, pipeline, trained.batch)
+    assert adapters == {torch.bfloat16}
+    assert mean_distance(styled, baseline) > 1e-2
+    assert torch.equal(generate(trained.family, pipeline, trained.batch), baseline)
+
+
 # -- bad input (on the RepVideo pipeline: the checks are the shared mixin's) ------------------------------------------
 @pytest.fixture(scope="module")
 def repvideo_pipeline():
