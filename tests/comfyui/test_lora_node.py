@@ -153,3 +153,19 @@ def test_chained_nodes_collect_their_loras_in_order(comfyui_models):
         VDPLoRA().select("c.safetensors", 1.0)
     with pytest.raises(ValueError, match="strength=inf must be a finite number"):
         VDPLoRA().select("a.safetensors", math.inf)
+
+
+def test_is_changed_follows_the_file_so_a_retrained_lora_reruns_the_sampler(comfyui_models):
+    import os
+
+    import folder_paths
+
+    (comfyui_models / "loras").mkdir()
+    folder_paths.add_model_folder_path("loras", str(comfyui_models / "loras"))
+    lora = comfyui_models / "loras" / "style.safetensors"
+    lora.write_bytes(b"first")
+    before = VDPLoRA.IS_CHANGED(lora_name="style.safetensors", strength=1.0)
+    assert VDPLoRA.IS_CHANGED(lora_name="style.safetensors", strength=1.0) == before
+    lora.write_bytes(b"second run")
+    os.utime(lora, ns=(1, 1))
+    assert VDPLoRA.IS_CHANGED(lora_name="style.safetensors", strength=1.0) != before

@@ -134,6 +134,17 @@ def test_lora_applied_for_a_block_is_removed_after_it(trained):
     assert torch.equal(trained.run(), trained.baseline)
 
 
+def test_lora_applied_refuses_a_pipeline_that_already_holds_adapters(trained):
+    trained.pipeline.load_lora_weights(trained.lora, adapter_name="mine")
+    try:
+        with pytest.raises(ValueError, match=r"already holds LoRA adapters.*'mine'"):
+            with loras_applied(trained.pipeline, [(trained.lora, 1.0)]):
+                pass
+        assert trained.pipeline.get_active_adapters() == ["mine"]
+    finally:
+        trained.pipeline.unload_lora_weights()
+
+
 def test_lora_at_strength_zero_leaves_the_output_bit_identical(trained):
     with loras_applied(trained.pipeline, [(trained.lora, 0.0)]):
         assert not any(trained.pipeline.get_list_adapters().values())
