@@ -36,7 +36,7 @@ def _describe(source) -> str:
 def _looks_like_local_path(path: str) -> bool:
     """True for what cannot be a Hub id (``owner/name``): absolute or relative paths, names of weight files."""
     return (os.path.isabs(path) or path.startswith(".") or path.lower().endswith(_WEIGHT_FILE_SUFFIXES)
-            or path.count("/") != 1 or os.sep in path.replace("/", ""))
+            or path.count("/") != 1 or "\\" in path)
 
 
 def check_lora_source(source, weight_name: Optional[str] = None) -> None:
