@@ -14,7 +14,9 @@ and ``block_out_channels``; they act on the latents as the sampler holds them (s
 
 The entries of the pack's embedded tiny VAEs are fitted by least squares from latents to the area-downsampled RGB of
 shapes-world videos (``fit_latent_rgb_projection``), by ``benchmarks/latent_preview_factors.py``, which also reports
-how close the fitted previews come to the downsampled frames on held-out scenes.
+how close the fitted previews come to the downsampled frames on held-out scenes. An entry is matched on the VAE's
+configuration, not its weights: a tiny VAE of another seed gets the seed-0 fit (its previews then show little; those
+random-weight models make noise anyway).
 """
 
 import dataclasses
