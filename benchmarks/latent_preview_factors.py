@@ -11,7 +11,11 @@ released VAEs' entries are published factors (see ``diffusers_pipelines/latent_p
 The table gives, on scenes not used in the fit, the PSNR (0..1 colour scale) of the projected latents against the
 averaged colours, for the fitted projection and for the best constant colour (the training mean), and R^2.
 
+With ``--overhead`` it times one preview (projection of 4 frames on the CPU, then ComfyUI's scaling to 512 and JPEG) on
+latents of the released geometries, the cost a sampler step pays for its preview.
+
     python benchmarks/latent_preview_factors.py [--fit-scenes 24] [--test-scenes 8] [--write]
+    python benchmarks/latent_preview_factors.py --overhead [--repeats 20]
 """
 
 import argparse
@@ -113,14 +117,53 @@ def write_factors(entries):
     tmp.replace(LATENT_RGB_FACTORS_FILE)
 
 
+# (entry, latents layout, latent shape of one video at the released default size)
+RELEASED_LATENTS = (
+    ("sd3", "b f c h w", (1, 40, 16, 54, 96)),        # Vchitect-2.0: 40 frames of 432x768
+    ("cogvideox", "b f c h w", (1, 13, 16, 60, 90)),  # RepVideo / DaS: 49 frames of 480x720
+    ("sd15", "b c f h w", (1, 4, 24, 40, 64)),        # LGVI: 24 frames of 320x512
+)
+
+
+def preview_overhead(repeats: int):
+    import io
+    import time
+
+    from PIL import Image, ImageOps
+
+    from video_diffusion_pack.diffusers_pipelines.latent_preview import LatentPreviewer, latent_rgb_projections
+
+    projections = {name: projection for name, (_, projection) in latent_rgb_projections().items()}
+    print("| entry | latents | ms per preview (projection, scaling, JPEG) |")
+    print("|---|---|---:|")
+    for name, layout, shape in RELEASED_LATENTS:
+        previewer = LatentPreviewer(projections[name], layout)
+        latents = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            # ComfyUI scales the preview to 512 on its long side and encodes it as JPEG, quality 95
+            ImageOps.contain(previewer(latents), (512, 512), Image.Resampling.BILINEAR).save(
+                io.BytesIO(), format="JPEG", quality=95)
+            times.append(time.perf_counter() - start)
+        print(f"| {name} | {list(shape)} bf16 | {1000 * float(np.median(times)):.2f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit-scenes", type=int, default=24)
     parser.add_argument("--test-scenes", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="store the fitted entries in latent_rgb_factors.json")
+    parser.add_argument("--overhead", action="store_true", help="time one preview at the released geometries")
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.overhead:
+        print(f"# {datetime.date.today()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+              f"{args.threads} threads, median of {args.repeats}")
+        preview_overhead(args.repeats)
+        return
     print(f"# {datetime.date.today()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.fit_scenes} fit / {args.test_scenes} held-out shapes-world scenes at {HEIGHT}x{WIDTH}")
     print("| entry | VAE | held-out PSNR fitted (dB) | constant colour (dB) | gain (dB) | R^2 |")
