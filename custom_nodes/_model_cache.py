@@ -18,6 +18,7 @@ the moment the released pipeline object is freed.
 """
 
 import collections
+import gc
 import logging
 import weakref
 from typing import Callable, Optional
@@ -238,6 +239,9 @@ class LoadedPipeline:
 
     def model_unload(self, memory_to_free=None, unpatch_weights=True) -> bool:
         self.model.release()
+        # collect now, so the pipeline's tensors (which reference cycles, e.g. of offload hooks, would keep) are freed
+        # before ComfyUI empties the device cache right after unloading
+        gc.collect()
         return True
 
     def __eq__(self, other):

@@ -54,7 +54,6 @@ mm.cleanup_models()
 report["loaded_while_held"] = first.is_loaded
 del second
 mm.unload_all_models()
-gc.collect()
 report["loaded_after_unload_all"] = first.is_loaded
 report["pipeline_object_gone"] = pipeline() is None
 report["listed_after_unload_all"] = [type(entry.model).__name__ for entry in mm.current_loaded_models]
