@@ -13,9 +13,14 @@ import json
 import re
 import time
 
+import numpy as np
 import pytest
+import torch
 from helpers import WORKFLOWS
-from PIL import Image
+from PIL import Image, ImageOps
+
+from video_diffusion_pack import build_tiny_vchitect_pipeline
+from video_diffusion_pack.diffusers_pipelines.latent_preview import previewer_for
 
 SAMPLER_CLASSES = ("VDPVchitectSampler", "VDPRepVideoSampler", "VDPDaSSampler", "VDPInpaintByInstruction")
 TINY_WORKFLOWS = sorted(path.name for path in WORKFLOWS.glob("*tiny*_api.json"))
@@ -150,3 +155,36 @@ def test_two_loaders_with_equal_inputs_load_the_pipeline_once(comfyui_previews):
     assert {"1", "11", "2", "12"} <= executed
     key = re.escape("VDPTinyVchitectLoader(memory='none', seed=6)")
     assert len(re.findall(rf"loaded pipeline {key} ", server.log_text())) == 1
+
+
+def test_last_preview_shows_the_final_latents_projected(comfyui_previews):
+    graph = load("vchitect_tiny_t2v_api.json")
+    graph["2"]["inputs"]["seed"] = 77
+    history, events = comfyui_previews.client.run_with_events(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui_previews.client.execution_errors(history)
+    previews, _ = previews_and_progress(events, "2")
+    with Image.open(io.BytesIO(previews[-1]["image"])) as image:
+        received = np.asarray(image.convert("RGB"), dtype=np.int16)
+
+    # the same run in Python, stopped at the latents, through the same projection
+    node = graph["2"]["inputs"]
+    pipeline = build_tiny_vchitect_pipeline(seed=graph["1"]["inputs"]["seed"])
+    with pipeline.transformer.repvideo_switched(node["repvideo"]):
+        latents = pipeline(
+            prompt=node["prompt"], negative_prompt=node["negative_prompt"], height=node["height"], width=node["width"],
+            num_frames=node["frames"], num_inference_steps=node["steps"], guidance_scale=node["cfg"],
+            use_dynamic_cfg=node["dynamic_cfg"], generator=torch.Generator().manual_seed(node["seed"]),
+            output_type="latent",
+        ).frames
+    # encoded as ComfyUI's server encodes a preview: scaled to 512 on its long side (bilinear), JPEG at quality 95
+    expected_image = ImageOps.contain(previewer_for(pipeline)(latents), (512, 512), Image.Resampling.BILINEAR)
+    encoded = io.BytesIO()
+    expected_image.save(encoded, format="JPEG", quality=95)
+    with Image.open(encoded) as image:
+        expected = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert received.shape == expected.shape == (512, 512, 3)
+    assert np.abs(received - expected).max() <= 2
+    # the first step's preview is far from the final latents (the previews follow the denoising)
+    with Image.open(io.BytesIO(previews[0]["image"])) as image:
+        first = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert np.abs(first - expected).mean() > 20
