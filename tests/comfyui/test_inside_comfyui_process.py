@@ -6,6 +6,9 @@ beside a core ``ModelPatcher``, are released by ``unload_all_models`` and by ``c
 holds them, and load again on the next use. Previews (``comfy.cli_args.args.preview_method``): none gives no
 previewer, auto / latent2rgb / taesd give the VAE's (taesd says once that it falls back), a VAE without coefficients
 none with a warning each run, and a preview is the ``(format, image, size)`` tuple ComfyUI's progress bar sends.
+Freeing (which ComfyUI does on accelerators only): with the CPU standing in for an accelerator and every run asking
+for more memory than there is, loading a pipeline unloads the other models, a sampling request unloads all but its
+own pipeline, and loading another pipeline releases the first.
 """
 
 import json
@@ -93,7 +96,29 @@ pipe.register_modules(vae=AutoencoderKL(**{**_VAE_CONFIG, "block_out_channels": 
 before = len(messages)
 previews["other_vae"] = [_previews.previewer_for_run(pipe), _previews.previewer_for_run(pipe)]
 previews["other_vae_messages"] = messages[before:]
-print(json.dumps({"memory": report, "previews": previews}))
+
+# the requests to free memory, which ComfyUI serves on accelerators only: here the CPU stands in for an accelerator
+# and every run asks for more memory than any machine has, so each request unloads all that it may
+def names():
+    return [type(entry.model).__name__ for entry in mm.current_loaded_models]
+mm.unload_all_models()
+_model_cache._on_accelerator = lambda device: True
+mm.minimum_inference_memory = lambda: 2 ** 62
+requests = {}
+other = comfy.model_patcher.ModelPatcher(torch.nn.Linear(4, 4), load_device=mm.get_torch_device(),
+                                         offload_device=torch.device("cpu"))
+mm.load_models_gpu([other])
+(a,) = VDPTinyVchitectLoader().load(seed=7)
+requests["listed_after_loading"] = names()
+mm.load_models_gpu([other])
+requests["listed_with_core_back"] = names()
+_model_cache.resolve_pipeline(a)
+requests["listed_after_sampling_request"] = names()
+requests["kept_for_sampling"] = a.is_loaded
+(b,) = VDPTinyVchitectLoader().load(seed=8)
+requests["first_released_for_second"] = not a.is_loaded
+requests["listed_at_end"] = names()
+print(json.dumps({"memory": report, "previews": previews, "requests": requests}))
 """
 
 
@@ -139,3 +164,14 @@ def test_vae_without_coefficients_gets_no_previewer_and_a_warning_each_run(repor
     assert previews["other_vae_messages"] == [
         "video_diffusion_pack: no previews for this run: no latent2rgb coefficients for its VAE (AutoencoderKL with "
         "16 latent channels and block_out_channels [16, 16, 16, 16]); sampling goes on without them"] * 2
+
+
+def test_loading_and_sampling_ask_comfyui_to_free_memory_and_keep_their_own_pipeline(report):
+    assert report["requests"] == {
+        "listed_after_loading": ["ManagedPipeline"],  # the core model made room for the pipeline
+        "listed_with_core_back": ["ModelPatcher", "ManagedPipeline"],
+        "listed_after_sampling_request": ["ManagedPipeline"],  # a run's memory freed, its own pipeline kept
+        "kept_for_sampling": True,
+        "first_released_for_second": True,  # another pipeline's load freed this one
+        "listed_at_end": ["ManagedPipeline"],
+    }
