@@ -13,7 +13,7 @@ from einops import rearrange
 
 # MODELS_SUBFOLDER: the sub-folder of ComfyUI's models folder that holds the pack's weights, one folder per kind.
 from ..weights.manifest import MODELS_SUBFOLDER
-from . import _memory
+from . import _memory, _model_cache
 
 # A diffusers pipeline directory is recognised by this file.
 PIPELINE_INDEX_FILE = "model_index.json"
@@ -213,8 +213,9 @@ class PipelineFolderLoader:
             raise FileNotFoundError(self.missing_message(model, found))
         directory = resolve_pipeline_dir(self.WEIGHTS_KIND, model)
         _memory.check_memory(memory, torch_device())
-        pipeline = self.pipeline_class().from_pretrained(directory, torch_dtype=DTYPES[dtype])
-        return (_memory.place_pipeline(pipeline, memory, torch_device()),)
+        pipeline_class = self.pipeline_class()
+        return (managed_pipeline(type(self), dict(model=model, dtype=dtype, memory=memory),
+                                 lambda: pipeline_class.from_pretrained(directory, torch_dtype=DTYPES[dtype]), memory),)
 
 
 class TinyPipelineLoader:
@@ -246,7 +247,27 @@ class TinyPipelineLoader:
 
     def load(self, seed, memory="none"):
         _memory.check_memory(memory, torch_device())
-        return (_memory.place_pipeline(self.build(seed, "cpu"), memory, torch_device()),)
+        return (managed_pipeline(type(self), dict(seed=seed, memory=memory), lambda: self.build(seed, "cpu"), memory),)
+
+
+def managed_pipeline(node_class, inputs: Dict, build: Callable, memory: str = "none"):
+    """A loader's ``VDP_PIPELINE``: the ``ManagedPipeline`` of its class and inputs, loaded (once for equal inputs).
+
+    Args:
+        node_class: the loader node's class; with ``inputs`` it is the key (``cache_key``).
+        inputs (`Dict`): the loader's inputs.
+        build (`Callable`): loads the pipeline on the CPU.
+        memory (`str`, defaults to "none"): the memory preset it is placed with.
+    """
+    from ..diffusers_pipelines.memory import weight_bytes_needed
+
+    managed = _model_cache.ManagedPipeline.get(
+        cache_key(node_class, **inputs), build,
+        place=lambda pipeline, device: _memory.place_pipeline(pipeline, memory, device),
+        bytes_needed=lambda pipeline: weight_bytes_needed(pipeline, memory), device=torch_device(),
+    )
+    managed.acquire()
+    return managed
 
 
 def torch_device():
@@ -256,26 +277,37 @@ def torch_device():
     return comfy.model_management.get_torch_device()
 
 
-def progress_callback(total_steps: int) -> Callable[..., Dict]:
-    """A diffusers ``callback_on_step_end`` that advances a ComfyUI progress bar and honours interrupts.
+def step_callback(total_steps: int, pipeline=None) -> Dict:
+    """The ``callback_on_step_end`` arguments of a pipeline call: progress, interrupt and latent previews.
 
-    Each call first raises ComfyUI's interrupt exception if the user pressed cancel, then advances the
-    bar (shown on the node and sent over the websocket as ``progress`` events) by one step.
+    Each step first raises ComfyUI's interrupt exception if the user pressed cancel, then advances the progress bar
+    (shown on the node and sent over the websocket as ``progress`` events) by one step, with a preview image of the
+    step's latents when ComfyUI's preview setting asks for previews and ``pipeline``'s VAE has latent2rgb
+    coefficients (``_previews``).
 
     Args:
         total_steps (`int`): the number of denoising steps the bar spans.
+        pipeline (*optional*): the pipeline that runs, for its previews; None sends none.
+
+    Returns:
+        ``callback_on_step_end`` and ``callback_on_step_end_tensor_inputs`` for the pipeline call.
     """
     import comfy.model_management
     import comfy.utils
 
+    from . import _previews
+
     bar = comfy.utils.ProgressBar(total_steps)
+    previewer = None if pipeline is None else _previews.previewer_for_run(pipeline)
 
     def on_step_end(pipeline, step_index, timestep, callback_kwargs):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        bar.update(1)
+        preview = None if previewer is None else _previews.preview_image(previewer, callback_kwargs["latents"])
+        bar.update_absolute(bar.current + 1, total_steps, preview)
         return callback_kwargs
 
-    return on_step_end
+    return {"callback_on_step_end": on_step_end,
+            "callback_on_step_end_tensor_inputs": [] if previewer is None else ["latents"]}
 
 
 def video_to_image_batch(frames: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from . import _comfy
+from . import _comfy, _model_cache
 
 PIPELINE_TYPE = "VDP_PIPELINE"
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
@@ -131,7 +131,7 @@ def run_sampler(pipeline, *, seed: int, steps: int, freeinit=None, fastercache=N
     for this run only: the pipeline is left as it was, also after a failed or interrupted run.
 
     Args:
-        pipeline: the pack pipeline the loader gave.
+        pipeline: the loader's ``VDP_PIPELINE`` (loaded again if ComfyUI released it) or a pack pipeline.
         seed (`int`), steps (`int`): the node's seed and denoising steps.
         freeinit (`FreeInitConfig`, *optional*), fastercache (`FasterCacheConfig`, *optional*): from the nodes.
         repvideo (`bool`, *optional*): RepVideo aggregation on or off for this run; None leaves the model alone.
@@ -141,6 +141,7 @@ def run_sampler(pipeline, *, seed: int, steps: int, freeinit=None, fastercache=N
     from ..hooks.faster_cache import faster_cache_applied
     from ..hooks.free_init import free_init_applied
 
+    pipeline = _model_cache.resolve_pipeline(pipeline)
     total_steps = sum(freeinit.planned_steps(steps)) if freeinit is not None else steps
     switched = (pipeline.transformer.repvideo_switched(repvideo) if repvideo is not None
                 else contextlib.nullcontext())
@@ -151,7 +152,6 @@ def run_sampler(pipeline, *, seed: int, steps: int, freeinit=None, fastercache=N
             num_inference_steps=steps,
             generator=torch.Generator(device="cpu").manual_seed(seed),
             output_type="pt",
-            callback_on_step_end=_comfy.progress_callback(total_steps),
-            callback_on_step_end_tensor_inputs=[],
+            **_comfy.step_callback(total_steps, pipeline),
         )
     return (_comfy.video_to_image_batch(output.frames),)

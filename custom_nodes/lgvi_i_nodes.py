@@ -132,9 +132,11 @@ class VDPLGVIILoader:
             raise ValueError(f"dtype={dtype!r} must be one of {list(_comfy.DTYPES)}")
         folders = {argument: resolve_folder(argument, name)
                    for argument, name in (("lgvi_i", lgvi_i), ("llava", llava), ("clip", clip))}
-        pipeline = load_lgvi_i_pipeline(folders["lgvi_i"], folders["llava"], folders["clip"],
-                                        torch_dtype=_comfy.DTYPES[dtype], max_new_tokens=max_new_tokens)
-        return (pipeline.to(_comfy.torch_device()),)
+        inputs = dict(lgvi_i=lgvi_i, llava=llava, clip=clip, dtype=dtype, max_new_tokens=max_new_tokens)
+        return (_comfy.managed_pipeline(
+            type(self), inputs, lambda: load_lgvi_i_pipeline(folders["lgvi_i"], folders["llava"], folders["clip"],
+                                                             torch_dtype=_comfy.DTYPES[dtype],
+                                                             max_new_tokens=max_new_tokens)),)
 
 
 class VDPTinyLGVIILoader(_comfy.TinyPipelineLoader):

@@ -7,7 +7,7 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 import torch
 
 from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
-from . import _comfy, _sampler
+from . import _comfy, _model_cache, _sampler
 
 CATEGORY = "video_diffusion_pack/lgvi"
 WEIGHTS_KIND = "lgvi"
@@ -95,6 +95,7 @@ class VDPInpaintByInstruction:
             raise ValueError(f"video has shape {shape}; expected an IMAGE batch [frames, height, width, 3]")
         if not instruction.strip():
             raise ValueError("instruction is empty; say what to remove, e.g. 'remove the bird on the left'")
+        pipeline = _model_cache.resolve_pipeline(pipeline)
         with _sampler.loras_for_run(pipeline, lora):
             output = pipeline(
                 video=video.cpu(),
@@ -106,8 +107,7 @@ class VDPInpaintByInstruction:
                 image_guidance_scale=image_guidance_scale,
                 generator=torch.Generator(device="cpu").manual_seed(seed),
                 output_type="pt",
-                callback_on_step_end=_comfy.progress_callback(steps),
-                callback_on_step_end_tensor_inputs=[],
+                **_comfy.step_callback(steps, pipeline),
             )
         frames = _comfy.video_to_image_batch(output.frames)
         if output.mask is None:

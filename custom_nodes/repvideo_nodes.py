@@ -9,7 +9,7 @@ import os
 from typing import Optional
 
 from ..diffusers_pipelines.repvideo.defaults import OFFICIAL
-from . import _comfy, _sampler
+from . import _comfy, _model_cache, _sampler
 
 CATEGORY = "video_diffusion_pack/repvideo"
 WEIGHTS_KIND = "repvideo"
@@ -114,6 +114,7 @@ class VDPRepVideoSampler:
         problem = inputs_problem(width, height, frames)
         if problem is not None:
             raise ValueError(problem)
+        pipeline = _model_cache.resolve_pipeline(pipeline)
         return _sampler.run_sampler(
             pipeline, seed=seed, steps=steps, freeinit=freeinit, fastercache=fastercache, repvideo=repvideo, lora=lora,
             prompt=prompt, negative_prompt=negative_prompt, height=height, width=width, num_frames=frames,

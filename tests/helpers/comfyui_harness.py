@@ -14,6 +14,7 @@ import os
 import pathlib
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -190,9 +191,12 @@ class ComfyUIClient:
 
     def run_with_events(self, graph: Dict, on_event: Optional[Callable[[Dict], None]] = None,
                         timeout_s: float = 120.0) -> Tuple[Dict, List[Dict]]:
-        """Run a graph while listening on the websocket; return (history entry, its JSON events in order).
+        """Run a graph while listening on the websocket; return (history entry, its events in order).
 
-        ``on_event(event)`` is called for every event of this run as it arrives (e.g. to interrupt it).
+        JSON events are as ComfyUI sends them. Each binary preview image becomes
+        ``{"type": "preview_image", "data": {"node": <the node executing>, "format": "JPEG" | "PNG", "image": bytes}}``
+        (ComfyUI's binary message: a 4-byte event type, 1 for previews, a 4-byte image type, 1 JPEG / 2 PNG, then the
+        encoded image). ``on_event(event)`` is called for every event of this run as it arrives (e.g. to interrupt it).
         """
         import asyncio
 
@@ -210,6 +214,7 @@ class ComfyUIClient:
                     if status != 200 or "prompt_id" not in body:
                         raise ComfyUIHarnessError(f"POST /prompt answered {status}: {json.dumps(body, indent=1)[:4000]}")
                     prompt_id = body["prompt_id"]
+                    executing = None
                     while True:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
@@ -217,11 +222,16 @@ class ComfyUIClient:
                         message = await websocket.receive(timeout=remaining)
                         if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                             raise ComfyUIHarnessError(f"websocket closed during prompt {prompt_id}: {message}")
-                        if message.type != aiohttp.WSMsgType.TEXT:
-                            continue  # binary preview images
-                        event = json.loads(message.data)
+                        if message.type == aiohttp.WSMsgType.BINARY:
+                            event = _binary_event(message.data, executing)
+                        elif message.type == aiohttp.WSMsgType.TEXT:
+                            event = json.loads(message.data)
+                        else:
+                            continue
                         if event.get("data", {}).get("prompt_id", prompt_id) != prompt_id:
                             continue
+                        if event["type"] == "executing":
+                            executing = event["data"].get("node")
                         events.append(event)
                         if on_event is not None:
                             on_event(event)
@@ -252,6 +262,19 @@ class ComfyUIClient:
         self.request("POST", "/free", {"unload_models": True, "free_memory": True})
 
 
+PREVIEW_EVENT = 1
+IMAGE_FORMATS = {1: "JPEG", 2: "PNG"}
+
+
+def _binary_event(data: bytes, executing: Optional[str]) -> Dict:
+    """A binary websocket message as an event (see ``ComfyUIClient.run_with_events``)."""
+    event_type, image_type = struct.unpack(">II", data[:8])
+    if event_type != PREVIEW_EVENT:
+        return {"type": f"binary_{event_type}", "data": {"node": executing, "payload": data[4:]}}
+    return {"type": "preview_image",
+            "data": {"node": executing, "format": IMAGE_FORMATS.get(image_type, str(image_type)), "image": data[8:]}}
+
+
 class ComfyUIServer:
     """``python main.py --cpu`` of a prepared ComfyUI, on a free loopback port, with its own folders.
 
@@ -260,9 +283,12 @@ class ComfyUIServer:
         work_dir (`pathlib.Path`): holds ``input/``, ``output/``, ``temp/`` and ``server.log``.
         extra_model_paths (`dict`, *optional*): ``folder_paths`` key -> folder, passed to the server as an
             ``extra_model_paths.yaml`` (as a user would add model folders).
+        extra_args (`list` of `str`, *optional*): more ``main.py`` options, e.g. ``["--preview-method", "auto"]``.
     """
 
-    def __init__(self, comfyui_dir: pathlib.Path, work_dir: pathlib.Path, extra_model_paths: Optional[Dict[str, str]] = None):
+    def __init__(self, comfyui_dir: pathlib.Path, work_dir: pathlib.Path, extra_model_paths: Optional[Dict[str, str]] = None,
+                 extra_args: Optional[List[str]] = None):
+        self.extra_args = list(extra_args or [])
         self.comfyui_dir = pathlib.Path(comfyui_dir)
         self.work_dir = pathlib.Path(work_dir)
         self.extra_model_paths = dict(extra_model_paths or {})
@@ -294,7 +320,7 @@ class ComfyUIServer:
         command = [
             sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
             "--output-directory", str(self.output_dir), "--input-directory", str(self.input_dir),
-            "--temp-directory", str(self.work_dir),
+            "--temp-directory", str(self.work_dir), *self.extra_args,
         ]
         if self.extra_model_paths:
             config_path = self.work_dir / "extra_model_paths.yaml"

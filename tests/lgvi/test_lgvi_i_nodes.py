@@ -63,7 +63,8 @@ def test_loader_loads_the_tiny_layout(comfyui_models, monkeypatch):
     save_tiny_lgvi_i_official_layout(comfyui_models / "video_diffusion_pack" / "lgvi", seed=0)
     # ComfyUI's device module cannot be imported under pytest's command line; the device is CPU here either way
     monkeypatch.setattr(_comfy, "torch_device", lambda: torch.device("cpu"))
-    (pipeline,) = VDPLGVIILoader().load(**FOLDERS, dtype="fp32", max_new_tokens=8)
+    (managed,) = VDPLGVIILoader().load(**FOLDERS, dtype="fp32", max_new_tokens=8)
+    pipeline = managed.acquire()
     assert isinstance(pipeline.instruction_encoder, LGVIInstructionEncoder)
     assert pipeline.instruction_encoder.config.max_new_tokens == 8
     with pytest.raises(ValueError, match="dtype='fp8' must be one of"):
