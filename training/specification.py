@@ -74,6 +74,16 @@ class ModelSpecification(abc.ABC):
     default_lora_targets: Tuple[str, ...] = ()
 
     # -- loading ---------------------------------------------------------------------------------
+    def _load_pipeline(self, pipeline_class, build_tiny, pretrained: Optional[str], dtype: torch.dtype,
+                       skipped: Sequence[str] = ()):
+        """The pipeline of the folder `pretrained` (None: `build_tiny()`'s embedded model) in `dtype`, without the
+        components in `skipped`; `pretrained` is kept for `save` (which takes what was skipped from it)."""
+        self._pretrained = pretrained
+        if pretrained is None:
+            pipeline = build_tiny()
+            return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
+        return pipeline_class.from_pretrained(pretrained, torch_dtype=dtype, **{name: None for name in skipped})
+
     @abc.abstractmethod
     def load_components(self, pretrained: Optional[str], *, dtype: torch.dtype = torch.float32,
                         load_encoders: bool = True) -> Dict[str, Any]:

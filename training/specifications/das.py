@@ -28,6 +28,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
+from ._lora import check_lora_rank, lora_config
 
 __all__ = ["DAS_RECIPE", "DaSSpecification", "DaSTrainingRecipe"]
 
@@ -85,14 +86,8 @@ class DaSSpecification(ModelSpecification):
         from ...diffusers_pipelines.das import DaSPipeline
         from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_das_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {"vae": None, "text_encoder": None, "tokenizer": None}
-            pipeline = DaSPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(DaSPipeline, build_tiny_das_pipeline, pretrained, dtype,
+                                       () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # v-prediction as DaS trains it, on the scheduler config of the folder (DDIM's add_noise / get_velocity)
         from diffusers import CogVideoXDDIMScheduler
@@ -238,12 +233,8 @@ class DaSSpecification(ModelSpecification):
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
                  adapter_name: str = "default") -> None:
         """Add peft LoRA adapters (rank, alpha, dropout) to the tracking copy blocks only."""
-        from peft import LoraConfig
-
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=self.lora_target_modules(components, targets))
+        check_lora_rank(rank)
+        config = lora_config(rank, alpha, dropout, self.lora_target_modules(components, targets))
         components["transformer"].add_adapter(config, adapter_name=adapter_name)
 
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:

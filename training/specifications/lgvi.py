@@ -27,6 +27,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
+from ._lora import lora_config, split_trainable
 
 __all__ = ["LGVI_RECIPE", "LGVISpecification", "LGVITrainingRecipe"]
 
@@ -72,14 +73,8 @@ class LGVISpecification(ModelSpecification):
         from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
         from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_inpaint_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {"vae": None, "text_encoder": None, "tokenizer": None}
-            pipeline = InpaintByInstructionPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(InpaintByInstructionPipeline, build_tiny_inpaint_pipeline, pretrained, dtype,
+                                       () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # the inference scheduler is kept for the export; training noises with DDPM on the same schedule
         components["noise_scheduler"] = DDPMScheduler.from_config(pipeline.scheduler.config)
@@ -194,21 +189,13 @@ class LGVISpecification(ModelSpecification):
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
                  adapter_name: str = "default") -> None:
         """Add peft LoRA adapters (rank, alpha, dropout) to the UNet's attention projections (``targets``)."""
-        from peft import LoraConfig, inject_adapter_in_model
+        from peft import inject_adapter_in_model
 
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=list(targets or self.default_lora_targets))
+        config = lora_config(rank, alpha, dropout, targets or self.default_lora_targets)
         inject_adapter_in_model(config, components["unet"], adapter_name=adapter_name)
 
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        if training_type not in ("full", "lora"):
-            raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
-        unet = components["unet"]
-        if training_type == "lora":
-            return [(n, p) for n, p in unet.named_parameters() if "lora_" in n]
-        return [(n, p) for n, p in unet.named_parameters() if "lora_" not in n]
+        return split_trainable(components["unet"], training_type)
 
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``InpaintByInstructionPipeline`` folder; ``lora``: diffusers'
