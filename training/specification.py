@@ -73,6 +73,16 @@ class ModelSpecification(abc.ABC):
     #: default LoRA target modules of the denoiser (peft ``target_modules``)
     default_lora_targets: Tuple[str, ...] = ()
 
+    @staticmethod
+    def _ddpm_noised(scheduler, clean: torch.Tensor, generator: Optional[torch.Generator] = None,
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(timesteps, noise, noisy latents): a uniform training timestep per sample, then Gaussian noise, drawn from
+        `generator` in that order on the CPU, mixed by the scheduler's `add_noise` (DDPM-family schedules)."""
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clean.shape[0],), generator=generator)
+        noise = torch.randn(clean.shape, generator=generator).to(clean)
+        timesteps = timesteps.to(clean.device)
+        return timesteps, noise, scheduler.add_noise(clean, noise, timesteps)
+
     # -- loading ---------------------------------------------------------------------------------
     def _load_pipeline(self, pipeline_class, build_tiny, pretrained: Optional[str], dtype: torch.dtype,
                        skipped: Sequence[str] = ()):
@@ -83,6 +93,17 @@ class ModelSpecification(abc.ABC):
             pipeline = build_tiny()
             return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
         return pipeline_class.from_pretrained(pretrained, torch_dtype=dtype, **{name: None for name in skipped})
+
+    def _with_loaded_parts(self, components: Mapping[str, Any], names: Sequence[str], pipeline_class, build_tiny,
+                           ) -> Dict[str, Any]:
+        """`components` with the parts in `names` that were not loaded (training from precomputed latents) taken
+        from the folder the run started from, with the trained denoiser passed in (or from `build_tiny()`)."""
+        parts = {name: components.get(name) for name in names}
+        if any(value is None for value in parts.values()):
+            denoiser = {self.denoiser_key: components[self.denoiser_key]}
+            source = pipeline_class.from_pretrained(self._pretrained, **denoiser) if self._pretrained else build_tiny()
+            parts = {name: value if value is not None else getattr(source, name) for name, value in parts.items()}
+        return {**components, **parts}
 
     @abc.abstractmethod
     def load_components(self, pretrained: Optional[str], *, dtype: torch.dtype = torch.float32,

@@ -5,6 +5,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
+from ._folders import write_folder
+
 
 def lora_layers_and_metadata(model, adapter_name: str = "default") -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(state dict, adapter metadata) of ``adapter_name`` for a loader mixin's ``save_lora_weights``.
@@ -51,3 +53,11 @@ def split_trainable(model, training_type: str) -> List[Tuple[str, nn.Parameter]]
         raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
     lora = training_type == "lora"
     return [(name, p) for name, p in model.named_parameters() if ("lora_" in name) == lora]
+
+
+def write_transformer_lora(pipeline_class, transformer, output_dir: str) -> None:
+    """Writes `transformer`'s default adapter as `pipeline_class`'s ``pytorch_lora_weights.safetensors`` (diffusers'
+    format, the adapter config beside it) into `output_dir`, without leaving a half-written folder."""
+    layers, metadata = lora_layers_and_metadata(transformer)
+    write_folder(output_dir, lambda folder: pipeline_class.save_lora_weights(
+        folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))

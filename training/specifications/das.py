@@ -174,10 +174,7 @@ class DaSSpecification(ModelSpecification):
         transformer, scheduler = components["transformer"], components["scheduler"]
         device, dtype = clean.device, transformer.dtype
         batch = clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         image_latents = conditions["image_latents"].to(clean)
         tracking_image_latents = conditions["tracking_image_latents"].to(clean)
         if training:
@@ -259,15 +256,10 @@ class DaSSpecification(ModelSpecification):
             write_folder(output_dir, lambda folder: DaSPipeline.save_lora_weights(
                 folder, transformer_lora_layers=layers))
             return
-        parts = {k: components.get(k) for k in ("tokenizer", "text_encoder", "vae")}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            source = (DaSPipeline.from_pretrained(self._pretrained, transformer=components["transformer"])
-                      if self._pretrained else None)
-            if source is None:
-                from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
+        from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
 
-                source = build_tiny_das_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = DaSPipeline(transformer=components["transformer"], scheduler=components["scheduler"], **parts)
+        names = ("tokenizer", "text_encoder", "vae")
+        parts = self._with_loaded_parts(components, names, DaSPipeline, build_tiny_das_pipeline)
+        pipeline = DaSPipeline(transformer=components["transformer"], scheduler=components["scheduler"],
+                               **{name: parts[name] for name in names})
         write_folder(output_dir, pipeline.save_pretrained)

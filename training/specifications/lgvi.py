@@ -152,10 +152,7 @@ class LGVISpecification(ModelSpecification):
         clean = latents["latents"]
         unet, scheduler = components["unet"], components["noise_scheduler"]
         device, dtype, batch = clean.device, unet.dtype, clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         text = conditions["prompt_embeds"].to(device=device, dtype=dtype)
         video = conditions["input_latents"].to(device=device, dtype=dtype)
         if training:
@@ -208,13 +205,9 @@ class LGVISpecification(ModelSpecification):
             write_folder(output_dir, lambda folder: StableDiffusionLoraLoaderMixin.save_lora_weights(
                 folder, unet_lora_layers=layers))
             return
-        parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer")}
-        if any(v is None for v in parts.values()):
-            from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
-            from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
+        from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
+        from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-            source = (InpaintByInstructionPipeline.from_pretrained(self._pretrained, unet=components["unet"])
-                      if self._pretrained else build_tiny_inpaint_pipeline())
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = self._pipeline({**components, **parts})
+        pipeline = self._pipeline(self._with_loaded_parts(components, ("vae", "text_encoder", "tokenizer"),
+                                                          InpaintByInstructionPipeline, build_tiny_inpaint_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import check_lora_rank, check_lora_targets, lora_config, lora_layers_and_metadata, split_trainable
+from ._lora import check_lora_rank, check_lora_targets, lora_config, split_trainable, write_transformer_lora
 
 __all__ = ["REPVIDEO_RECIPE", "RepVideoSpecification", "RepVideoTrainingRecipe"]
 
@@ -141,10 +141,7 @@ class RepVideoSpecification(ModelSpecification):
         clean = latents["latents"]
         transformer, scheduler = components["transformer"], components["scheduler"]
         device, dtype, batch = clean.device, transformer.dtype, clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         text = conditions["prompt_embeds"].to(device=device, dtype=dtype)
         if training:
             keep = (~self.text_dropout_mask(batch, generator)).to(device=device, dtype=dtype)
@@ -184,19 +181,10 @@ class RepVideoSpecification(ModelSpecification):
         from ...diffusers_pipelines.repvideo import CogVideoXRepVideoPipeline
 
         if training_type == "lora":
-            layers, metadata = lora_layers_and_metadata(components["transformer"])
-            write_folder(output_dir, lambda folder: CogVideoXRepVideoPipeline.save_lora_weights(
-                folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
+            write_transformer_lora(CogVideoXRepVideoPipeline, components["transformer"], output_dir)
             return
-        parts = {k: components.get(k) for k in _ENCODERS}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            if self._pretrained:
-                source = CogVideoXRepVideoPipeline.from_pretrained(self._pretrained,
-                                                                   transformer=components["transformer"])
-            else:
-                from ...diffusers_pipelines.repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
+        from ...diffusers_pipelines.repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
 
-                source = build_tiny_cogvideox_repvideo_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        write_folder(output_dir, self._pipeline({**components, **parts}).save_pretrained)
+        components = self._with_loaded_parts(components, _ENCODERS, CogVideoXRepVideoPipeline,
+                                             build_tiny_cogvideox_repvideo_pipeline)
+        write_folder(output_dir, self._pipeline(components).save_pretrained)

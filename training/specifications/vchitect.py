@@ -29,7 +29,7 @@ from torch import nn
 
 from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import check_lora_rank, check_lora_targets, lora_config, lora_layers_and_metadata, split_trainable
+from ._lora import check_lora_rank, check_lora_targets, lora_config, split_trainable, write_transformer_lora
 
 __all__ = ["VCHITECT_RECIPE", "VchitectSpecification", "VchitectTrainingRecipe"]
 
@@ -214,20 +214,10 @@ class VchitectSpecification(ModelSpecification):
         from ...diffusers_pipelines.vchitect import VchitectRepVideoPipeline
 
         if training_type == "lora":
-            layers, metadata = lora_layers_and_metadata(components["transformer"])
-            write_folder(output_dir, lambda folder: VchitectRepVideoPipeline.save_lora_weights(
-                folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
+            write_transformer_lora(VchitectRepVideoPipeline, components["transformer"], output_dir)
             return
-        parts = {k: components.get(k) for k in _TEXT_PARTS}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            if self._pretrained:
-                source = VchitectRepVideoPipeline.from_pretrained(self._pretrained,
-                                                                  transformer=components["transformer"])
-            else:
-                from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
+        from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
 
-                source = build_tiny_vchitect_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = self._pipeline({**components, **parts})
+        pipeline = self._pipeline(self._with_loaded_parts(components, _TEXT_PARTS, VchitectRepVideoPipeline,
+                                                          build_tiny_vchitect_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)
