@@ -156,17 +156,28 @@ class ModelSpecification(abc.ABC):
         raise NotImplementedError(f"model {self.name!r} has no validation video yet")
 
     # -- what trains, how it is saved ------------------------------------------------------------
+    def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
+                 dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
+                 adapter_name: str = "default") -> None:
+        """Add peft LoRA adapters (rank, alpha defaulting to the rank, dropout) to the denoiser's linear layers named
+        by ``targets`` (default ``default_lora_targets``); ValueError when they name none. Denoisers that are not
+        peft adapter models, or that train a part only, override it."""
+        from .specifications._lora import check_lora_rank, check_lora_targets, lora_config
+
+        check_lora_rank(rank)
+        denoiser = components[self.denoiser_key]
+        targets = check_lora_targets(denoiser, targets or self.default_lora_targets, f"{self.name} {self.denoiser_key}")
+        denoiser.add_adapter(lora_config(rank, alpha, dropout, targets), adapter_name=adapter_name)
+
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
         """``(name, parameter)`` pairs that train; everything else is frozen by the trainer.
 
-        The default is every parameter of the denoiser for ``full`` and the parameters peft marked
-        trainable for ``lora``; specifications that train a part only (DaS: the control branch)
-        override it.
+        The default is every parameter of the denoiser but LoRA adapters for ``full`` and the adapters for ``lora``;
+        specifications that train a part only (DaS: the control branch) override it.
         """
-        denoiser = components[self.denoiser_key]
-        if training_type == "lora":
-            return [(n, p) for n, p in denoiser.named_parameters() if "lora_" in n]
-        return list(denoiser.named_parameters())
+        from .specifications._lora import split_trainable
+
+        return split_trainable(components[self.denoiser_key], training_type)
 
     @abc.abstractmethod
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:

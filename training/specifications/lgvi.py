@@ -19,15 +19,14 @@ Data columns: ``input_video`` and ``video`` (the target), [B, F, 3, H, W] in [-1
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import lora_config, split_trainable
+from ._lora import lora_config
 
 __all__ = ["LGVI_RECIPE", "LGVISpecification", "LGVITrainingRecipe"]
 
@@ -190,9 +189,6 @@ class LGVISpecification(ModelSpecification):
 
         config = lora_config(rank, alpha, dropout, targets or self.default_lora_targets)
         inject_adapter_in_model(config, components["unet"], adapter_name=adapter_name)
-
-    def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        return split_trainable(components["unet"], training_type)
 
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``InpaintByInstructionPipeline`` folder; ``lora``: diffusers'

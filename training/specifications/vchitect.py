@@ -22,14 +22,13 @@ or diffusers' ``pytorch_lora_weights.safetensors`` (``transformer.``-prefixed ke
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
-from torch import nn
 
 from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import check_lora_rank, check_lora_targets, lora_config, split_trainable, write_transformer_lora
+from ._lora import write_transformer_lora
 
 __all__ = ["VCHITECT_RECIPE", "VchitectSpecification", "VchitectTrainingRecipe"]
 
@@ -196,19 +195,6 @@ class VchitectSpecification(ModelSpecification):
                               weights=weights)
 
     # -- what trains, how it is saved ------------------------------------------------------------
-    def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
-                 dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
-                 adapter_name: str = "default") -> None:
-        """Add peft LoRA adapters (rank, alpha, dropout) to the transformer's attention projections (``targets``)."""
-        check_lora_rank(rank)
-        transformer = components["transformer"]
-        targets = check_lora_targets(transformer, targets or self.default_lora_targets, "Vchitect transformer")
-        transformer.add_adapter(lora_config(rank, alpha, dropout, targets), adapter_name=adapter_name)
-
-    def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        """``full``: every transformer parameter (RepVideo's gates included); ``lora``: the adapters only."""
-        return split_trainable(components["transformer"], training_type)
-
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``VchitectRepVideoPipeline`` folder; ``lora``: ``pytorch_lora_weights.safetensors``."""
         from ...diffusers_pipelines.vchitect import VchitectRepVideoPipeline
