@@ -30,6 +30,9 @@ __all__ = [
     "check_prompt",
     "check_real",
     "check_tensor",
+    "GuidancePlan",
+    "PlannedGuidanceMixin",
+    "check_text_length",
     "guidance_schedule",
     "is_integer",
     "is_real",
@@ -211,6 +214,67 @@ def guidance_schedule(timesteps, guidance_scale: float, use_dynamic_cfg: bool) -
         return [float(guidance_scale)] * len(timesteps)
     values = timesteps.cpu().tolist() if isinstance(timesteps, torch.Tensor) else list(timesteps)
     return [official_dynamic_guidance(guidance_scale, t, len(values)) for t in values]
+
+
+class GuidancePlan:
+    """The guidance scale of each step, planned on the host before the loop from a base scale; planned again for the
+    steps left when the base changes (a step-end callback that sets the pipeline's `_guidance_scale`, as diffusers'
+    CFG-cutoff callbacks do).
+
+    Args:
+        timesteps: the scheduler's timesteps (tensor or list).
+        guidance_scale (`float`): the base scale.
+        use_dynamic_cfg (`bool`): the official cosine ramp over the base (else the base at every step).
+    """
+
+    def __init__(self, timesteps, guidance_scale: float, use_dynamic_cfg: bool):
+        self.timesteps = timesteps.cpu().tolist() if isinstance(timesteps, torch.Tensor) else list(timesteps)
+        self.use_dynamic_cfg = use_dynamic_cfg
+        self._plan(guidance_scale)
+
+    def _plan(self, guidance_scale: float) -> None:
+        self.base = guidance_scale
+        self.per_step = guidance_schedule(self.timesteps, guidance_scale, self.use_dynamic_cfg)
+
+    def scale_at(self, step: int, base: float) -> float:
+        """The scale to apply at `step`, for the base scale `base` (re-planning when it differs from the last)."""
+        if base != self.base:
+            self._plan(base)
+        return self.per_step[step]
+
+    @property
+    def guides(self) -> bool:
+        """Whether the base still asks for guidance (> 1; > 0 under the ramp, which starts from 1)."""
+        return self.base > 0 if self.use_dynamic_cfg else self.base > 1
+
+
+class PlannedGuidanceMixin:
+    """`guidance_scale` for pipelines whose loop applies a `GuidancePlan`: while the loop runs, the scale applied at
+    the current step (`_applied_guidance_scale`, the ramp's value under dynamic guidance); otherwise the base scale
+    `_guidance_scale`, which the caller passed and a step-end callback may change (the steps after it follow it)."""
+
+    _applied_guidance_scale = None
+
+    @property
+    def guidance_scale(self) -> float:
+        applied = self._applied_guidance_scale
+        return self._guidance_scale if applied is None else applied
+
+
+def check_text_length(name: str, embeds, transformer_config) -> None:
+    """CogVideoX-derived transformers with positional embeddings (sin-cos or learned) take exactly their
+    `max_text_seq_length` text tokens: ValueError naming `name`'s length and the transformer's otherwise."""
+    if embeds is None or not isinstance(embeds, torch.Tensor) or embeds.ndim != 3:
+        return
+    uses_positions = not transformer_config.get("use_rotary_positional_embeddings", False) or transformer_config.get(
+        "use_learned_positional_embeddings", False
+    )
+    expected = transformer_config.get("max_text_seq_length")
+    if uses_positions and expected is not None and embeds.shape[1] != expected:
+        raise ValueError(
+            f"{name} has {embeds.shape[1]} tokens; the transformer takes max_text_seq_length={expected} (encode the "
+            f"prompt with max_sequence_length={expected})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- folders

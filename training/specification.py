@@ -73,7 +73,38 @@ class ModelSpecification(abc.ABC):
     #: default LoRA target modules of the denoiser (peft ``target_modules``)
     default_lora_targets: Tuple[str, ...] = ()
 
+    @staticmethod
+    def _ddpm_noised(scheduler, clean: torch.Tensor, generator: Optional[torch.Generator] = None,
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(timesteps, noise, noisy latents): a uniform training timestep per sample, then Gaussian noise, drawn from
+        `generator` in that order on the CPU, mixed by the scheduler's `add_noise` (DDPM-family schedules)."""
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (clean.shape[0],), generator=generator)
+        noise = torch.randn(clean.shape, generator=generator).to(clean)
+        timesteps = timesteps.to(clean.device)
+        return timesteps, noise, scheduler.add_noise(clean, noise, timesteps)
+
     # -- loading ---------------------------------------------------------------------------------
+    def _load_pipeline(self, pipeline_class, build_tiny, pretrained: Optional[str], dtype: torch.dtype,
+                       skipped: Sequence[str] = ()):
+        """The pipeline of the folder `pretrained` (None: `build_tiny()`'s embedded model) in `dtype`, without the
+        components in `skipped`; `pretrained` is kept for `save` (which takes what was skipped from it)."""
+        self._pretrained = pretrained
+        if pretrained is None:
+            pipeline = build_tiny()
+            return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
+        return pipeline_class.from_pretrained(pretrained, torch_dtype=dtype, **{name: None for name in skipped})
+
+    def _with_loaded_parts(self, components: Mapping[str, Any], names: Sequence[str], pipeline_class, build_tiny,
+                           ) -> Dict[str, Any]:
+        """`components` with the parts in `names` that were not loaded (training from precomputed latents) taken
+        from the folder the run started from, with the trained denoiser passed in (or from `build_tiny()`)."""
+        parts = {name: components.get(name) for name in names}
+        if any(value is None for value in parts.values()):
+            denoiser = {self.denoiser_key: components[self.denoiser_key]}
+            source = pipeline_class.from_pretrained(self._pretrained, **denoiser) if self._pretrained else build_tiny()
+            parts = {name: value if value is not None else getattr(source, name) for name, value in parts.items()}
+        return {**components, **parts}
+
     @abc.abstractmethod
     def load_components(self, pretrained: Optional[str], *, dtype: torch.dtype = torch.float32,
                         load_encoders: bool = True) -> Dict[str, Any]:
@@ -125,17 +156,28 @@ class ModelSpecification(abc.ABC):
         raise NotImplementedError(f"model {self.name!r} has no validation video yet")
 
     # -- what trains, how it is saved ------------------------------------------------------------
+    def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
+                 dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
+                 adapter_name: str = "default") -> None:
+        """Add peft LoRA adapters (rank, alpha defaulting to the rank, dropout) to the denoiser's linear layers named
+        by ``targets`` (default ``default_lora_targets``); ValueError when they name none. Denoisers that are not
+        peft adapter models, or that train a part only, override it."""
+        from .specifications._lora import check_lora_rank, check_lora_targets, lora_config
+
+        check_lora_rank(rank)
+        denoiser = components[self.denoiser_key]
+        targets = check_lora_targets(denoiser, targets or self.default_lora_targets, f"{self.name} {self.denoiser_key}")
+        denoiser.add_adapter(lora_config(rank, alpha, dropout, targets), adapter_name=adapter_name)
+
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
         """``(name, parameter)`` pairs that train; everything else is frozen by the trainer.
 
-        The default is every parameter of the denoiser for ``full`` and the parameters peft marked
-        trainable for ``lora``; specifications that train a part only (DaS: the control branch)
-        override it.
+        The default is every parameter of the denoiser but LoRA adapters for ``full`` and the adapters for ``lora``;
+        specifications that train a part only (DaS: the control branch) override it.
         """
-        denoiser = components[self.denoiser_key]
-        if training_type == "lora":
-            return [(n, p) for n, p in denoiser.named_parameters() if "lora_" in n]
-        return list(denoiser.named_parameters())
+        from .specifications._lora import split_trainable
+
+        return split_trainable(components[self.denoiser_key], training_type)
 
     @abc.abstractmethod
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:

@@ -22,6 +22,8 @@ from ..loading import load_pipeline
 from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    GuidancePlan,
+    PlannedGuidanceMixin,
     check_bool,
     check_callback_tensor_inputs,
     check_finite,
@@ -34,6 +36,7 @@ from ..pipeline_utils import (
     check_prompt,
     check_real,
     check_tensor,
+    check_text_length,
     guidance_schedule,
     official_dynamic_guidance,  # noqa: F401  (re-exported: the ramp the pipeline applies)
     register_pipeline,
@@ -45,7 +48,7 @@ logger = logging.get_logger(__name__)
 COMPONENT_NAMES = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
 
 
-class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
+class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
     """Diffusion as Shader: an image, a prompt and a 3D tracking video in, a video out.
 
     The tracking video (frames coloured by their points' frame-0 screen position and depth; see
@@ -212,6 +215,8 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
 
         num_prompts = check_prompt(prompt, prompt_embeds)
         check_negative_prompt(negative_prompt, num_prompts)
+        check_text_length("prompt_embeds", prompt_embeds, config)
+        check_text_length("negative_prompt_embeds", negative_prompt_embeds, config)
         if negative_prompt_embeds is not None:
             check_tensor("negative_prompt_embeds", negative_prompt_embeds, ndim=3)
             if prompt_embeds is not None and negative_prompt_embeds.shape != prompt_embeds.shape:
@@ -361,6 +366,7 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
         )
         max_sequence_length = max_sequence_length or self.transformer.config.max_text_seq_length
         self._guidance_scale = guidance_scale
+        self._applied_guidance_scale = None
         self._attention_kwargs = attention_kwargs
         self._current_timestep = None
         self._interrupt = False
@@ -394,7 +400,7 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
         # 2. schedule, planned on the host
         timesteps, num_inference_steps = retrieve_timesteps(self.scheduler, num_inference_steps, device)
         self._num_timesteps = len(timesteps)
-        guidance_per_step = self.guidance_schedule(timesteps, guidance_scale, use_dynamic_cfg)
+        guidance = GuidancePlan(timesteps, guidance_scale, use_dynamic_cfg)
 
         # 3. latents, drawing from `generator` in the official order: image, noise, tracking image, tracking video
         num_latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
@@ -428,17 +434,13 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
 
         # 4. denoising; both guidance branches in one batched transformer call
         old_pred_original_sample = None
-        base_scale = applied_scale = guidance_scale
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
-                if self._guidance_scale != applied_scale:
-                    # a callback changed the scale: plan the remaining steps for it
-                    base_scale += self._guidance_scale - applied_scale
-                    guidance_per_step = self.guidance_schedule(timesteps, base_scale, use_dynamic_cfg)
-                applied_scale = self._guidance_scale = guidance_per_step[i]
+                # a callback may have changed the base scale `_guidance_scale`: the plan follows it
+                self._applied_guidance_scale = guidance.scale_at(i, self._guidance_scale)
                 model_input = torch.cat([latents, latents]) if do_cfg else latents
                 model_input = self.scheduler.scale_model_input(model_input, t)
                 model_input = torch.cat([model_input, image_latents], dim=2)
@@ -457,7 +459,7 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
                     )[0].float()
                 if do_cfg:
                     uncond, cond = noise_pred.chunk(2)
-                    noise_pred = uncond + guidance_per_step[i] * (cond - uncond)
+                    noise_pred = uncond + self._applied_guidance_scale * (cond - uncond)
                 if isinstance(self.scheduler, CogVideoXDPMScheduler):
                     latents, old_pred_original_sample = self.scheduler.step(
                         noise_pred, old_pred_original_sample, t, timesteps[i - 1] if i > 0 else None, latents,
@@ -475,7 +477,7 @@ class DaSPipeline(CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
                     negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
                 progress_bar.update()
-        self._current_timestep = None
+        self._current_timestep = self._applied_guidance_scale = None
 
         # 5. frames
         if output_type == "latent":

@@ -103,7 +103,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
             instruction_encoder=instruction_encoder,
         )
-        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        # a pipeline may be built without its VAE (e.g. only to encode prompts): Stable Diffusion's factor then
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
 
     # ------------------------------------------------------------------ loading
@@ -212,15 +213,22 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
     def video_tensor(video, height: int, width: int) -> torch.Tensor:
         """`video` as float [B, F, 3, height, width] in 0..1, resized like the official inference (bilinear).
 
-        Accepts a tensor or array [F, H, W, 3] / [B, F, H, W, 3] (float in 0..1, or uint8), or a list of PIL images
-        (one video; resized by PIL's bilinear filter exactly as the official `load_video`). Raises ValueError for an
-        empty video, another layout, or values outside 0..1.
+        Accepts a tensor or array [F, H, W, 3] / [B, F, H, W, 3] (float in 0..1, or uint8), a list of PIL images
+        (one video; resized by PIL's bilinear filter exactly as the official `load_video`), or a list of such videos
+        (one per prompt, as diffusers' video-to-video pipelines take them) with the same number of frames. Raises
+        ValueError for an empty video, another layout, or values outside 0..1.
         """
         if isinstance(video, (list, tuple)):
             if not video:
                 raise ValueError("video is an empty list; expected frames")
             if not all(isinstance(frame, PIL.Image.Image) for frame in video):
-                raise ValueError("video as a list must hold PIL images; pass a tensor or array [F, H, W, 3] otherwise")
+                if any(isinstance(item, PIL.Image.Image) for item in video):
+                    raise ValueError("video as a list mixes PIL images and other values; give frames or videos")
+                videos = [InpaintByInstructionPipeline.video_tensor(item, height, width) for item in video]
+                frame_counts = [item.shape[1] for item in videos]
+                if len(set(frame_counts)) > 1:
+                    raise ValueError(f"video as a list holds videos of {frame_counts} frames; they must be equal")
+                return torch.cat(videos)
             frames = [np.asarray(frame.convert("RGB").resize((width, height), resample=PIL.Image.BILINEAR))
                       for frame in video]
             return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None].float() / 255
@@ -259,6 +267,39 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
             return_tensors="pt",
         ).input_ids
         return self.text_encoder(ids.to(device))[0]
+
+    def _negative_embeds(self, negative_prompt, count: int, device) -> torch.Tensor:
+        """CLIP embeddings of `negative_prompt` (None for "", one string, or one per prompt) for `count` prompts."""
+        negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""]
+        return self._clip_embeds(negatives * (count // len(negatives)), device)
+
+    @torch.no_grad()
+    def encode_prompt(
+        self,
+        prompt: Union[str, List[str]],
+        negative_prompt: Union[str, List[str], None] = None,
+        do_classifier_free_guidance: bool = True,
+        num_videos_per_prompt: int = 1,
+        device: Optional[torch.device] = None,
+    ):
+        """LGVI's CLIP text embeddings of `prompt` and (with guidance) of `negative_prompt` (None for ""), each
+        repeated `num_videos_per_prompt` times; pass them to `__call__` as `prompt_embeds` / `negative_prompt_embeds`.
+        LGVI-I's instructions need the video (the MLLM reads its first frame): `__call__` encodes them.
+
+        Returns:
+            (prompt_embeds, negative_prompt_embeds), the latter None without guidance.
+        """
+        if self.instruction_encoder is not None:
+            raise ValueError("encode_prompt encodes LGVI's CLIP prompts; with an instruction_encoder (LGVI-I) the "
+                             "instruction is encoded with the video by __call__")
+        device = device or self._execution_device
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompt_embeds = self._clip_embeds(prompts, device).repeat_interleave(num_videos_per_prompt, dim=0)
+        negative_prompt_embeds = None
+        if do_classifier_free_guidance:
+            negative_prompt_embeds = self._negative_embeds(negative_prompt, len(prompts), device)
+            negative_prompt_embeds = negative_prompt_embeds.repeat_interleave(num_videos_per_prompt, dim=0)
+        return prompt_embeds, negative_prompt_embeds
 
     def encode_video(self, video: torch.Tensor, generator) -> torch.Tensor:
         """[B, F, 3, H, W] in 0..1 -> scaled latents [B, 4, F, h, w] (a posterior sample, as the official)."""
@@ -386,12 +427,11 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
                 )
                 negative_prompt_embeds = torch.zeros_like(prompt_embeds)
             else:
-                prompt_embeds = self._clip_embeds(prompts, device)
+                prompt_embeds = self.encode_prompt(prompts, do_classifier_free_guidance=False, device=device)[0]
         elif prompt_embeds.shape[0] == 1 and batch > 1:
             prompt_embeds = prompt_embeds.expand(batch, -1, -1)
         if negative_prompt_embeds is None and do_guidance:
-            negatives = negative_prompt if isinstance(negative_prompt, list) else [negative_prompt or ""]
-            negative_prompt_embeds = self._clip_embeds(negatives * (batch // len(negatives)), device)
+            negative_prompt_embeds = self._negative_embeds(negative_prompt, batch, device)
         elif negative_prompt_embeds is not None and negative_prompt_embeds.shape[0] == 1 and batch > 1:
             negative_prompt_embeds = negative_prompt_embeds.expand(batch, -1, -1)
         dtype = self.unet.dtype

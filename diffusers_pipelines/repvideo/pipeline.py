@@ -6,6 +6,7 @@ pipeline sets it to 1), and the aggregation switchable (`enable_repvideo` / `dis
 loop, prompt encoding, dynamic guidance and decoding are diffusers' own.
 """
 
+import math
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
@@ -94,6 +95,18 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
     def disable_repvideo(self) -> None:
         """Switches the aggregation off and drops the gates: the transformer computes stock CogVideoX."""
         self.transformer.disable_repvideo()
+
+    @property
+    def guidance_scale(self) -> float:
+        """The guidance scale: while the loop runs under dynamic guidance, the ramp's value at the current step
+        (diffusers' CogVideoX expression, to the bit); otherwise the base scale `_guidance_scale`, which the caller
+        passed and a step-end callback may change (the steps after it follow it: diffusers' own dynamic loop would
+        overwrite the change with the ramp over the scale first passed)."""
+        t = self._current_timestep
+        if not getattr(self, "_dynamic_cfg", False) or t is None:
+            return self._guidance_scale
+        steps = self._num_timesteps
+        return 1 + self._guidance_scale * ((1 - math.cos(math.pi * ((steps - float(t)) / steps) ** 5.0)) / 2)
 
     def _size_multiple(self) -> int:
         return self.vae_scale_factor_spatial * self.transformer.config.patch_size
@@ -265,6 +278,7 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
             )
             prompt, negative_prompt = None, None
             negative_prompt_embeds = negative_prompt_embeds if negative_prompt_embeds is not None else encoded_negative
+        self._dynamic_cfg = use_dynamic_cfg
         cast = lambda tensor: tensor if tensor is None else tensor.to(device=device, dtype=dtype)  # noqa: E731
         return super().__call__(
             prompt=self._per_video(prompt, num_videos_per_prompt),
@@ -278,7 +292,9 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
             num_inference_steps=num_inference_steps,
             timesteps=timesteps,
             guidance_scale=guidance_scale,
-            use_dynamic_cfg=use_dynamic_cfg,
+            # the ramp is applied by `guidance_scale` over the base a callback may change (diffusers' dynamic loop
+            # would rebuild it from the scale passed here at every step)
+            use_dynamic_cfg=False,
             eta=eta,
             generator=generator,
             latents=cast(latents),

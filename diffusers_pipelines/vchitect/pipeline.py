@@ -19,6 +19,8 @@ from ..loading import load_pipeline
 from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
     OUTPUT_TYPES,  # noqa: F401  (re-exported: the pipeline's output types)
+    GuidancePlan,
+    PlannedGuidanceMixin,
     check_bool,
     check_callback_tensor_inputs,
     check_generator,
@@ -66,7 +68,7 @@ class VchitectRepVideoPipelineOutput(BaseOutput):
     frames: Union[np.ndarray, torch.Tensor, List[List[Any]]]
 
 
-class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3LoraLoaderMixin):
+class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedLoraLoaderMixin, SD3LoraLoaderMixin):
     """Vchitect-2.0 text-to-video; RepVideo's cross-layer aggregation via `transformer.enable_repvideo()`.
 
     LoRAs load through diffusers' SD3 loader (the same component names): `load_lora_weights(path, adapter_name=...)`,
@@ -333,10 +335,6 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
         )[0].float()
 
     @property
-    def guidance_scale(self):
-        return self._guidance_scale
-
-    @property
     def num_timesteps(self):
         return self._num_timesteps
 
@@ -422,6 +420,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
             cfg_batching=cfg_batching,
         )
         self._guidance_scale = guidance_scale
+        self._applied_guidance_scale = None
         self._interrupt = False
         do_cfg = guidance_scale > 0 if use_dynamic_cfg else guidance_scale > 1
         device = self._execution_device
@@ -437,7 +436,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         self._num_timesteps = len(timesteps)
-        guidance_per_step = self.guidance_schedule(timesteps, guidance_scale, use_dynamic_cfg)
+        guidance = GuidancePlan(timesteps, guidance_scale, use_dynamic_cfg)
 
         # 3. noise
         batch_size = num_prompts * num_videos_per_prompt
@@ -455,18 +454,14 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
             )
 
         branch_text, branch_pooled = batched_branches()
-        base_scale = applied_scale = guidance_scale
         with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                if self._guidance_scale != applied_scale:
-                    # a callback changed the scale (diffusers' CFG cut-off callbacks set 0): plan the remaining steps
-                    # for it, and drop the unconditional branch once guidance is off
-                    base_scale += self._guidance_scale - applied_scale
-                    guidance_per_step = self.guidance_schedule(timesteps, base_scale, use_dynamic_cfg)
-                    do_cfg = do_cfg and (base_scale > 0 if use_dynamic_cfg else base_scale > 1)
-                applied_scale = self._guidance_scale = guidance_per_step[i]
+                # a callback may have changed the base scale `_guidance_scale` (diffusers' CFG cut-off callbacks set
+                # 0): the plan follows it, and the unconditional branch is dropped once guidance is off
+                self._applied_guidance_scale = guidance.scale_at(i, self._guidance_scale)
+                do_cfg = do_cfg and guidance.guides
                 if do_cfg and cfg_batching:
                     with self.transformer.cache_context(
                         "cond_uncond", step_index=i, num_inference_steps=len(timesteps)
@@ -486,7 +481,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
                     with self.transformer.cache_context("cond", step_index=i, num_inference_steps=len(timesteps)):
                         velocity = self._predict_velocity(latents, prompt_embeds, pooled_prompt_embeds, t)
                 if do_cfg:
-                    velocity = uncond + guidance_per_step[i] * (cond - uncond)
+                    velocity = uncond + self._applied_guidance_scale * (cond - uncond)
                 # the scheduler computes the update in float32 (the velocity is float32); the state stays in `dtype`
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
 
@@ -504,6 +499,7 @@ class VchitectRepVideoPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, SD3Lor
                         )
                         branch_text, branch_pooled = batched_branches()
                 progress_bar.update()
+        self._applied_guidance_scale = None
 
         # 5. frames
         if output_type == "latent":

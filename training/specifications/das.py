@@ -28,7 +28,7 @@ from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import lora_layers_and_metadata
+from ._lora import check_lora_rank, lora_config, lora_layers_and_metadata
 
 __all__ = ["DAS_RECIPE", "DaSSpecification", "DaSTrainingRecipe"]
 
@@ -86,14 +86,8 @@ class DaSSpecification(ModelSpecification):
         from ...diffusers_pipelines.das import DaSPipeline
         from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_das_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {"vae": None, "text_encoder": None, "tokenizer": None}
-            pipeline = DaSPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(DaSPipeline, build_tiny_das_pipeline, pretrained, dtype,
+                                       () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # v-prediction as DaS trains it, on the scheduler config of the folder (DDIM's add_noise / get_velocity)
         from diffusers import CogVideoXDDIMScheduler
@@ -180,10 +174,7 @@ class DaSSpecification(ModelSpecification):
         transformer, scheduler = components["transformer"], components["scheduler"]
         device, dtype = clean.device, transformer.dtype
         batch = clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         image_latents = conditions["image_latents"].to(clean)
         tracking_image_latents = conditions["tracking_image_latents"].to(clean)
         if training:
@@ -239,12 +230,8 @@ class DaSSpecification(ModelSpecification):
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
                  adapter_name: str = "default") -> None:
         """Add peft LoRA adapters (rank, alpha, dropout) to the tracking copy blocks only."""
-        from peft import LoraConfig
-
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=self.lora_target_modules(components, targets))
+        check_lora_rank(rank)
+        config = lora_config(rank, alpha, dropout, self.lora_target_modules(components, targets))
         components["transformer"].add_adapter(config, adapter_name=adapter_name)
 
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
@@ -267,15 +254,10 @@ class DaSSpecification(ModelSpecification):
             write_folder(output_dir, lambda folder: DaSPipeline.save_lora_weights(
                 folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
             return
-        parts = {k: components.get(k) for k in ("tokenizer", "text_encoder", "vae")}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            source = (DaSPipeline.from_pretrained(self._pretrained, transformer=components["transformer"])
-                      if self._pretrained else None)
-            if source is None:
-                from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
+        from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
 
-                source = build_tiny_das_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = DaSPipeline(transformer=components["transformer"], scheduler=components["scheduler"], **parts)
+        names = ("tokenizer", "text_encoder", "vae")
+        parts = self._with_loaded_parts(components, names, DaSPipeline, build_tiny_das_pipeline)
+        pipeline = DaSPipeline(transformer=components["transformer"], scheduler=components["scheduler"],
+                               **{name: parts[name] for name in names})
         write_folder(output_dir, pipeline.save_pretrained)

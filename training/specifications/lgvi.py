@@ -19,15 +19,14 @@ Data columns: ``input_video`` and ``video`` (the target), [B, F, 3, H, W] in [-1
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import lora_layers_and_metadata
+from ._lora import lora_config, lora_layers_and_metadata
 
 __all__ = ["LGVI_RECIPE", "LGVISpecification", "LGVITrainingRecipe"]
 
@@ -73,14 +72,8 @@ class LGVISpecification(ModelSpecification):
         from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
         from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_inpaint_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {"vae": None, "text_encoder": None, "tokenizer": None}
-            pipeline = InpaintByInstructionPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(InpaintByInstructionPipeline, build_tiny_inpaint_pipeline, pretrained, dtype,
+                                       () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # the inference scheduler is kept for the export; training noises with DDPM on the same schedule
         components["noise_scheduler"] = DDPMScheduler.from_config(pipeline.scheduler.config)
@@ -158,10 +151,7 @@ class LGVISpecification(ModelSpecification):
         clean = latents["latents"]
         unet, scheduler = components["unet"], components["noise_scheduler"]
         device, dtype, batch = clean.device, unet.dtype, clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         text = conditions["prompt_embeds"].to(device=device, dtype=dtype)
         video = conditions["input_latents"].to(device=device, dtype=dtype)
         if training:
@@ -195,21 +185,8 @@ class LGVISpecification(ModelSpecification):
                  dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
                  adapter_name: str = "default") -> None:
         """Add peft LoRA adapters (rank, alpha, dropout) to the UNet's attention projections (``targets``)."""
-        from peft import LoraConfig
-
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=list(targets or self.default_lora_targets))
+        config = lora_config(rank, alpha, dropout, targets or self.default_lora_targets)
         components["unet"].add_adapter(config, adapter_name=adapter_name)
-
-    def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        if training_type not in ("full", "lora"):
-            raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
-        unet = components["unet"]
-        if training_type == "lora":
-            return [(n, p) for n, p in unet.named_parameters() if "lora_" in n]
-        return [(n, p) for n, p in unet.named_parameters() if "lora_" not in n]
 
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``InpaintByInstructionPipeline`` folder; ``lora``: diffusers'
@@ -221,13 +198,9 @@ class LGVISpecification(ModelSpecification):
             write_folder(output_dir, lambda folder: InpaintByInstructionPipeline.save_lora_weights(
                 folder, unet_lora_layers=layers, unet_lora_adapter_metadata=metadata))
             return
-        parts = {k: components.get(k) for k in ("vae", "text_encoder", "tokenizer")}
-        if any(v is None for v in parts.values()):
-            from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
-            from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
+        from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
+        from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-            source = (InpaintByInstructionPipeline.from_pretrained(self._pretrained, unet=components["unet"])
-                      if self._pretrained else build_tiny_inpaint_pipeline())
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = self._pipeline({**components, **parts})
+        pipeline = self._pipeline(self._with_loaded_parts(components, ("vae", "text_encoder", "tokenizer"),
+                                                          InpaintByInstructionPipeline, build_tiny_inpaint_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)

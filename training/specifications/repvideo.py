@@ -19,14 +19,13 @@ pipeline's ``load_lora_weights``, diffusers' CogVideoX loader).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
-from torch import nn
 
 from ..specification import ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import lora_layers_and_metadata
+from ._lora import write_transformer_lora
 
 __all__ = ["REPVIDEO_RECIPE", "RepVideoSpecification", "RepVideoTrainingRecipe"]
 
@@ -78,14 +77,8 @@ class RepVideoSpecification(ModelSpecification):
         from ...diffusers_pipelines.repvideo import CogVideoXRepVideoPipeline
         from ...diffusers_pipelines.repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_cogvideox_repvideo_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {name: None for name in _ENCODERS}
-            pipeline = CogVideoXRepVideoPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(CogVideoXRepVideoPipeline, build_tiny_cogvideox_repvideo_pipeline,
+                                       pretrained, dtype, () if load_encoders else _ENCODERS)
         components = dict(pipeline.components)
         # the official schedule (zero terminal SNR, shift 3) on the folder's scheduler config
         components["scheduler"] = CogVideoXDPMScheduler.from_config(components["scheduler"].config)
@@ -147,10 +140,7 @@ class RepVideoSpecification(ModelSpecification):
         clean = latents["latents"]
         transformer, scheduler = components["transformer"], components["scheduler"]
         device, dtype, batch = clean.device, transformer.dtype, clean.shape[0]
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        timesteps = timesteps.to(device)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
+        timesteps, noise, noisy = self._ddpm_noised(scheduler, clean, generator)
         text = conditions["prompt_embeds"].to(device=device, dtype=dtype)
         if training:
             keep = (~self.text_dropout_mask(batch, generator)).to(device=device, dtype=dtype)
@@ -172,50 +162,15 @@ class RepVideoSpecification(ModelSpecification):
         return ForwardOutput(prediction=prediction, target=clean.float(), weights=weights)
 
     # -- what trains, how it is saved ------------------------------------------------------------
-    def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
-                 dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
-                 adapter_name: str = "default") -> None:
-        """Add peft LoRA adapters (rank, alpha, dropout) to the transformer's attention projections (``targets``)."""
-        from peft import LoraConfig
-
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        targets = list(targets or self.default_lora_targets)
-        transformer = components["transformer"]
-        if not any(isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in targets)
-                   for n, m in transformer.named_modules()):
-            raise ValueError(f"lora targets {targets} match no linear layer of the RepVideo transformer")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=targets)
-        transformer.add_adapter(config, adapter_name=adapter_name)
-
-    def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        """``full``: the whole DiT with ``repvideo.learnable_gating`` (as released); ``lora``: the adapters only."""
-        if training_type not in ("full", "lora"):
-            raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
-        transformer = components["transformer"]
-        if training_type == "lora":
-            return [(n, p) for n, p in transformer.named_parameters() if "lora_" in n]
-        return [(n, p) for n, p in transformer.named_parameters() if "lora_" not in n]
-
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``CogVideoXRepVideoPipeline`` folder; ``lora``: ``pytorch_lora_weights.safetensors``."""
         from ...diffusers_pipelines.repvideo import CogVideoXRepVideoPipeline
 
         if training_type == "lora":
-            layers, metadata = lora_layers_and_metadata(components["transformer"])
-            write_folder(output_dir, lambda folder: CogVideoXRepVideoPipeline.save_lora_weights(
-                folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
+            write_transformer_lora(CogVideoXRepVideoPipeline, components["transformer"], output_dir)
             return
-        parts = {k: components.get(k) for k in _ENCODERS}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            if self._pretrained:
-                source = CogVideoXRepVideoPipeline.from_pretrained(self._pretrained,
-                                                                   transformer=components["transformer"])
-            else:
-                from ...diffusers_pipelines.repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
+        from ...diffusers_pipelines.repvideo.tiny import build_tiny_cogvideox_repvideo_pipeline
 
-                source = build_tiny_cogvideox_repvideo_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        write_folder(output_dir, self._pipeline({**components, **parts}).save_pretrained)
+        components = self._with_loaded_parts(components, _ENCODERS, CogVideoXRepVideoPipeline,
+                                             build_tiny_cogvideox_repvideo_pipeline)
+        write_folder(output_dir, self._pipeline(components).save_pretrained)

@@ -22,14 +22,13 @@ or diffusers' ``pytorch_lora_weights.safetensors`` (``transformer.``-prefixed ke
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
-from torch import nn
 
 from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
 from ._folders import write_folder
-from ._lora import lora_layers_and_metadata
+from ._lora import write_transformer_lora
 
 __all__ = ["VCHITECT_RECIPE", "VchitectSpecification", "VchitectTrainingRecipe"]
 
@@ -88,14 +87,8 @@ class VchitectSpecification(ModelSpecification):
         from ...diffusers_pipelines.vchitect import VchitectRepVideoPipeline
         from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
 
-        self._pretrained = pretrained
-        if pretrained is None:
-            pipeline = build_tiny_vchitect_pipeline()
-            if dtype != torch.float32:
-                pipeline = pipeline.to(dtype=dtype)
-        else:
-            skipped = {} if load_encoders else {name: None for name in _TEXT_PARTS}
-            pipeline = VchitectRepVideoPipeline.from_pretrained(pretrained, torch_dtype=dtype, **skipped)
+        pipeline = self._load_pipeline(VchitectRepVideoPipeline, build_tiny_vchitect_pipeline, pretrained, dtype,
+                                       () if load_encoders else _TEXT_PARTS)
         return dict(pipeline.components)
 
     def _pipeline(self, components: Mapping[str, Any]):
@@ -202,51 +195,15 @@ class VchitectSpecification(ModelSpecification):
                               weights=weights)
 
     # -- what trains, how it is saved ------------------------------------------------------------
-    def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
-                 dropout: float = 0.0, targets: Optional[Sequence[str]] = None,
-                 adapter_name: str = "default") -> None:
-        """Add peft LoRA adapters (rank, alpha, dropout) to the transformer's attention projections (``targets``)."""
-        from peft import LoraConfig
-
-        if rank < 1:
-            raise ValueError(f"rank={rank!r}; the LoRA rank must be an integer >= 1")
-        targets = list(targets or self.default_lora_targets)
-        transformer = components["transformer"]
-        if not any(isinstance(m, nn.Linear) and any(n == t or n.endswith("." + t) for t in targets)
-                   for n, m in transformer.named_modules()):
-            raise ValueError(f"lora targets {targets} match no linear layer of the Vchitect transformer")
-        config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
-                            init_lora_weights=True, target_modules=targets)
-        transformer.add_adapter(config, adapter_name=adapter_name)
-
-    def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        """``full``: every transformer parameter (RepVideo's gates included); ``lora``: the adapters only."""
-        if training_type not in ("full", "lora"):
-            raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
-        transformer = components["transformer"]
-        if training_type == "lora":
-            return [(n, p) for n, p in transformer.named_parameters() if "lora_" in n]
-        return [(n, p) for n, p in transformer.named_parameters() if "lora_" not in n]
-
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``VchitectRepVideoPipeline`` folder; ``lora``: ``pytorch_lora_weights.safetensors``."""
         from ...diffusers_pipelines.vchitect import VchitectRepVideoPipeline
 
         if training_type == "lora":
-            layers, metadata = lora_layers_and_metadata(components["transformer"])
-            write_folder(output_dir, lambda folder: VchitectRepVideoPipeline.save_lora_weights(
-                folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
+            write_transformer_lora(VchitectRepVideoPipeline, components["transformer"], output_dir)
             return
-        parts = {k: components.get(k) for k in _TEXT_PARTS}
-        if any(v is None for v in parts.values()):
-            # trained from precomputed latents: the encoders come from the folder the run started from
-            if self._pretrained:
-                source = VchitectRepVideoPipeline.from_pretrained(self._pretrained,
-                                                                  transformer=components["transformer"])
-            else:
-                from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
+        from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
 
-                source = build_tiny_vchitect_pipeline()
-            parts = {k: v if v is not None else getattr(source, k) for k, v in parts.items()}
-        pipeline = self._pipeline({**components, **parts})
+        pipeline = self._pipeline(self._with_loaded_parts(components, _TEXT_PARTS, VchitectRepVideoPipeline,
+                                                          build_tiny_vchitect_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)
