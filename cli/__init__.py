@@ -8,14 +8,14 @@ torch nor diffusers: a command imports them only once its arguments are checked.
 import argparse
 
 from .. import __version__
-from . import convert, das, dataset, generate, inpaint, train, weights
+from . import convert, das, dataset, generate, inpaint, train, upscale, weights
 from . import eval as eval_commands
 from ._common import ArgumentParser, run_command
 
 __all__ = ["build_parser", "main"]
 
 # the command groups, in the order `vdp --help` lists them
-_COMMAND_GROUPS = (generate, weights, das, inpaint, convert, dataset, train, eval_commands)
+_COMMAND_GROUPS = (generate, weights, das, inpaint, upscale, convert, dataset, train, eval_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
