@@ -174,6 +174,8 @@ def tile_starts(length: int, tile: int, overlap: int, multiple: int = 1) -> List
     units = (length - tile) // multiple
     count = math.ceil((length - overlap) / (tile - overlap))
     while True:
+        if count - 1 >= units:  # a tile at every multiple: the largest overlap the multiple allows
+            return [multiple * index for index in range(units + 1)]
         starts = [multiple * round(index * units / (count - 1)) for index in range(count)]
         if all(previous + tile - start >= overlap for previous, start in zip(starts, starts[1:])):
             return starts
@@ -351,13 +353,13 @@ def upscale_video(
                         done += 1
                         if progress is not None:
                             progress(done, total)
-                output = (output / normaliser)[..., :height * scale, :width * scale]
+                output = output.div_(normaliser)[..., :height * scale, :width * scale]
             if not torch.isfinite(output).all():
                 raise ValueError(f"the model's output for frames {first}..{first + len(chunk) - 1} holds NaN or "
                                  f"infinite values (dtype {dtype}: try float32)")
             output = output.permute(0, 2, 3, 1)
             if isinstance(result, np.ndarray):
-                result[first:first + len(output)] = (output * 255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+                result[first:first + len(output)] = output.mul_(255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
             else:
                 result[first:first + len(output)] = output.cpu()
     if kind == "numpy" and isinstance(result, torch.Tensor):

@@ -49,6 +49,9 @@ def comfyui(tmp_path_factory):
         folder = work_dir / "models" / kind
         folder.mkdir(parents=True)
         extra_model_paths[f"video_diffusion_pack_{kind}"] = str(folder)
+    # core's upscale_models folder (Load Upscale Model lists it); the upscaling tests put a tiny upscaler there
+    (work_dir / "models" / "upscale_models").mkdir()
+    extra_model_paths["upscale_models"] = str(work_dir / "models" / "upscale_models")
     server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths)
     try:
         server.start()
