@@ -1,6 +1,6 @@
 """The `vdp` command: generate, edit and control videos, download and convert the official weights, report versions.
 
-One module per command group (`generate`, `das`, `inpaint`, `weights`, `convert`), each adding its subcommands to
+One module per command group (`generate`, `das`, `inpaint`, `upscale`, `weights`, `convert`), each adding its subcommands to
 the parser; what they share is in `_common`. Building the parser, `--help` and every argument error import neither
 torch nor diffusers: a command imports them only once its arguments are checked.
 """
