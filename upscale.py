@@ -326,7 +326,7 @@ def upscale_video(
     done = 0
     with torch.inference_mode():
         if tiled:
-            as_device = lambda array: torch.as_tensor(array, dtype=torch.float32, device=device)  # noqa: E731
+            as_device = lambda array: torch.as_tensor(array, dtype=torch.float32, device=device)
             row_weights = [as_device(weight) for weight in row_weights]
             column_weights = [as_device(weight) for weight in column_weights]
             normaliser = torch.outer(as_device(row_total), as_device(column_total))
