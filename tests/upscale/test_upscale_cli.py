@@ -185,3 +185,15 @@ def test_upscale_stopped_by_ctrl_c_while_upscaling_exits_with_one_line_and_write
     assert "Traceback" not in err
     assert err.rstrip().splitlines()[-1].endswith("vdp upscale: interrupted by Ctrl-C (SIGINT); nothing half-written was left")
     assert list(output.iterdir()) == []
+
+
+def test_das_upscales_its_frames_before_writing_them(files):
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(files / "image.png")
+    np.save(files / "depth.npy", np.ones((32, 32), dtype=np.float32))
+    output = files / "das.webp"
+    result = vdp_here("das", "--prompt", "a cube", "--image", files / "image.png", "--depth", files / "depth.npy",
+                      "--camera", "rot y 10", "--steps", "1", "-o", output, "--upscale", files / "x2.safetensors")
+    assert result.returncode == 0, result.stderr
+    frames = read_video(output).frames
+    assert frames.shape[1:] == (64, 64, 3)
+    assert read_video_metadata(output)["upscale_scale"] == 2
