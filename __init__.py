@@ -46,6 +46,8 @@ _LAZY_EXPORTS = {
     "free_init_applied": ".hooks.free_init",
     "write_video": ".video_io",
     "read_video": ".video_io",
+    "upscale_video": ".upscale",
+    "load_upscale_model": ".upscale",
     "NODE_CLASS_MAPPINGS": ".custom_nodes",
     "NODE_DISPLAY_NAME_MAPPINGS": ".custom_nodes",
 }

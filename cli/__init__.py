@@ -1,6 +1,6 @@
 """The `vdp` command: generate, edit and control videos, download and convert the official weights, report versions.
 
-One module per command group (`generate`, `das`, `inpaint`, `weights`, `convert`), each adding its subcommands to
+One module per command group (`generate`, `das`, `inpaint`, `upscale`, `weights`, `convert`), each adding its subcommands to
 the parser; what they share is in `_common`. Building the parser, `--help` and every argument error import neither
 torch nor diffusers: a command imports them only once its arguments are checked.
 """
@@ -8,14 +8,14 @@ torch nor diffusers: a command imports them only once its arguments are checked.
 import argparse
 
 from .. import __version__
-from . import convert, das, dataset, generate, inpaint, train, weights
+from . import convert, das, dataset, generate, inpaint, train, upscale, weights
 from . import eval as eval_commands
 from ._common import ArgumentParser, run_command
 
 __all__ = ["build_parser", "main"]
 
 # the command groups, in the order `vdp --help` lists them
-_COMMAND_GROUPS = (generate, weights, das, inpaint, convert, dataset, train, eval_commands)
+_COMMAND_GROUPS = (generate, weights, das, inpaint, upscale, convert, dataset, train, eval_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

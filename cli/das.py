@@ -24,6 +24,7 @@ from ._common import (
     smoke_test_notice,
     write_output,
 )
+from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
 
 DEPTH_FILE_EXTENSIONS = (".npy", ".npz", ".pt")
 DEPTH_MEANINGS = ("depth", "disparity")
@@ -59,6 +60,7 @@ def add_commands(commands) -> None:
     das.add_argument("--no-dynamic-cfg", action="store_true", help="constant guidance instead of the official ramp")
     das.add_argument("--negative-prompt", help="default: the official negative prompt")
     add_device_arguments(das)
+    add_upscale_argument(das)
     _add_tracking_arguments(das, image_required=True)
     das.set_defaults(run=functools.partial(_das, parser=das))
 
@@ -252,6 +254,7 @@ def _das(args, parser) -> int:
     check_at_least(parser, "steps", settings["steps"])
     check_seed(parser, settings["seed"])
     check_finite(parser, "guidance", settings["guidance"])
+    check_upscale_argument(args, parser, output=args.output)
     model = None
     if args.model is not None:
         from ..weights.manifest import find_local_folder, load_manifest
@@ -284,6 +287,7 @@ def _das(args, parser) -> int:
             write_output(args.save_tracking, video, args.fps)
 
     device, dtype = device_and_dtype(args, parser)
+    upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
     if model is None:
         smoke_test_notice(f"a tiny DaS ({SMOKE_TEST.height}x{SMOKE_TEST.width}, {SMOKE_TEST.num_frames} frames)",
                           "Its output is noise, not a real video. For real videos: vdp download Diffusion-As-Shader, "
@@ -305,7 +309,11 @@ def _das(args, parser) -> int:
         generator=torch.Generator("cpu").manual_seed(settings["seed"]),
         output_type="np",
     )
-    write_output(args.output, output.frames[0], args.fps,
+    frames = output.frames[0]
+    if upscaler is not None:
+        frames = upscale_frames(frames, upscaler, prog="vdp das")
+        settings.update(upscaler_settings(upscaler))
+    write_output(args.output, frames, args.fps,
                  run_settings(args, "das", **settings, model=None if model is None else str(model)))
     return 0
 

@@ -28,6 +28,7 @@ from ._common import (
     smoke_test_notice,
     write_output,
 )
+from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
 
 # FasterCache presets (hooks/faster_cache.py FASTER_CACHE_PRESETS), repeated so that --fastercache is checked before
 # torch is imported; a bare --fastercache takes the preset of the --pipeline.
@@ -134,6 +135,7 @@ def add_commands(commands) -> None:
              f"--fastercache=PRESET before the prompt",
     )
     add_device_arguments(generate, cuda_dtype_note=" (repvideo: fp16, as released)")
+    add_upscale_argument(generate)
     generate.set_defaults(run=functools.partial(_generate, parser=generate))
 
 
@@ -151,7 +153,8 @@ def fastercache_preset(args):
 # the arguments a written video remembers and `--like` repeats
 REMEMBERED = ("pipeline", "prompt", "negative_prompt", "model", "steps", "frames", "height", "width", "seed",
               "guidance", "fps", "repvideo", "dynamic_cfg", "freeinit", "fastercache", "memory", "offload",
-              "group_offload_type", "blocks_per_group", "vae_tiling", "vae_slicing", "fp8", "attention_backend", "dtype")
+              "group_offload_type", "blocks_per_group", "vae_tiling", "vae_slicing", "fp8", "attention_backend", "dtype",
+              "upscale")
 
 
 def check_generate_arguments(args, parser) -> None:
@@ -170,6 +173,7 @@ def check_generate_arguments(args, parser) -> None:
             setattr(args, option, getattr(defaults, field))
 
     check_output(parser, args.output, args.fps)
+    check_upscale_argument(args, parser, output=args.output)
     for name in ("height", "width"):
         value = getattr(args, name)
         if value <= 0:
@@ -272,6 +276,7 @@ def _generate(args, parser) -> int:
     pipeline = PIPELINES[args.pipeline]
     args.cuda_dtype = pipeline.cuda_dtype
     device, dtype = device_and_dtype(args, parser)
+    upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
 
     import torch
 
@@ -312,5 +317,9 @@ def _generate(args, parser) -> int:
         )
     except ValueError as error:  # the pipeline's input checks that depend on the loaded model (e.g. its largest size)
         parser.error(str(error))
-    write_output(args.output, output.frames[0], args.fps, run_settings(args, "generate", REMEMBERED, fastercache=preset))
+    frames, upscaled = output.frames[0], {}
+    if upscaler is not None:
+        frames, upscaled = upscale_frames(frames, upscaler, prog="vdp generate"), upscaler_settings(upscaler)
+    write_output(args.output, frames, args.fps,
+                 run_settings(args, "generate", REMEMBERED, fastercache=preset, **upscaled))
     return 0

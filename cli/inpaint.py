@@ -23,6 +23,7 @@ from ._common import (
     smoke_test_notice,
     write_output,
 )
+from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
 
 
 def _settings_of(defaults) -> dict:
@@ -71,6 +72,7 @@ def add_commands(commands) -> None:
     inpaint.add_argument("--fps", type=float,
                          help=f"frame rate of the written video (default: the input's, else {OFFICIAL.fps:g})")
     add_device_arguments(inpaint, cuda_dtype="fp16", cuda_dtype_note=" (official)")
+    add_upscale_argument(inpaint)
     inpaint.set_defaults(run=functools.partial(_inpaint, parser=inpaint))
 
 
@@ -101,6 +103,7 @@ def _inpaint(args, parser) -> int:
         parser.error(f"argument input_video: input_video='{args.input_video}' is not a file")
     check_output(parser, args.output, args.fps if args.fps is not None else OFFICIAL.fps,
                  inputs={"input_video": args.input_video})
+    check_upscale_argument(args, parser, output=args.output)
     model, lgvi_i_folders = None, None
     if args.model is not None:
         from ..weights.manifest import find_local_folder, load_manifest
@@ -130,6 +133,7 @@ def _inpaint(args, parser) -> int:
     fps = args.fps if args.fps is not None else (video.fps or OFFICIAL.fps)
 
     device, dtype = device_and_dtype(args, parser)
+    upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
     max_new_tokens = settings["max_new_tokens"]
     if model is None:
         name = "lgvi-i" if args.lgvi_i else "lgvi"
@@ -163,7 +167,11 @@ def _inpaint(args, parser) -> int:
     )
     if output.instructions:
         print(f"vdp: LLaVA wrote the edit prompt: {output.instructions[0]!r}", file=sys.stderr)
-    write_output(args.output, output.frames[0], fps,
+    frames = output.frames[0]
+    if upscaler is not None:
+        frames = upscale_frames(frames, upscaler, prog="vdp inpaint")
+        settings.update(upscaler_settings(upscaler))
+    write_output(args.output, frames, fps,
                  run_settings(args, "inpaint", **settings, fps=fps, lgvi_i=args.lgvi_i,
                               model=None if model is None else str(model)))
     return 0

@@ -45,6 +45,9 @@ def _running_comfyui(tmp_path_factory, extra_args=()):
     # ComfyUI's own "loras" key, which the pack's LoRA node lists
     (work_dir / "models" / "loras").mkdir()
     extra_model_paths["loras"] = str(work_dir / "models" / "loras")
+    # core's upscale_models folder (Load Upscale Model lists it); the upscaling tests put a tiny upscaler there
+    (work_dir / "models" / "upscale_models").mkdir()
+    extra_model_paths["upscale_models"] = str(work_dir / "models" / "upscale_models")
     server = ComfyUIServer(comfyui_dir, work_dir, extra_model_paths=extra_model_paths, extra_args=list(extra_args))
     try:
         server.start()

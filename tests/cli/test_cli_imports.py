@@ -32,6 +32,7 @@ def heavy_modules_after(call: str, setup: str = "from video_diffusion_pack.cli i
 
 HELP_COMMANDS = [
     [], ["generate"], ["info"], ["download"], ["das"], ["track-video"], ["inpaint"], ["convert"], ["convert", "repvideo"],
+    ["upscale"],
 ]
 
 
@@ -53,6 +54,11 @@ ARGUMENT_ERRORS = [
     ["inpaint", "no-such-video.mp4", "remove the cat", "-o", "clip.mp4"],
     ["inpaint", "no-such-video.mp4", "remove the cat", "-o", "clip.mp4", "--steps", "0"],
     ["convert", "repvideo", "--sat", "no-such-folder", "-o", "out"],
+    ["upscale", "no-such-video.mp4", "-o", "clip.mp4", "--model", "x4.pth"],
+    ["upscale", "no-such-video.mp4", "-o", "clip.mp4"],
+    ["upscale", "no-such-video.mp4", "-o", "clip.mp4", "--model", "x4.pth", "--tile", "64", "--overlap", "40"],
+    ["generate", "a cat", "-o", "clip.mp4", "--upscale", "no-such-model.pth"],
+    ["das", "--prompt", "a cat", "-o", "clip.mp4", "--tracking-video", "t.mp4", "--upscale", "no-such-model.pth"],
 ]
 
 
