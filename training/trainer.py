@@ -108,19 +108,16 @@ class _Prepared:
 def enable_gradient_checkpointing(model: nn.Module, fraction: float) -> int:
     """Recompute in the backward the first ``ceil(fraction * n)`` blocks of each block list; returns how many.
 
-    ``fraction=1`` uses diffusers' ``enable_gradient_checkpointing`` (every block); a smaller fraction wraps the
-    chosen blocks' ``forward`` in ``torch.utils.checkpoint`` (non-reentrant), trading less memory for less time.
+    Each chosen block's ``forward`` is wrapped in ``torch.utils.checkpoint`` (non-reentrant), for every model alike:
+    diffusers' ``enable_gradient_checkpointing`` only sets a flag that a model's own forward must read, and the pack's
+    CogVideoX-RepVideo transformer (its own forward, for the aggregation) does not.
     """
     if fraction <= 0:
         return 0
-    lists = _block_lists(model)
-    if fraction >= 1 and hasattr(model, "enable_gradient_checkpointing"):
-        model.enable_gradient_checkpointing()
-        return sum(len(blocks) for blocks in lists)
     from torch.utils.checkpoint import checkpoint
 
     count = 0
-    for blocks in lists:
+    for blocks in _block_lists(model):
         for block in list(blocks)[:math.ceil(fraction * len(blocks))]:
             forward = block.forward
             block.forward = lambda *a, _forward=forward, **k: checkpoint(_forward, *a, use_reentrant=False, **k)

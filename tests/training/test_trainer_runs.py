@@ -184,3 +184,37 @@ def test_fsdp_and_8bit_adamw_are_refused_on_cpu_before_a_model_loads(data, tmp_p
     with pytest.raises(ValueError, match=expected):
         Trainer(_settings(data, tmp_path / "b", optimizer="adamw8bit"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("fraction, recomputed", [(1.0, 7), (0.5, 4), (0.0, 0)])
+def test_gradient_checkpointing_recomputes_the_chosen_blocks_of_the_repvideo_transformer(fraction, recomputed):
+    """The CogVideoX-RepVideo transformer has its own forward (which does not read diffusers' checkpointing flag):
+    the chosen blocks run again in the backward, and the gradients are unchanged."""
+    from video_diffusion_pack.training.specifications import get_specification
+    from video_diffusion_pack.training.trainer import enable_gradient_checkpointing
+
+    spec = get_specification("repvideo")
+    components = spec.load_components(None)
+    transformer = components["transformer"]
+    batch = {"video": torch.rand(1, 9, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1,
+             "caption": ["a corgi"]}
+    torch.manual_seed(0)
+    latents, conditions = spec.prepare_latents(components, batch), spec.prepare_conditions(components, batch)
+
+    def gradients():
+        transformer.zero_grad()
+        calls = []
+        # on each block's first layer: the recomputation calls the block's own forward, which calls its layers
+        hooks = [block.norm1.register_forward_hook(lambda *_: calls.append(1)) for block in transformer.transformer_blocks]
+        loss = spec.loss(spec.forward(components, latents, conditions, generator=torch.Generator().manual_seed(1)))
+        forward_calls = len(calls)
+        loss.backward()
+        for hook in hooks:
+            hook.remove()
+        return len(calls) - forward_calls, {n: p.grad.clone() for n, p in transformer.named_parameters()}
+
+    plain_calls, plain = gradients()
+    assert enable_gradient_checkpointing(transformer, fraction) == recomputed
+    calls, checkpointed = gradients()
+    assert (plain_calls, calls) == (0, recomputed)
+    assert max((checkpointed[n] - plain[n]).abs().max().item() for n in plain) <= 1e-6
