@@ -56,7 +56,7 @@ __all__ = ["StepResult", "Trainer", "TrainingStep", "train"]
 RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulation_steps", "learning_rate",
                    "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler", "lr_warmup_steps", "max_grad_norm",
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
-                   "height", "width", "buckets", "frame_stride", "seed", "precompute")
+                   "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp")
 
 
 @dataclasses.dataclass
