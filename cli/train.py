@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ..training.families import FAMILIES
-from ..training.settings import LR_SCHEDULERS, MIXED_PRECISION, REPORT_TO, TrainingSettings
+from ..training.settings import LR_SCHEDULERS, MIXED_PRECISION, OPTIMIZERS, REPORT_TO, TrainingSettings
 
 # option -> (type, help); every default is None so that a config file can fill what the command line leaves out
 _OPTIONS = {
@@ -47,11 +47,17 @@ _OPTIONS = {
     "seed": (int, "seed of the data order, noise and dropout (default: 0)"),
     "report_to": (str, f"accelerate tracker: {', '.join(REPORT_TO)} (default: auto, tensorboard when installed)"),
     "dataloader_workers": (int, "unused by the trainer's own batch order; kept at 0"),
+    "optimizer": (str, f"{', '.join(OPTIMIZERS)} (default: adamw; adamw8bit needs CUDA and the bnb extra: pip install "
+                       "'comfyui-video-diffusion-pack[bnb]')"),
+    "push_to_hub": (str, "upload the export (pipeline folder or LoRA file) and training_summary.json to this Hub repo "
+                         "(created if needed, before training starts; token from HF_TOKEN or hf auth login)"),
 }
 _FLAGS = {
     "buckets": "each video keeps its own size rounded down to the model's multiple (batches of one size)",
     "precompute": "encode latents and text once into a cache; train without loading the VAE and text encoders",
     "overwrite": "start a new run in an OUTPUT folder that is not empty",
+    "fsdp": "shard the denoiser with accelerate's FSDP plugin (version 2, its transformer blocks as units); CUDA GPUs "
+            "only, launched with accelerate launch or torchrun",
 }
 # option name -> TrainingSettings field, where they differ
 _FIELDS = {"type": "training_type", "lr": "learning_rate"}

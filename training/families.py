@@ -44,6 +44,13 @@ FAMILIES = {
     # Stable Diffusion's VAE: any frame count, sizes a multiple of 8
     "lgvi": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=8, required_columns=("input_video",),
                         text_column="instruction", embedded_clip=(3, 32, 48), released_clip=(24, 320, 512)),
+    # CogVideoX-2B geometry (the DaS rules); embedded: the tiny RepVideo model's 9 x 32 x 32
+    "repvideo": FamilyRules(frame_multiple=4, frame_remainder=1, size_multiple=16, required_columns=(),
+                            text_column="caption", embedded_clip=(9, 32, 32), released_clip=(49, 480, 720)),
+    # SD3's image VAE frame by frame: any frame count, sizes a multiple of 8 (VAE) x 2 (patch); released: the official
+    # inference geometry (40 x 432 x 768)
+    "vchitect": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=16, required_columns=(),
+                            text_column="caption", embedded_clip=(8, 32, 32), released_clip=(40, 432, 768)),
 }
 
 

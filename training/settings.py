@@ -13,13 +13,15 @@ from typing import Any, Dict, Optional, Tuple
 
 from .families import family_rules
 
-__all__ = ["LR_SCHEDULERS", "MIXED_PRECISION", "TRAINING_TYPES", "TRAINER_FILES", "TrainingSettings"]
+__all__ = ["LR_SCHEDULERS", "MIXED_PRECISION", "OPTIMIZERS", "TRAINING_TYPES", "TRAINER_FILES", "TrainingSettings"]
 
 TRAINING_TYPES = ("full", "lora")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 # diffusers.optimization.get_scheduler's names
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 REPORT_TO = ("auto", "tensorboard", "none")
+#: torch's AdamW, or bitsandbytes' 8-bit AdamW (the ``bnb`` extra; CUDA only)
+OPTIMIZERS = ("adamw", "adamw8bit")
 #: what the trainer writes in the output folder besides the export (removed by ``overwrite``)
 TRAINER_FILES = ("checkpoints", "logs", "validation", "metrics.jsonl", "training_summary.json")
 
@@ -52,6 +54,9 @@ class TrainingSettings:
         validation_every (`int`): write a validation video every N steps (0: never). validation_steps: its
             denoising steps.
         seed (`int`), report_to (`str`: auto = tensorboard when installed), overwrite (`bool`), dataloader_workers.
+        optimizer (`str`): ``adamw`` or ``adamw8bit`` (bitsandbytes, CUDA only).
+        fsdp (`bool`): shard the denoiser with accelerate's FSDP plugin (version 2, its blocks as units); GPUs only.
+        push_to_hub (`str`, *optional*): a Hub repo id the export is uploaded to (created if needed) at the end.
     """
 
     model: str
@@ -91,12 +96,15 @@ class TrainingSettings:
     report_to: str = "auto"
     overwrite: bool = False
     dataloader_workers: int = 0
+    optimizer: str = "adamw"
+    fsdp: bool = False
+    push_to_hub: Optional[str] = None
 
     def check(self) -> "TrainingSettings":
         """Raise ValueError naming the setting, its value and what is allowed; fill the clip geometry. Torch-free."""
         rules = family_rules(self.model)
         for name, allowed in (("training_type", TRAINING_TYPES), ("mixed_precision", MIXED_PRECISION),
-                              ("report_to", REPORT_TO)):
+                              ("report_to", REPORT_TO), ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; use one of {', '.join(allowed)}")
         if self.lr_scheduler is not None and self.lr_scheduler not in LR_SCHEDULERS:
@@ -145,6 +153,14 @@ class TrainingSettings:
                 if value < rules.size_multiple or value % rules.size_multiple:
                     raise ValueError(f"{name}={value} is not allowed by model {self.model!r}; it must be a positive "
                                      f"multiple of {rules.size_multiple}")
+        if self.push_to_hub is not None:
+            from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+            try:
+                validate_repo_id(self.push_to_hub)
+            except HFValidationError as error:
+                raise ValueError(f"push_to_hub={self.push_to_hub!r} is not a Hub repo id ('name' or 'namespace/name'; "
+                                 f"{error})") from None
         self._check_paths()
         return self
 

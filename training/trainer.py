@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -45,6 +46,7 @@ from .data import (
 )
 from .families import family_rules
 from .settings import TRAINER_FILES, TrainingSettings
+from .sharding import block_lists as _block_lists
 from .specification import ModelSpecification
 from .specifications import get_specification
 
@@ -54,7 +56,7 @@ __all__ = ["StepResult", "Trainer", "TrainingStep", "train"]
 RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulation_steps", "learning_rate",
                    "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler", "lr_warmup_steps", "max_grad_norm",
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
-                   "height", "width", "buckets", "frame_stride", "seed", "precompute")
+                   "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp")
 
 
 @dataclasses.dataclass
@@ -103,28 +105,19 @@ class _Prepared:
         return getattr(self._module, name)
 
 
-def _block_lists(model: nn.Module) -> List[nn.ModuleList]:
-    """The model's lists of blocks: every ``nn.ModuleList`` child whose name ends in ``blocks``."""
-    return [child for name, child in model.named_children() if isinstance(child, nn.ModuleList)
-            and name.endswith("blocks")]
-
-
 def enable_gradient_checkpointing(model: nn.Module, fraction: float) -> int:
     """Recompute in the backward the first ``ceil(fraction * n)`` blocks of each block list; returns how many.
 
-    ``fraction=1`` uses diffusers' ``enable_gradient_checkpointing`` (every block); a smaller fraction wraps the
-    chosen blocks' ``forward`` in ``torch.utils.checkpoint`` (non-reentrant), trading less memory for less time.
+    Each chosen block's ``forward`` is wrapped in ``torch.utils.checkpoint`` (non-reentrant), for every model alike:
+    diffusers' ``enable_gradient_checkpointing`` only sets a flag that a model's own forward must read, and the pack's
+    CogVideoX-RepVideo transformer (its own forward, for the aggregation) does not.
     """
     if fraction <= 0:
         return 0
-    lists = _block_lists(model)
-    if fraction >= 1 and hasattr(model, "enable_gradient_checkpointing"):
-        model.enable_gradient_checkpointing()
-        return sum(len(blocks) for blocks in lists)
     from torch.utils.checkpoint import checkpoint
 
     count = 0
-    for blocks in lists:
+    for blocks in _block_lists(model):
         for block in list(blocks)[:math.ceil(fraction * len(blocks))]:
             forward = block.forward
             block.forward = lambda *a, _forward=forward, **k: checkpoint(_forward, *a, use_reentrant=False, **k)
@@ -132,6 +125,12 @@ def enable_gradient_checkpointing(model: nn.Module, fraction: float) -> int:
     if not count:
         raise ValueError(f"gradient_checkpointing={fraction}: the denoiser {type(model).__name__} has no block lists")
     return count
+
+
+def _cpu_only() -> bool:
+    """No accelerator here: accelerate must be told, else processes launched with ``torchrun`` each run alone instead
+    of joining one gloo group."""
+    return not torch.accelerator.is_available()
 
 
 def _peak_memory(device: torch.device) -> Dict[str, Any]:
@@ -174,10 +173,8 @@ class Trainer:
             raise DataError(f"batch_size={settings.batch_size} is larger than the {len(self.data)} samples of "
                             f"'{self.data.index_file}'")
         self.resume_from = self._find_checkpoint()
-        from accelerate import PartialState
-
-        # every process has checked the output folder before any of them writes into it
-        PartialState().wait_for_everyone()
+        self._check_scale_options()
+        self.hub_repo = self._create_hub_repo()
 
     # -- before any model loads --------------------------------------------------------------------------------------
     def _resolve_recipe(self) -> None:
@@ -193,6 +190,57 @@ class Trainer:
         for name, value in defaults.items():
             if getattr(s, name) is None:
                 setattr(s, name, value)
+
+    def _check_scale_options(self) -> None:
+        """Refuse, before a model loads, what this machine cannot run: FSDP without GPUs, 8-bit AdamW without
+        bitsandbytes or without CUDA."""
+        s = self.settings
+        if s.fsdp and not torch.cuda.is_available():
+            raise ValueError("fsdp=True (--fsdp): accelerate's FSDP plugin runs on CUDA GPUs and this machine has none; "
+                             "on CPUs train data-parallel instead (torchrun --nproc-per-node N -m "
+                             "video_diffusion_pack.training ...)")
+        if s.optimizer == "adamw8bit":
+            try:
+                import bitsandbytes  # noqa: F401
+            except ImportError:
+                raise ValueError("optimizer='adamw8bit' needs bitsandbytes: pip install "
+                                 "'comfyui-video-diffusion-pack[bnb]' (or pip install bitsandbytes)") from None
+            if not torch.cuda.is_available():
+                raise ValueError("optimizer='adamw8bit': bitsandbytes' 8-bit AdamW keeps its states on CUDA GPUs and "
+                                 "this machine has none; use optimizer='adamw' (--optimizer adamw)")
+
+    def _create_hub_repo(self) -> Optional[str]:
+        """With ``push_to_hub``: create the Hub repo (or find it) now, so a missing token or right fails before
+        training rather than after it; the main process only (``RANK`` 0)."""
+        repo = self.settings.push_to_hub
+        if repo is None or os.environ.get("RANK", "0") != "0":
+            return None
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            return HfApi(endpoint=os.environ.get("HF_ENDPOINT")).create_repo(repo, exist_ok=True).repo_id
+        except (HfHubHTTPError, OSError) as error:
+            raise ValueError(f"push_to_hub={repo!r}: the repo cannot be created or reached "
+                             f"({str(error).splitlines()[0]})") from None
+
+    def _push_to_hub(self) -> str:
+        """Upload the export (the pipeline folder's model_index.json and components, or the LoRA file) and
+        ``training_summary.json``; returns the commit URL."""
+        from huggingface_hub import HfApi
+
+        if self.settings.training_type == "lora":
+            patterns = ["pytorch_lora_weights.safetensors"]
+        else:
+            index = json.loads((self.output / "model_index.json").read_text())
+            patterns = ["model_index.json"] + [f"{name}/*" for name, value in index.items()
+                                               if not name.startswith("_") and isinstance(value, list)
+                                               and value[0] is not None]
+        info = HfApi(endpoint=os.environ.get("HF_ENDPOINT")).upload_folder(
+            repo_id=self.hub_repo, folder_path=str(self.output), allow_patterns=patterns + ["training_summary.json"],
+            commit_message=f"vdp train: {self.settings.model} {self.settings.training_type}, "
+                           f"{self.settings.steps} steps")
+        return str(info)
 
     def _fingerprint(self) -> Dict[str, Any]:
         values = self.settings.as_dict()
@@ -243,12 +291,21 @@ class Trainer:
                                      "(pip install tensorboard)") from None
         # parts of a denoiser may get no gradient on a batch (LGVI's mask head without masks)
         kwargs = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+        if s.fsdp:
+            from .sharding import fsdp_plugin, sharding_plan
+
+            self.sharding = sharding_plan(self.spec, self.components)
+            kwargs = {"fsdp_plugin": fsdp_plugin(self.sharding)}
+        else:
+            kwargs = {"kwargs_handlers": kwargs}
         return Accelerator(gradient_accumulation_steps=s.gradient_accumulation_steps, mixed_precision=s.mixed_precision,
-                           log_with=trackers, kwargs_handlers=kwargs,
+                           log_with=trackers, cpu=_cpu_only(), **kwargs,
                            project_config=ProjectConfiguration(project_dir=str(self.output),
                                                                logging_dir=str(self.output / "logs")))
 
     def _prepare_output(self) -> None:
+        # every process has checked the output folder (in __init__) before any of them writes into it
+        self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             if self.settings.overwrite and self.settings.resume is None:
                 for name in TRAINER_FILES:
@@ -293,10 +350,8 @@ class Trainer:
 
     def _load(self) -> None:
         s, acc = self.settings, self.accelerator
-        cache = self._cache()
-        reuse = cache is not None and cache_complete(cache, len(self.data))
+        cache, reuse = self.cache_dir, self.cache_reused
         dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[s.mixed_precision]
-        self.components = self.spec.load_components(s.pretrained, load_encoders=not reuse)
         for key, module in self.components.items():
             if isinstance(module, nn.Module):
                 module.requires_grad_(False)
@@ -305,7 +360,6 @@ class Trainer:
                 else:  # frozen encoders run in the mixed-precision dtype, as diffusers' training examples do
                     module.to(acc.device, dtype=dtype)
         self.denoiser: nn.Module = self.components[self.spec.denoiser_key]
-        self.cache_dir, self.cache_reused = cache, reuse
         if cache is not None and not reuse:
             self._precompute(cache)
         if s.training_type == "lora":
@@ -326,8 +380,12 @@ class Trainer:
 
         s, acc = self.settings, self.accelerator
         parameters = [p for _, p in self.trainable] + list(self.step.extra_parameters(self))
-        self.optimiser = torch.optim.AdamW(parameters, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2),
-                                           weight_decay=s.weight_decay)
+        if s.optimizer == "adamw8bit":
+            from bitsandbytes.optim import AdamW8bit as optimiser_class
+        else:
+            optimiser_class = torch.optim.AdamW
+        self.optimiser = optimiser_class(parameters, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2),
+                                         weight_decay=s.weight_decay)
         # stepped once per optimiser step by the trainer (not prepared: accelerate would step it per process)
         self.lr_scheduler = get_scheduler(s.lr_scheduler, self.optimiser, num_warmup_steps=s.lr_warmup_steps,
                                           num_training_steps=s.steps)
@@ -423,13 +481,38 @@ class Trainer:
             self.denoiser.train()
         folder = self.output / "validation"
         folder.mkdir(exist_ok=True)
-        return write_video(folder / f"step-{step:06d}.mp4", frames, fps=8)
+        path = write_video(folder / f"step-{step:06d}.mp4", frames, fps=8)
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":  # the video's frames as one row of images at this step
+                tracker.log_images({"validation": np.asarray(frames, dtype=np.float32)}, step=step, dataformats="NHWC")
+        return path
+
+    def _exported_components(self) -> Dict[str, Any]:
+        """The components to export: as trained, or under FSDP the full weights gathered onto a fresh copy on the
+        main process (the trained denoiser's parameters are shards)."""
+        if not self.settings.fsdp:
+            return self.components
+        state = self.accelerator.get_state_dict(self.wrapped)
+        if not self.accelerator.is_main_process:
+            return self.components
+        s = self.settings
+        components = self.spec.load_components(s.pretrained, load_encoders=not self.cache_reused)
+        if s.training_type == "lora":
+            self.spec.add_lora(components, rank=s.lora_rank, alpha=s.lora_alpha, dropout=s.lora_dropout,
+                               targets=s.lora_targets)
+        components[self.spec.denoiser_key].load_state_dict(state)
+        return components
 
     def run(self) -> Dict[str, Any]:
         """Train, export and write ``training_summary.json``; returns the summary."""
         from tqdm.auto import tqdm
 
         s = self.settings
+        # the components load before the process group starts: the embedded models are written and read back
+        # through transformers' save_pretrained, which writes nothing on ranks other than 0 once a group exists
+        self.cache_dir = self._cache()
+        self.cache_reused = self.cache_dir is not None and cache_complete(self.cache_dir, len(self.data))
+        self.components = self.spec.load_components(s.pretrained, load_encoders=not self.cache_reused)
         self.accelerator = acc = self._accelerator()
         self._prepare_output()
         self._load()
@@ -487,8 +570,9 @@ class Trainer:
         self._save_checkpoint(s.steps)
         elapsed = time.time() - began
         summary = None
+        exported = self._exported_components()
         if acc.is_main_process:
-            self.spec.save(self.components, str(self.output), training_type=s.training_type)
+            self.spec.save(exported, str(self.output), training_type=s.training_type)
             summary = {"command": self.command, "settings": s.as_dict(), "model": s.model,
                        "training_type": s.training_type, "steps": s.steps, "resumed_from_step": start,
                        "final_loss": loss_value, "time_s": elapsed,
@@ -501,8 +585,12 @@ class Trainer:
                        "export": "pytorch_lora_weights.safetensors" if s.training_type == "lora" else "pipeline folder",
                        **_peak_memory(acc.device)}
             _write_json(self.output / "training_summary.json", summary)
-        acc.end_training()
+            if self.hub_repo is not None:
+                summary["pushed_to_hub"] = self._push_to_hub()
+                _write_json(self.output / "training_summary.json", summary)
         acc.wait_for_everyone()
+        # end_training also ends the process group: nothing collective after it
+        acc.end_training()
         return summary
 
 

@@ -7,6 +7,13 @@ Served, as the Hub serves them:
 - ``HEAD`` / ``GET /{repo}/resolve/{rev}/{path}``: file metadata headers (``X-Repo-Commit``, ``ETag``,
   ``X-Linked-Etag``, ``X-Linked-Size``, ``Content-Length``) and content, with ``Range`` requests answered by
   ``206 Partial Content``.
+And the endpoints huggingface_hub's uploads (``create_repo``, ``upload_folder`` / ``create_commit``) use:
+- ``POST /api/repos/create``: a new empty model repo (409 when it exists, which ``exist_ok=True`` accepts);
+- ``POST /api/models/{repo}/preupload/{rev}``: every file is answered ``uploadMode: regular`` (sent inline in the
+  commit; this Hub has no LFS or Xet storage), with the ``oid`` of an identical file already there;
+- ``POST /api/models/{repo}/commit/{rev}``: the ndjson commit (``header``, ``file`` with base64 content,
+  ``deletedFile``, ``deletedFolder``) applied to the repo, answered with ``commitUrl`` and ``commitOid``; a token
+  that is not in ``FakeHub.write_tokens`` (when that set is not empty) gets 403.
 Errors carry the ``X-Error-Code`` / ``X-Error-Message`` headers the client turns into its exceptions
 (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``, ``GatedRepo``: 401 without a token, 403 with a token
 that has no access).
@@ -15,6 +22,7 @@ Faults to test against: content that differs from the listed hash, a connection 
 first transfer of a file, and a first transfer that stalls until the test releases it.
 """
 
+import base64
 import hashlib
 import json
 import socket
@@ -104,6 +112,10 @@ class FakeHub:
     def __init__(self):
         self.repos: Dict[str, FakeRepo] = {}
         self.requests: List[LoggedRequest] = []
+        #: tokens allowed to create repos and commit (empty: any request may)
+        self.write_tokens: Set[str] = set()
+        #: the commits received: (repo_id, summary, paths added, paths deleted)
+        self.commits: List[tuple] = []
         self.stalled = threading.Event()
         self._released = threading.Event()
         self._lock = threading.Lock()
@@ -184,6 +196,83 @@ def _handler_for(hub: FakeHub):
 
         def do_HEAD(self):
             self._route()
+
+        def do_POST(self):
+            parts = urlsplit(self.path)
+            path = unquote(parts.path)
+            hub._log(LoggedRequest("POST", path, None, self.headers.get("Authorization")))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not self._write_ok():
+                return
+            segments = path.strip("/").split("/")
+            if segments == ["api", "repos", "create"]:
+                return self._create_repo(json.loads(body))
+            if segments[:2] == ["api", "models"] and len(segments) >= 6 and segments[4] in ("preupload", "commit"):
+                repo = self._repo("/".join(segments[2:4]))
+                if repo is None or not self._revision_ok(repo, segments[5]):
+                    return
+                if segments[4] == "preupload":
+                    return self._preupload(repo, json.loads(body))
+                return self._commit(repo, body)
+            self._error(404, "NotFound", f"no route for POST {path}")
+
+        # ------------------------------------------------------------------ uploads
+        def _write_ok(self) -> bool:
+            if not hub.write_tokens:
+                return True
+            authorization = self.headers.get("Authorization") or ""
+            if authorization[len("Bearer "):] in hub.write_tokens and authorization.startswith("Bearer "):
+                return True
+            self._error(403 if authorization else 401, "Forbidden", "You don't have the rights to write here")
+            return False
+
+        def _create_repo(self, payload: dict):
+            repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            if repo_id in hub.repos:
+                # the Hub's 409 body carries the repo's url, which create_repo(exist_ok=True) returns
+                message = "You already created this model repo"
+                return self._send(409, json.dumps({"error": message, "url": f"{hub.url}/{repo_id}"}).encode(),
+                                  {"X-Error-Code": "Conflict", "X-Error-Message": message})
+            hub.add(FakeRepo(repo_id, {}))
+            self._json({"url": f"{hub.url}/{repo_id}", "name": repo_id})
+
+        def _preupload(self, repo: FakeRepo, payload: dict):
+            files = []
+            for item in payload["files"]:
+                known = repo.files.get(item["path"])
+                files.append({"path": item["path"], "uploadMode": "regular", "shouldIgnore": False,
+                              "oid": git_blob_id(known) if known is not None else None})
+            self._json({"files": files})
+
+        def _commit(self, repo: FakeRepo, body: bytes):
+            summary, added, deleted = "", [], []
+            files = dict(repo.files)
+            for line in body.decode().splitlines():
+                if not line.strip():
+                    continue
+                entry = json.loads(line)
+                key, value = entry["key"], entry["value"]
+                if key == "header":
+                    summary = value.get("summary", "")
+                elif key == "file":
+                    if value.get("encoding") != "base64":
+                        return self._error(400, "BadRequest", f"file {value.get('path')}: encoding must be base64")
+                    files[value["path"]] = base64.b64decode(value["content"])
+                    added.append(value["path"])
+                elif key == "deletedFile":
+                    files.pop(value["path"], None)
+                    deleted.append(value["path"])
+                elif key == "deletedFolder":
+                    prefix = value["path"].rstrip("/") + "/"
+                    for name in [n for n in files if n.startswith(prefix)]:
+                        files.pop(name)
+                        deleted.append(name)
+                else:
+                    return self._error(400, "BadRequest", f"this Hub takes no {key!r} entries (no LFS storage)")
+            repo.files = files
+            hub.commits.append((repo.repo_id, summary, added, deleted))
+            self._json({"success": True, "commitOid": repo.commit, "commitUrl": f"{hub.url}/{repo.repo_id}/commit/"
+                                                                                f"{repo.commit}"})
 
         def _route(self):
             parts = urlsplit(self.path)

@@ -194,6 +194,14 @@ class VchitectSpecification(ModelSpecification):
                               head_modules=[transformer.norm_out, transformer.proj_out], target=target,
                               weights=weights)
 
+    def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
+                         num_inference_steps: int, generator: Optional[torch.Generator] = None):
+        """The ``VchitectRepVideoPipeline`` on the first sample's caption, at the batch's clip size."""
+        video = batch["video"]
+        return self._pipeline(components)(
+            prompt=batch["caption"][0], height=video.shape[3], width=video.shape[4], num_frames=video.shape[1],
+            num_inference_steps=num_inference_steps, generator=generator, output_type="np").frames[0]
+
     # -- what trains, how it is saved ------------------------------------------------------------
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """``full``: a complete ``VchitectRepVideoPipeline`` folder; ``lora``: ``pytorch_lora_weights.safetensors``."""
