@@ -194,12 +194,15 @@ class VchitectSpecification(ModelSpecification):
                         generator: Optional[torch.Generator] = None, training: bool = True) -> DenoiserStages:
         """The same step as :meth:`forward` through the transformer's ``forward_stages`` (prelude, blocks, head)."""
         kwargs, target, weights = self._inputs(components, latents, conditions, generator, training)
-        transformer = components["transformer"]
-        prelude, blocks, head = transformer.forward_stages(**kwargs)
+        prelude, blocks, head = components["transformer"].forward_stages(**kwargs)
+        block_modules, head_modules = self.denoiser_modules(components)
         return DenoiserStages(prelude=prelude, blocks=blocks, head=lambda state: head(state).float(),
-                              block_modules=list(transformer.transformer_blocks),
-                              head_modules=[transformer.norm_out, transformer.proj_out], target=target,
-                              weights=weights)
+                              block_modules=block_modules, head_modules=head_modules, target=target, weights=weights)
+
+    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
+        """The transformer's blocks and its output head (``norm_out``, ``proj_out``)."""
+        transformer = components["transformer"]
+        return list(transformer.transformer_blocks), [transformer.norm_out, transformer.proj_out]
 
     # -- what trains, how it is saved ------------------------------------------------------------
     def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
