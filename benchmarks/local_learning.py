@@ -13,13 +13,16 @@ through the code the trainer runs: ``VchitectSpecification.forward`` + loss + ba
   end of training: weights, auxiliary networks, gradients, AdamW state and the activations at the peak, as the CPU
   allocator holds them. Also the saved activations autograd held at the peak of one step (``SavedActivationMeter``;
   for checkpointing it sees only what is saved outside the recomputed blocks, so its figure there is a lower bound);
+- accounted peak: 4 x (weights + auxiliary weights) (weights, gradients, AdamW's two moments) plus the saved
+  activations at the peak, i.e. what training holds without the allocator's workspace and retention;
 - time: CPU seconds of one thread per optimiser step (median after two warm-up steps): the machine is shared, so CPU
   time is steadier than wall time;
 - quality: the main network's validation loss (the specification's loss on every validation video at fixed noise
   levels and noise, no text dropout, no auxiliary network) after ``--steps`` steps and after the compute time that
   backprop took for those steps (faster modes run more steps in it, slower ones fewer).
 
-    python benchmarks/local_learning.py [--blocks 12] [--steps 30] [--groups 2,4,6] [--modes auglocal,man,hpff,infopro]
+    python benchmarks/local_learning.py [--blocks 12] [--steps 12] [--groups 2,4,6] [--modes auglocal,man,hpff,infopro]
+        [--json rows.json]; python benchmarks/local_learning.py --table rows.json
 """
 
 import argparse
@@ -183,6 +186,34 @@ def _run(job: dict) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def accounted_mib(row: dict) -> float:
+    """Weights, gradients and the two AdamW moments of the main and auxiliary networks (4x their bytes; MAN's
+    frozen EMA copies are counted as trained, a small overcount) plus the saved activations at the peak."""
+    return 4 * (row["weights_mib"] + row["auxiliary_mib"]) + row["saved_activations_mib"]
+
+
+def print_table(rows: list, counts: dict, settings: dict) -> None:
+    reference = rows[0]
+    print(f"# local learning, Vchitect-2.0 {settings['blocks']} blocks (random weights), batch {settings['batch_size']}"
+          f" x {settings['frames']} frames x {settings['size']}x{settings['size']} px, shapes world {counts['train']} "
+          f"training / {counts['validation']} validation videos, {settings['steps']} steps, lr {settings['lr']}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, one thread, "
+          f"{datetime.date.today().isoformat()}")
+    print("| configuration | peak RSS growth MiB (vs backprop) | accounted peak MiB (vs backprop) | saved activations "
+          "at peak MiB | auxiliary weights MiB | CPU s / step (vs backprop) | val loss @ same steps (vs backprop) | "
+          "steps in backprop's time | val loss @ same time (vs backprop) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base_loss = reference["validation_at_steps"]
+    for row in rows:
+        at_budget = row.get("validation_at_budget", base_loss)
+        print(f"| {row['config']} | {row['peak_growth_mib']:.0f} ({row['peak_growth_mib'] / reference['peak_growth_mib']:.2f}) | "
+              f"{accounted_mib(row):.0f} ({accounted_mib(row) / accounted_mib(reference):.2f}) | "
+              f"{row['saved_activations_mib']:.0f} | {row['auxiliary_mib']:.1f} | "
+              f"{row['median_step_cpu_s']:.2f} ({row['median_step_cpu_s'] / reference['median_step_cpu_s']:.2f}) | "
+              f"{row['validation_at_steps']:.4f} ({row['validation_at_steps'] / base_loss:.4f}) | "
+              f"{row.get('steps_in_budget', settings['steps'])} | {at_budget:.4f} ({at_budget / base_loss:.4f}) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=12)
@@ -196,10 +227,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="video height and width in pixels")
     parser.add_argument("--validation-draws", type=int, default=2, help="noise levels per validation video")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--table", metavar="JSON", help="print the table of a --json file again, without running")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
+        return
+    if args.table:
+        with open(args.table) as handle:
+            saved = json.load(handle)
+        print_table(saved["rows"], saved["counts"], saved["settings"])
         return
 
     with tempfile.TemporaryDirectory(prefix="vdp_local_learning_") as folder:
@@ -217,28 +254,11 @@ def main() -> None:
         for job in jobs:
             rows.append(_run({**base, **job, "budget_cpu_s": budget}))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    reference = rows[0]
-    print(f"# local learning, Vchitect-2.0 {args.blocks} blocks (random weights), batch {args.batch_size} x "
-          f"{args.frames} frames x {args.size}x{args.size} px, shapes world {counts['train']} training / "
-          f"{counts['validation']} validation videos, {args.steps} steps, lr {args.lr}; "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, one thread, "
-          f"{datetime.date.today().isoformat()}")
-    print("| configuration | peak RSS growth MiB (vs backprop) | saved activations at peak MiB | auxiliary MiB | "
-          "CPU s / step (vs backprop) | val loss @ same steps (vs backprop) | steps in backprop's time | "
-          "val loss @ same time (vs backprop) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        at_budget = row.get("validation_at_budget", reference["validation_at_steps"])
-        steps_in = row.get("steps_in_budget", args.steps)
-        print(f"| {row['config']} | {row['peak_growth_mib']:.0f} ({row['peak_growth_mib'] / reference['peak_growth_mib']:.2f}) | "
-              f"{row['saved_activations_mib']:.0f} | {row['auxiliary_mib']:.1f} | "
-              f"{row['median_step_cpu_s']:.2f} ({row['median_step_cpu_s'] / reference['median_step_cpu_s']:.2f}) | "
-              f"{row['validation_at_steps']:.4f} ({row['validation_at_steps'] / reference['validation_at_steps']:.3f}) | "
-              f"{steps_in} | {at_budget:.4f} ({at_budget / reference['validation_at_steps']:.3f}) |")
+    print_table(rows, counts, vars(args))
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"settings": {k: v for k, v in vars(args).items() if k != "child"}, "rows": rows}, handle,
-                      indent=2)
+            json.dump({"settings": {k: v for k, v in vars(args).items() if k not in ("child", "table")},
+                       "counts": counts, "rows": rows}, handle, indent=2)
 
 
 if __name__ == "__main__":
