@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from .families import FAMILIES, family_rules
-from .local_learning.config import MODES, LocalLearningConfig
+from .local_learning.config import MODES, LocalLearningConfig, check_training_setup
 
 __all__ = ["LR_SCHEDULERS", "MIXED_PRECISION", "TRAINING_TYPES", "TRAINER_FILES", "TrainingSettings"]
 
@@ -244,16 +244,9 @@ class TrainingSettings:
                              "local_cuts (--local-cuts i,j,...)")
         if self.local_groups is not None and self.local_cuts is not None:
             raise ValueError(f"local_cuts={self.local_cuts!r} and local_groups={self.local_groups!r}: give one of them")
-        if self.training_type != "full":
-            raise ValueError(f"training_type={self.training_type!r} with local_learning={self.local_learning!r}: only "
-                             "full is supported (the auxiliary networks copy whole blocks, which LoRA adapters would "
-                             "not follow)")
-        if self.gradient_checkpointing:
-            raise ValueError(f"gradient_checkpointing={self.gradient_checkpointing!r} with local_learning="
-                             f"{self.local_learning!r}: every block belongs to a local group, whose activations are "
-                             "freed after its own backward; allowed: gradient_checkpointing=0 (for less memory, "
-                             "raise local_groups)")
         config = self.local_learning_config()
+        check_training_setup(config, training_type=self.training_type,
+                             gradient_checkpointing=self.gradient_checkpointing)
         blocks = self.denoiser_blocks()
         if blocks is not None:
             try:
