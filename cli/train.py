@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..training.families import FAMILIES
+from ..training.local_learning.config import MODE_OPTIONS, MODES, parse_cut_points
 from ..training.settings import LR_SCHEDULERS, MIXED_PRECISION, OPTIMIZERS, REPORT_TO, TrainingSettings
 
 # option -> (type, help); every default is None so that a config file can fill what the command line leaves out
@@ -51,6 +52,17 @@ _OPTIONS = {
                        "'comfyui-video-diffusion-pack[bnb]')"),
     "push_to_hub": (str, "upload the export (pipeline folder or LoRA file) and training_summary.json to this Hub repo "
                          "(created if needed, before training starts; token from HF_TOKEN or hf auth login)"),
+    "local_learning": (str, f"train by local learning: {', '.join(MODES)} (vchitect and repvideo; full training, "
+                            "no gradient checkpointing)"),
+    "local_groups": (int, "local learning: K groups of blocks, 2..the number of blocks"),
+    "local_cuts": (str, "local learning: block indices where a group starts, e.g. 4,8 (instead of --local-groups)"),
+    "auglocal_depth": (int, f"AugLocal's d: most blocks an auxiliary network copies (default: "
+                            f"{MODE_OPTIONS['aux_depth'][1]})"),
+    "auglocal_tau": (float, f"AugLocal's pyramid coefficient tau (default: {MODE_OPTIONS['pyramid_coeff'][1]})"),
+    "man_momentum": (float, f"MAN's EMA momentum m (default: {MODE_OPTIONS['momentum'][1]})"),
+    "hpff_wx": (float, f"HPFF's weight of the independent path's loss (default: {MODE_OPTIONS['wx'][1]})"),
+    "hpff_wy": (float, f"HPFF's weight of the cascade path's loss (default: {MODE_OPTIONS['wy'][1]})"),
+    "hpff_patches": (int, f"HPFF's n: n x n patches of the auxiliary input (default: {MODE_OPTIONS['patches'][1]})"),
 }
 _FLAGS = {
     "buckets": "each video keeps its own size rounded down to the model's multiple (batches of one size)",
@@ -122,6 +134,13 @@ def settings_from_args(args, parser) -> TrainingSettings:
         value = getattr(args, name)
         if value is not None:
             given[_FIELDS.get(name, name)] = tuple(value) if name == "lora_targets" else value
+    if isinstance(given.get("local_cuts"), (str, int)):
+        try:
+            given["local_cuts"] = parse_cut_points(str(given["local_cuts"]))
+        except ValueError as error:
+            parser.error(f"argument --local-cuts: {error}")
+    elif given.get("local_cuts") is not None:
+        given["local_cuts"] = tuple(given["local_cuts"])
     try:
         return TrainingSettings(**given).check()
     except (TypeError, ValueError) as error:

@@ -131,3 +131,47 @@ class CogVideoXRepVideoTransformer3DModel(RepVideoSwitchMixin, CogVideoXExtensio
             if window is not None:
                 window.record(index, (hidden_states, encoder_hidden_states))
         return self._unpatchify(hidden_states, emb, latent_shape, return_dict)
+
+    def forward_stages(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        timestep: Union[int, float, torch.LongTensor],
+        timestep_cond: Optional[torch.Tensor] = None,
+        ofs: Optional[Union[int, float, torch.LongTensor]] = None,
+        image_rotary_emb: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+        attention_kwargs: Optional[Dict[str, Any]] = None,
+    ):
+        """`forward` cut into ``(prelude, blocks, head)`` callables over a state dict, for training by groups.
+
+        ``prelude()`` embeds the inputs; ``blocks[i](state)`` runs block ``i`` (with the aggregation mix and record
+        when the state holds ``repvideo_window``); ``head(state)`` is the output head, [B, F, C, H, W]. Run in order
+        they give exactly `forward`'s output. Each callable reads the modules through ``self`` at call time, so a
+        caller may swap their parameters (``torch.func.functional_call``) to run copies.
+        """
+        latent_shape = hidden_states.shape
+
+        def prelude() -> Dict[str, Any]:
+            emb, video, text = self._embed(hidden_states, encoder_hidden_states, timestep, timestep_cond, ofs)
+            state = {"hidden_states": video, "encoder_hidden_states": text, "temb": emb}
+            if self.repvideo is not None:
+                state["repvideo_window"] = self.repvideo.start((video, text))
+            return state
+
+        def block_fn(index):
+            def run(state: Dict[str, Any]) -> Dict[str, Any]:
+                video, text, window = state["hidden_states"], state["encoder_hidden_states"], state.get("repvideo_window")
+                if window is not None:
+                    video, text = window.mix(index, (video, text))
+                video, text = self._run_block(self.transformer_blocks[index], video, text, state["temb"],
+                                              image_rotary_emb, attention_kwargs)
+                if window is not None:
+                    window.record(index, (video, text))
+                return {**state, "hidden_states": video, "encoder_hidden_states": text}
+
+            return run
+
+        def head(state: Dict[str, Any]) -> torch.Tensor:
+            return self._unpatchify(state["hidden_states"], state["temb"], latent_shape, return_dict=False)[0]
+
+        return prelude, [block_fn(i) for i in range(len(self.transformer_blocks))], head

@@ -5,7 +5,7 @@ The values equal the specification classes' attributes (``training/specification
 """
 
 import dataclasses
-from typing import Tuple
+from typing import Optional, Tuple
 
 __all__ = ["FAMILIES", "FamilyRules", "family_rules"]
 
@@ -26,6 +26,9 @@ class FamilyRules:
     #: (frames, height, width) of a clip for the embedded model and for the released one
     embedded_clip: Tuple[int, int, int]
     released_clip: Tuple[int, int, int]
+    #: blocks of the embedded model's denoiser when the family can train by local learning (its specification gives
+    #: ``denoiser_stages``), else None
+    embedded_blocks: Optional[int] = None
 
     def frames_allowed(self, num_frames: int) -> bool:
         return num_frames >= 1 and num_frames % self.frame_multiple == self.frame_remainder
@@ -44,13 +47,14 @@ FAMILIES = {
     # Stable Diffusion's VAE: any frame count, sizes a multiple of 8
     "lgvi": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=8, required_columns=("input_video",),
                         text_column="instruction", embedded_clip=(3, 32, 48), released_clip=(24, 320, 512)),
-    # CogVideoX-2B geometry (the DaS rules); embedded: the tiny RepVideo model's 9 x 32 x 32
-    "repvideo": FamilyRules(frame_multiple=4, frame_remainder=1, size_multiple=16, required_columns=(),
-                            text_column="caption", embedded_clip=(9, 32, 32), released_clip=(49, 480, 720)),
-    # SD3's image VAE frame by frame: any frame count, sizes a multiple of 8 (VAE) x 2 (patch); released: the official
-    # inference geometry (40 x 432 x 768)
+    # SD3's image VAE frame by frame (any frame count), space by 8, patch 2; released geometry 40 x 432 x 768
     "vchitect": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=16, required_columns=(),
-                            text_column="caption", embedded_clip=(8, 32, 32), released_clip=(40, 432, 768)),
+                            text_column="caption", embedded_clip=(2, 32, 32), released_clip=(40, 432, 768),
+                            embedded_blocks=3),
+    # CogVideoX-2B with RepVideo's gates: 4k+1 frames, sizes a multiple of 16
+    "repvideo": FamilyRules(frame_multiple=4, frame_remainder=1, size_multiple=16, required_columns=(),
+                            text_column="caption", embedded_clip=(9, 32, 32), released_clip=(49, 480, 720),
+                            embedded_blocks=7),
 }
 
 

@@ -6,12 +6,14 @@ weight decay 1e-3, cosine with restarts, 100 warm-up steps, clip 1.0); the train
 """
 
 import dataclasses
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from .families import family_rules
+from .families import FAMILIES, family_rules
+from .local_learning.config import MODES, LocalLearningConfig, check_training_setup
 
 __all__ = ["LR_SCHEDULERS", "MIXED_PRECISION", "OPTIMIZERS", "TRAINING_TYPES", "TRAINER_FILES", "TrainingSettings"]
 
@@ -24,6 +26,10 @@ REPORT_TO = ("auto", "tensorboard", "none")
 OPTIMIZERS = ("adamw", "adamw8bit")
 #: what the trainer writes in the output folder besides the export (removed by ``overwrite``)
 TRAINER_FILES = ("checkpoints", "logs", "validation", "metrics.jsonl", "training_summary.json")
+#: settings field of each local-learning option -> the LocalLearningConfig field it fills
+LOCAL_LEARNING_FIELDS = {"local_groups": "groups", "local_cuts": "cut_points", "auglocal_depth": "aux_depth",
+                         "auglocal_tau": "pyramid_coeff", "man_momentum": "momentum", "hpff_wx": "wx",
+                         "hpff_wy": "wy", "hpff_patches": "patches"}
 
 
 @dataclasses.dataclass
@@ -57,6 +63,13 @@ class TrainingSettings:
         optimizer (`str`): ``adamw`` or ``adamw8bit`` (bitsandbytes, CUDA only).
         fsdp (`bool`): shard the denoiser with accelerate's FSDP plugin (version 2, its blocks as units); GPUs only.
         push_to_hub (`str`, *optional*): a Hub repo id the export is uploaded to (created if needed) at the end.
+        local_learning (`str`, *optional*): train by local learning: ``auglocal``, ``man``, ``hpff`` or ``infopro``
+            (``training/local_learning``); full fine-tuning, without gradient checkpointing.
+        local_groups (`int`, *optional*): K, the number of local groups (2..blocks); or local_cuts (`tuple`): the
+            block indices where a group starts, strictly increasing.
+        auglocal_depth, auglocal_tau: AugLocal's d and tau (2, 0.5). man_momentum: MAN's EMA momentum (0.995).
+        hpff_wx, hpff_wy, hpff_patches: HPFF's loss weights of the independent and cascade paths (0.001, 0.999)
+            and its n x n patch split (2). Each option belongs to its mode and is refused with another.
     """
 
     model: str
@@ -99,6 +112,15 @@ class TrainingSettings:
     optimizer: str = "adamw"
     fsdp: bool = False
     push_to_hub: Optional[str] = None
+    local_learning: Optional[str] = None
+    local_groups: Optional[int] = None
+    local_cuts: Optional[Tuple[int, ...]] = None
+    auglocal_depth: Optional[int] = None
+    auglocal_tau: Optional[float] = None
+    man_momentum: Optional[float] = None
+    hpff_wx: Optional[float] = None
+    hpff_wy: Optional[float] = None
+    hpff_patches: Optional[int] = None
 
     def check(self) -> "TrainingSettings":
         """Raise ValueError naming the setting, its value and what is allowed; fill the clip geometry. Torch-free."""
@@ -161,6 +183,7 @@ class TrainingSettings:
             except HFValidationError as error:
                 raise ValueError(f"push_to_hub={self.push_to_hub!r} is not a Hub repo id ('name' or 'namespace/name'; "
                                  f"{error})") from None
+        self._check_local_learning()
         self._check_paths()
         return self
 
@@ -188,8 +211,89 @@ class TrainingSettings:
                 raise ValueError(f"resume={self.resume!r} is not a checkpoint folder of the trainer (it has no "
                                  "trainer_state.json); pass 'latest' or a checkpoints/checkpoint-N folder")
 
+    def local_learning_config(self) -> Optional[LocalLearningConfig]:
+        """The run's ``LocalLearningConfig`` (None without ``local_learning``); its errors name the settings fields."""
+        if self.local_learning is None:
+            return None
+        options = {LOCAL_LEARNING_FIELDS[name]: getattr(self, name) for name in LOCAL_LEARNING_FIELDS
+                   if getattr(self, name) is not None}
+        try:
+            return LocalLearningConfig(self.local_learning, **options)
+        except ValueError as error:
+            raise ValueError(_settings_names(str(error))) from None
+
+    def denoiser_blocks(self) -> Optional[int]:
+        """Blocks of the denoiser this run trains, read without loading it (None when the folder does not say)."""
+        if self.pretrained is None:
+            return family_rules(self.model).embedded_blocks
+        config = Path(self.pretrained) / "transformer" / "config.json"
+        try:
+            blocks = json.loads(config.read_text(encoding="utf-8")).get("num_layers")
+        except (OSError, ValueError):
+            raise ValueError(f"pretrained={self.pretrained!r}: '{config}' is missing or not JSON") from None
+        return blocks if isinstance(blocks, int) and blocks > 0 else None
+
+    def _check_local_learning(self) -> None:
+        """Local learning's settings, before any model loads: mode, groups against the blocks, each option in its
+        mode, and the combinations it does not support (LoRA, gradient checkpointing)."""
+        given = [name for name in LOCAL_LEARNING_FIELDS if getattr(self, name) is not None]
+        if self.local_learning is None:
+            if given:
+                raise ValueError(f"{given[0]}={getattr(self, given[0])!r} is a local-learning option; give "
+                                 f"local_learning (--local-learning {'|'.join(MODES)}) with it")
+            return
+        if self.local_learning not in MODES:
+            raise ValueError(f"local_learning={self.local_learning!r} is not allowed; use one of {', '.join(MODES)}")
+        supported = [name for name, rules in FAMILIES.items() if rules.embedded_blocks is not None]
+        if family_rules(self.model).embedded_blocks is None:
+            raise ValueError(f"local_learning={self.local_learning!r}: model {self.model!r} cannot train by local "
+                             f"learning (no denoiser stages); allowed models: {', '.join(supported)}")
+        own = [name for name in LOCAL_LEARNING_FIELDS if name.startswith(self.local_learning + "_")]
+        for name in given:
+            owner = name.split("_")[0]
+            if owner in MODES and owner != self.local_learning:
+                raise ValueError(f"{name}={getattr(self, name)!r} is an option of local_learning={owner!r}; mode "
+                                 f"{self.local_learning!r} takes {', '.join(own) or 'no mode option'} (and "
+                                 "local_groups or local_cuts)")
+        if self.local_groups is None and self.local_cuts is None:
+            raise ValueError(f"local_learning={self.local_learning!r} needs local_groups (--local-groups K) or "
+                             "local_cuts (--local-cuts i,j,...)")
+        if self.local_groups is not None and self.local_cuts is not None:
+            raise ValueError(f"local_cuts={self.local_cuts!r} and local_groups={self.local_groups!r}: give one of them")
+        config = self.local_learning_config()
+        check_training_setup(config, training_type=self.training_type,
+                             gradient_checkpointing=self.gradient_checkpointing)
+        blocks = self.denoiser_blocks()
+        if blocks is not None:
+            try:
+                config.group_bounds(blocks)
+            except ValueError as error:
+                raise ValueError(_settings_names(str(error))) from None
+        if config.mode == "hpff" and config.patches > 1:
+            if self.model == "repvideo":
+                raise ValueError(f"hpff_patches={config.patches} is not supported by model 'repvideo' (CogVideoX's "
+                                 "prediction needs the whole frame's noisy latents); allowed: hpff_patches=1")
+            # a token covers size_multiple pixels a side (the VAE's factor times the patch size)
+            side = family_rules(self.model).size_multiple
+            grid = [] if self.buckets else [(name, getattr(self, name) // side) for name in ("height", "width")]
+            for name, tokens in grid:
+                if tokens % config.patches:
+                    raise ValueError(f"hpff_patches={config.patches}: the {name} of {getattr(self, name)} gives "
+                                     f"{tokens} tokens, which do not split into {config.patches} equal patches; "
+                                     f"allowed: a divisor of {tokens}")
+
     def as_dict(self) -> Dict[str, Any]:
         values = dataclasses.asdict(self)
-        if values["lora_targets"] is not None:
-            values["lora_targets"] = list(values["lora_targets"])
+        for name in ("lora_targets", "local_cuts"):
+            if values[name] is not None:
+                values[name] = list(values[name])
         return values
+
+
+def _settings_names(message: str) -> str:
+    """A LocalLearningConfig message in the settings' names (``groups=5 ...`` -> ``local_groups=5 ...``)."""
+    names = {config: field for field, config in LOCAL_LEARNING_FIELDS.items()}
+    head, equals, rest = message.partition("=")
+    if equals and head in names:
+        return f"{names[head]}={rest}"
+    return message

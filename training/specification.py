@@ -149,6 +149,11 @@ class ModelSpecification(abc.ABC):
         """The same step as :meth:`forward`, cut for local learning. Families without it say so."""
         raise NotImplementedError(f"model {self.name!r} does not support local-learning modes yet")
 
+    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
+        """``(blocks, head modules)`` of the denoiser, as :meth:`denoiser_stages` gives them, without a batch (the
+        trainer builds local learning's auxiliary networks from them before the first step)."""
+        raise NotImplementedError(f"model {self.name!r} does not support local-learning modes yet")
+
     def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
                          num_inference_steps: int, generator: Optional[torch.Generator] = None):
         """Frames ``[F, H, W, 3]`` in 0..1 (numpy) the pipeline makes for the first sample of a raw ``batch``, for the

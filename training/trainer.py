@@ -56,7 +56,9 @@ __all__ = ["StepResult", "Trainer", "TrainingStep", "train"]
 RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulation_steps", "learning_rate",
                    "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler", "lr_warmup_steps", "max_grad_norm",
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
-                   "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp")
+                   "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp",
+                   "local_learning", "local_groups", "local_cuts", "auglocal_depth", "auglocal_tau", "man_momentum",
+                   "hpff_wx", "hpff_wy", "hpff_patches")
 
 
 @dataclasses.dataclass
@@ -159,7 +161,7 @@ class Trainer:
 
     def __init__(self, settings: TrainingSettings, step: Optional[TrainingStep] = None, command: str = ""):
         self.settings = settings.check()
-        self.step = step or TrainingStep()
+        self.step = step or self._default_step()
         self.command = command or " ".join(sys.argv)
         self.output = Path(settings.output)
         self.spec: ModelSpecification = get_specification(settings.model)
@@ -177,6 +179,15 @@ class Trainer:
         self.hub_repo = self._create_hub_repo()
 
     # -- before any model loads --------------------------------------------------------------------------------------
+    def _default_step(self) -> TrainingStep:
+        """Forward, loss and backward; with ``local_learning``, its per-group step."""
+        config = self.settings.local_learning_config()
+        if config is None:
+            return TrainingStep()
+        from .local_learning.step import LocalLearningStep
+
+        return LocalLearningStep(config)
+
     def _resolve_recipe(self) -> None:
         """Fill the optimiser settings left ``None`` from the specification's recipe (else AdamW's usual values)."""
         recipe = getattr(self.spec, "recipe", None)

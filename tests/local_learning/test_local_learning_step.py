@@ -52,8 +52,9 @@ def test_hpff_cascade_reaches_exactly_the_previous_and_own_group(tiny_vchitect, 
     config = LocalLearningConfig("hpff", groups=4)
     backward, reached = _reached_groups(tiny, config.group_bounds(8))
     result = _learner(tiny, config).step(tiny.stages(), mse, backward)
-    # group 0 has no loss of its own; group i's loss reaches groups i-1 and i (group 0 with the prelude)
-    assert reached == [{0, 1, "prelude"}, {1, 2}, {2, 3}]
+    # group 0 has no loss of its own; group i's cascade loss reaches groups i-1 and i (group 0 with the prelude), its
+    # independent loss group i alone (backpropagated one after the other)
+    assert reached == [{0, 1, "prelude"}, {1}, {1, 2}, {2}, {2, 3}, {3}]
     assert result.group_losses[0] is None
 
 
@@ -94,13 +95,13 @@ def test_auglocal_copies_are_freshly_initialised_and_hold_no_shared_weights(tiny
     assert {id(p) for p in learner.parameters()}.isdisjoint(id(p) for p in tiny.model.parameters())
 
 
-def _peak_saved_bytes(tiny, groups):
+def _peak_saved_bytes(tiny, groups, mode="infopro"):
     if groups is None:
         with SavedActivationMeter() as meter:
             prediction = tiny.model(*tiny.inputs(), return_dict=False)[0]
             mse(prediction, tiny.noise - tiny.clean, None).backward()
         return meter.peak_bytes
-    learner = _learner(tiny, LocalLearningConfig("infopro", groups=groups))
+    learner = _learner(tiny, LocalLearningConfig(mode, groups=groups))
     with SavedActivationMeter() as meter:
         learner.step(tiny.stages(), mse)
     return meter.peak_bytes
@@ -114,6 +115,14 @@ def test_saved_activations_alive_at_the_peak_drop_with_the_number_of_groups(tiny
     # one group of 8/K blocks is alive, plus the prelude in group 0 and a head: about 1/K of backprop
     for groups, peak in peaks.items():
         assert peak < backprop * (1.0 / groups + 0.15), (groups, peak, backprop)
+
+
+def test_hpff_holds_at_most_two_groups_graphs_at_once(tiny_vchitect):
+    """The cascade window (groups i-1 and i) is backpropagated and freed before group i's independent path runs."""
+    tiny = tiny_vchitect(num_layers=8)
+    backprop = _peak_saved_bytes(tiny, None)
+    peak = _peak_saved_bytes(tiny, 4, mode="hpff")
+    assert peak < backprop * (2 / 4 + 0.15), (peak, backprop)
 
 
 @pytest.mark.parametrize("mode", ["infopro", "auglocal", "man", "hpff"])

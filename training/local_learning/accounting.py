@@ -60,7 +60,9 @@ class SavedActivationMeter:
             self.peak_bytes = max(self.peak_bytes, self.current_bytes)
         else:
             entry[0] += 1
-        return _Saved(self, key, tensor)
+        # detached: holding the tensor itself would tie an output to its own grad_fn (a reference cycle that keeps a
+        # retained graph alive until the garbage collector runs); backward formulas read only the values
+        return _Saved(self, key, tensor.detach())
 
     @staticmethod
     def _unpack(packed):

@@ -161,17 +161,18 @@ class LocalLearningConfig:
         return selections
 
 
-def check_training_setup(config: LocalLearningConfig, *, training_type: str, gradient_checkpointing: bool) -> None:
+def check_training_setup(config: LocalLearningConfig, *, training_type: str, gradient_checkpointing: float) -> None:
     """Refuses the combinations local learning does not support, before any model loads."""
     if training_type != "full":
         raise ValueError(
-            f"training_type={training_type!r} with local learning (mode {config.mode!r}): only full fine-tuning is"
-            " supported (the auxiliary networks copy whole blocks, which LoRA adapters would not follow)"
+            f"training_type={training_type!r} with local_learning={config.mode!r}: only full is supported (the"
+            " auxiliary networks copy whole blocks, which LoRA adapters would not follow)"
         )
     if gradient_checkpointing:
         raise ValueError(
-            "gradient_checkpointing=True with local learning: the groups already free their activations after each"
-            " backward; use one or the other"
+            f"gradient_checkpointing={gradient_checkpointing!r} with local_learning={config.mode!r}: every block belongs"
+            " to a local group, whose activations are freed after its own backward; allowed: gradient_checkpointing=0"
+            " (for less memory, raise local_groups)"
         )
 
 

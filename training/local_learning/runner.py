@@ -8,7 +8,9 @@ boundary. The optimiser steps once per batch, outside this step, as in the offic
 HPFF adds a cascade path: group ``i`` also runs on the output of group ``i - 1`` that still carries group ``i - 1``'s
 graph, so its loss reaches exactly groups ``i - 1`` and ``i``. The official code recomputes that window; here group
 ``i - 1``'s independent-path graph is kept (``retain_graph``) and reused, which gives the same values and gradients
-with one group forward less. Group 0 has no loss of its own and trains through the cascade of group 1 (as there).
+with one group forward less. The two paths' weighted losses are backpropagated one after the other (the cascade
+first, which frees the window), so at most two groups' graphs are alive at once instead of three; the gradients are
+those of their sum. Group 0 has no loss of its own and trains through the cascade of group 1 (as there).
 Both paths use one auxiliary network per group (the official code has a classifier per path); the cascade path's
 auxiliary runs on n x n spatial patches of the tokens, each patch predicting its own region of the target, and the
 patch losses are averaged (the paper's Patch Feature Fusion; the official CIFAR code gives each quadrant its own
@@ -178,20 +180,26 @@ class LocalLearner(nn.Module):
         previous = self._run_group(stages, 0, stages.prelude())
         main_loss = None
         for index in range(1, len(self.bounds)):
-            independent = self._run_group(stages, index, detached(previous))
+            entry = detached(previous)
+            # the cascade path first: its backward frees the window (group i-1's graph and its own) before the
+            # independent path of group i is built, so at most two groups' graphs are alive at once
             cascade = self._run_group(stages, index, previous)
             if index == last:
-                loss_x = loss_fn(stages.head(independent), stages.target, stages.weights)
                 loss_y = loss_fn(stages.head(cascade), stages.target, stages.weights)
+            else:
+                loss_y = self._auxiliary_loss(stages, index, cascade, loss_fn, patches=config.patches)
+            backward(config.wy * loss_y, retain_graph=False)
+            del cascade
+            independent = self._run_group(stages, index, entry)
+            if index == last:
+                loss_x = loss_fn(stages.head(independent), stages.target, stages.weights)
                 main_loss = loss_x.detach()
             else:
                 loss_x = self._auxiliary_loss(stages, index, independent, loss_fn)
-                loss_y = self._auxiliary_loss(stages, index, cascade, loss_fn, patches=config.patches)
-            loss = config.wx * loss_x + config.wy * loss_y
             # the independent path's graph of this group is the next group's cascade window
-            backward(loss, retain_graph=index != last)
-            group_losses.append(loss.detach())
-            del loss, loss_x, loss_y, cascade
+            backward(config.wx * loss_x, retain_graph=index != last)
+            group_losses.append((config.wx * loss_x + config.wy * loss_y).detach())
+            del loss_x, loss_y
             previous = independent
         return LocalStepResult(loss=main_loss, group_losses=group_losses)
 

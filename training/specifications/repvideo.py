@@ -19,11 +19,12 @@ pipeline's ``load_lora_weights``, diffusers' CogVideoX loader).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
+from torch import nn
 
-from ..specification import ForwardOutput, ModelSpecification
+from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
 from ._folders import write_folder
 from ._lora import write_transformer_lora
 
@@ -134,9 +135,9 @@ class RepVideoSpecification(ModelSpecification):
         """True where a sample's prompt embeddings are zeroed (probability ``text_dropout``)."""
         return torch.rand(batch_size, generator=generator) < self.recipe.text_dropout
 
-    def forward(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
-                conditions: Mapping[str, torch.Tensor], *, generator: Optional[torch.Generator] = None,
-                training: bool = True) -> ForwardOutput:
+    def _inputs(self, components, latents, conditions, generator, training):
+        """The transformer's keyword arguments, and what turns its output into the loss: (kwargs, noisy latents,
+        timesteps, target, weights)."""
         clean = latents["latents"]
         transformer, scheduler = components["transformer"], components["scheduler"]
         device, dtype, batch = clean.device, transformer.dtype, clean.shape[0]
@@ -154,12 +155,41 @@ class RepVideoSpecification(ModelSpecification):
             holder = types.SimpleNamespace(transformer=transformer, vae_scale_factor_spatial=1)
             rotary = CogVideoXPipeline._prepare_rotary_positional_embeddings(
                 holder, clean.shape[3], clean.shape[4], clean.shape[1], device)
-        output = transformer(hidden_states=noisy.to(dtype), encoder_hidden_states=text, timestep=timesteps,
-                             image_rotary_emb=rotary, return_dict=False)[0]
-        prediction = scheduler.get_velocity(output.float(), noisy.float(), timesteps)
         alphas = scheduler.alphas_cumprod.to(device=device, dtype=torch.float32)[timesteps]
         weights = (1 / (1 - alphas))[:, None, None, None, None]
-        return ForwardOutput(prediction=prediction, target=clean.float(), weights=weights)
+        kwargs = dict(hidden_states=noisy.to(dtype), encoder_hidden_states=text, timestep=timesteps,
+                      image_rotary_emb=rotary)
+        return kwargs, noisy, timesteps, clean.float(), weights
+
+    def forward(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
+                conditions: Mapping[str, torch.Tensor], *, generator: Optional[torch.Generator] = None,
+                training: bool = True) -> ForwardOutput:
+        kwargs, noisy, timesteps, target, weights = self._inputs(components, latents, conditions, generator, training)
+        output = components["transformer"](**kwargs, return_dict=False)[0]
+        prediction = components["scheduler"].get_velocity(output.float(), noisy.float(), timesteps)
+        return ForwardOutput(prediction=prediction, target=target, weights=weights)
+
+    def denoiser_stages(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
+                        conditions: Mapping[str, torch.Tensor], *,
+                        generator: Optional[torch.Generator] = None, training: bool = True) -> DenoiserStages:
+        """The same step as :meth:`forward` through the transformer's ``forward_stages``; the head ends in
+        ``get_velocity`` (x0 from v), so every auxiliary network predicts x0 too."""
+        kwargs, noisy, timesteps, target, weights = self._inputs(components, latents, conditions, generator, training)
+        prelude, blocks, head = components["transformer"].forward_stages(**kwargs)
+        scheduler = components["scheduler"]
+
+        def x0_head(state):
+            return scheduler.get_velocity(head(state).float(), noisy.float(), timesteps)
+
+        block_modules, head_modules = self.denoiser_modules(components)
+        return DenoiserStages(prelude=prelude, blocks=blocks, head=x0_head, block_modules=block_modules,
+                              head_modules=head_modules, target=target, weights=weights)
+
+    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
+        """The DiT's blocks and its output head (``norm_final``, ``norm_out``, ``proj_out``)."""
+        transformer = components["transformer"]
+        return list(transformer.transformer_blocks), [transformer.norm_final, transformer.norm_out,
+                                                      transformer.proj_out]
 
     def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
                          num_inference_steps: int, generator: Optional[torch.Generator] = None):

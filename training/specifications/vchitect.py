@@ -22,9 +22,10 @@ or diffusers' ``pytorch_lora_weights.safetensors`` (``transformer.``-prefixed ke
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
+from torch import nn
 
 from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
 from ._folders import write_folder
@@ -187,12 +188,15 @@ class VchitectSpecification(ModelSpecification):
                         generator: Optional[torch.Generator] = None, training: bool = True) -> DenoiserStages:
         """The same step as :meth:`forward` through the transformer's ``forward_stages`` (prelude, blocks, head)."""
         kwargs, target, weights = self._inputs(components, latents, conditions, generator, training)
-        transformer = components["transformer"]
-        prelude, blocks, head = transformer.forward_stages(**kwargs)
+        prelude, blocks, head = components["transformer"].forward_stages(**kwargs)
+        block_modules, head_modules = self.denoiser_modules(components)
         return DenoiserStages(prelude=prelude, blocks=blocks, head=lambda state: head(state).float(),
-                              block_modules=list(transformer.transformer_blocks),
-                              head_modules=[transformer.norm_out, transformer.proj_out], target=target,
-                              weights=weights)
+                              block_modules=block_modules, head_modules=head_modules, target=target, weights=weights)
+
+    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
+        """The transformer's blocks and its output head (``norm_out``, ``proj_out``)."""
+        transformer = components["transformer"]
+        return list(transformer.transformer_blocks), [transformer.norm_out, transformer.proj_out]
 
     def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
                          num_inference_steps: int, generator: Optional[torch.Generator] = None):
