@@ -1,5 +1,5 @@
-"""`vdp eval vbench`, `vdp eval totals` and `vdp eval prompts`: VBench scores of generated videos, the official totals
-of a results file and the suite's prompts of a dimension.
+"""`vdp eval vbench`, `vdp eval totals`, `vdp eval prompts` and `vdp eval static-filter`: VBench scores of generated
+videos, the official totals of a results file, the suite's prompts of a dimension and the official static filter.
 
 Arguments are checked before torch is imported; a bad one exits with status 2 and a one-line message naming it.
 """
@@ -13,7 +13,7 @@ from ._common import DEVICES
 
 
 def add_subcommand(subcommands) -> None:
-    """Adds `vbench`, `totals` and `prompts` to the `vdp eval` subcommands."""
+    """Adds `vbench`, `totals`, `prompts` and `static-filter` to the `vdp eval` subcommands."""
     from ..evaluation.vbench.suite import SUITE_VERSION
 
     vbench = subcommands.add_parser(
@@ -62,6 +62,21 @@ def add_subcommand(subcommands) -> None:
     which.add_argument("--list", action="store_true", help="list the dimensions and whether the pack computes them")
     prompts.add_argument("--samples", type=int, help="print the file names {prompt}-{i}.mp4 for i < SAMPLES")
     prompts.set_defaults(run=functools.partial(_run_prompts, parser=prompts))
+
+    static = subcommands.add_parser(
+        "static-filter",
+        help="the official static filter: which videos temporal_flickering scores",
+        description="Judge the {prompt}-{i}.mp4 files of the temporal_flickering prompts in VIDEOS with RAFT, as "
+                    "the official `vbench static_filter` does (sorted, until 5 static ones a prompt), copy the static "
+                    "ones to OUTPUT/filtered_videos/{prompt}-{i}.mp4 and write OUTPUT/filtered_static_video.json. "
+                    "Generate 25 samples a prompt; then score OUTPUT/filtered_videos on temporal_flickering.",
+    )
+    static.add_argument("videos", help="folder of the generated videos")
+    static.add_argument("-o", "--output", required=True, help="folder for filtered_videos/ and the summary")
+    static.add_argument("--weights-dir", help="where raft-things.pth is (as for `vdp eval vbench`)")
+    static.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
+    static.add_argument("--batch-size", type=int, default=8, help="frame pairs per RAFT call (default: 8)")
+    static.set_defaults(run=functools.partial(_run_static_filter, parser=static))
 
 
 def _fail(prog: str, error: Exception) -> int:
@@ -159,4 +174,41 @@ def _run_prompts(args, parser) -> int:
     if args.samples is not None:
         names = [suite.video_name(prompt, index) for prompt in names for index in range(args.samples)]
     print("\n".join(names))
+    return 0
+
+
+def _run_static_filter(args, parser) -> int:
+    from ..weights.manifest import default_models_root
+
+    if not os.path.isdir(args.videos):
+        parser.error(f"argument videos: videos='{args.videos}' is not a folder")
+    if args.batch_size < 1:
+        parser.error(f"argument --batch-size: batch_size={args.batch_size} must be at least 1")
+    if args.weights_dir is not None and not os.path.isdir(args.weights_dir):
+        parser.error(f"argument --weights-dir: weights_dir='{args.weights_dir}' is not a folder")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder")
+    if os.path.abspath(args.output) == os.path.abspath(args.videos):
+        parser.error("argument -o/--output: the output folder must not be the videos folder")
+    weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
+
+    from ..evaluation.vbench.static_filter import static_filter
+
+    device = args.device
+    if device != "cpu":
+        import torch
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif not torch.cuda.is_available():
+            parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    try:
+        results = static_filter(args.videos, args.output, weights_dir, device=device, batch_size=args.batch_size,
+                                progress=True)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        return _fail("vdp eval static-filter", error)
+    judged = [entry for entry in results.values() if entry["static_count"]]
+    short = sum(1 for entry in results.values() if entry["static_count"] < 5)
+    print(f"{sum(e['static_count'] for e in judged)} static video(s) for {len(judged)} prompt(s) copied to "
+          f"{os.path.join(args.output, 'filtered_videos')}; {short} of {len(results)} prompts have fewer than 5")
     return 0

@@ -95,7 +95,7 @@ def _decode(path: str):
     from ...video_io import read_video
 
     try:
-        return read_video(path).frames
+        return read_video(path)
     except Exception as error:
         raise ValueError(f"video {path!r} cannot be decoded: {error}") from None
 
@@ -187,9 +187,9 @@ def evaluate(
 
     Every check (dimension names, missing videos, checkpoint files, the results file to resume) runs before a video
     is decoded or a model is loaded. Each dimension module's `compute(frames, *, checkpoints, device, batch_size,
-    video_paths, prompts, auxiliary_info)` receives the decoded uint8 [F,H,W,3] frames of all its videos at once (so
-    it batches frames across videos) with each video's path, prompt and auxiliary info of the suite (None when
-    there is none); a decoded video is kept only while a later dimension still needs it.
+    video_paths, prompts, auxiliary_info, fps)` receives the decoded uint8 [F,H,W,3] frames of all its videos at
+    once (so it batches frames across videos) with each video's path, prompt, auxiliary info of the suite (None
+    when there is none) and frame rate; a decoded video is kept only while a later dimension still needs it.
     """
     dimensions = check_dimensions(dimensions)
     if mode not in MODES:
@@ -238,11 +238,12 @@ def evaluate(
             from tqdm import tqdm
 
             iterator = tqdm(paths, desc=f"{dimension}: decoding", unit="video")
-        frames = []
+        frames, rates = [], []
         for path in iterator:
             if path not in decoded:
                 decoded[path] = _decode(path)
-            frames.append(decoded[path])
+            frames.append(decoded[path].frames)
+            rates.append(decoded[path].fps)
         if progress:
             print(f"{dimension}: scoring {len(paths)} video(s)", flush=True)
         try:
@@ -254,11 +255,12 @@ def evaluate(
                 video_paths=paths,
                 prompts=[prompt for _, prompt, _ in found],
                 auxiliary_info=[info for _, _, info in found],
+                fps=rates,
                 **options.get(dimension, {}),
             )
         except ValueError as error:
             raise ValueError(_name_videos(error, paths)) from None
-        del frames
+        del frames, rates
         for path in dict.fromkeys(paths):
             uses[path] -= 1
             if uses[path] == 0:

@@ -68,6 +68,9 @@ ARGUMENT_ERRORS = [
     (["totals", "{videos}/none.json"], "is not a file"),
     (["prompts", "--dimension", "colour"], "dimension='colour' is not a VBench dimension"),
     (["prompts", "--dimension", "color", "--samples", "26"], "samples=26 must be in 1..25"),
+    (["static-filter", "{videos}/nowhere", "-o", "{out}"], "videos='"),
+    (["static-filter", "{videos}", "--batch-size", "0", "-o", "{out}"], "batch_size=0 must be at least 1"),
+    (["static-filter", "{videos}", "-o", "{videos}"], "must not be the videos folder"),
 ]
 
 
@@ -78,7 +81,16 @@ def test_argument_errors_exit_2_naming_the_argument(tmp_path, arguments, named):
     assert result.returncode == 2 and named in result.stderr, result.stderr
 
 
+def test_static_filter_names_the_missing_raft_checkpoint_with_status_1(tmp_path):
+    still_then_jump(tmp_path / "a cat-0.mp4", 30)
+    result = run_vdp("eval", "static-filter", tmp_path, "--weights-dir", tmp_path, "-o", tmp_path / "out")
+    assert result.returncode == 1
+    assert "raft-things.pth" in result.stderr and "vdp download vbench-raft-things" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("arguments", [["eval", "--help"], ["eval", "vbench", "--help"],
+                                       ["eval", "static-filter", "--help"],
                                        ["eval", "vbench", "/nowhere", "--dimensions", "colr", "-o", "/tmp/o"]])
 def test_help_and_argument_errors_import_neither_torch_nor_diffusers(arguments):
     assert heavy_modules_after(f"main({arguments!r})") == []

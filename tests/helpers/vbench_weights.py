@@ -43,3 +43,24 @@ def arrays_sha256(arrays: dict) -> str:
 
 def read_key_table(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def raft_float_table(key_table: dict) -> dict:
+    """The keys of a RAFT key table that are seeded: all but the batch-norm step counters (int64)."""
+    return {key: shape for key, shape in key_table.items() if not key.endswith("num_batches_tracked")}
+
+
+def raft_official_arrays(key_table: dict, seed: int, gain: float = 1.0, key_gains: Optional[dict] = None) -> dict:
+    """The seeded RAFT state as the official RAFT's state dict holds it: seeded floats, running variances
+    |value| + 0.5 (positive), step counters 0, and each `norm3` equal to its block's `downsample.1` (the official
+    ResidualBlock registers that one batch norm under both names, so a saved file repeats it)."""
+    arrays = seeded_arrays(raft_float_table(key_table), seed, gain, key_gains)
+    for key in key_table:
+        if key.endswith("running_var"):
+            arrays[key] = np.abs(arrays[key]) + np.float32(0.5)
+        elif key.endswith("num_batches_tracked"):
+            arrays[key] = np.zeros((), np.int64)
+    for key in key_table:
+        if ".norm3." in key:
+            arrays[key] = arrays[key.replace(".norm3.", ".downsample.1.")].copy()
+    return arrays
