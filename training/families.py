@@ -41,6 +41,9 @@ FAMILIES = {
     # CogVideoX geometry: the VAE compresses time by 4 (4k+1 frames), space by 8, the transformer's patch is 2
     "das": FamilyRules(frame_multiple=4, frame_remainder=1, size_multiple=16, required_columns=("tracking_video",),
                        text_column="caption", embedded_clip=(9, 32, 32), released_clip=(49, 480, 720)),
+    # SD3's image VAE frame by frame: any frame count; sizes a multiple of 8 (VAE) x 2 (patch)
+    "vchitect": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=16, required_columns=(),
+                            text_column="caption", embedded_clip=(8, 48, 48), released_clip=(40, 432, 768)),
     # Stable Diffusion's VAE: any frame count, sizes a multiple of 8
     "lgvi": FamilyRules(frame_multiple=1, frame_remainder=0, size_multiple=8, required_columns=("input_video",),
                         text_column="instruction", embedded_clip=(3, 32, 48), released_clip=(24, 320, 512)),
