@@ -51,10 +51,13 @@ def run_set(pipe, prompts, settings, steps=None, save=None, tag="plain"):
     return quality.summarise(scores), scores, videos, seconds
 
 
-def row(name, summary, seconds, extra=""):
+def row(name, summary, seconds, videos):
+    from video_diffusion_pack.evaluation.vbench.dimensions.temporal_flickering import video_score
+
+    flicker = float(np.mean([video_score(frames) for frames in videos]))
     print(f"| {name} | {summary['color']:.3f} | {summary['shape']:.3f} | {summary['motion']:.3f} | "
           f"{summary['background']:.3f} | {summary['temporal_iou']:.3f} | {summary['color_drift']:.4f} | "
-          f"{seconds:.2f} |{extra}")
+          f"{flicker:.4f} | {seconds:.2f} |")
 
 
 def main():
@@ -81,10 +84,11 @@ def main():
           f"{settings.guidance_scale}, {settings.height}x{settings.width}x{settings.num_frames}; "
           f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"{datetime.date.today()}")
-    print("| run | colour | shape | direction | background | temporal IoU | colour drift | s/video |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| run | colour | shape | direction | background | temporal IoU | colour drift | VBench temporal flickering "
+          "| s/video |")
+    print("|---|---|---|---|---|---|---|---|---|")
     summary, scores, plain, seconds = run_set(pipe, prompts, settings, save=args.save)
-    row("default", summary, seconds)
+    row("default", summary, seconds, plain)
     if args.list:
         for (prompt, _), score in zip(prompts, scores):
             print(f"  {prompt}: {score.detected} colour {score.color} shape {score.shape} motion {score.motion}")
@@ -92,11 +96,11 @@ def main():
         from video_diffusion_pack.hooks.free_init import FreeInitConfig, apply_free_init, remove_free_init
 
         apply_free_init(pipe, FreeInitConfig(num_iters=3))
-        summary, _, _, seconds = run_set(pipe, prompts, settings, save=args.save, tag="freeinit")
-        row("FreeInit 3 iterations, equal steps", summary, seconds)
-        summary, _, _, seconds = run_set(pipe, prompts, settings, steps=max(1, settings.num_inference_steps // 3),
-                                         save=args.save, tag="freeinit-fast")
-        row("FreeInit 3 iterations, a third of the steps each (about equal time)", summary, seconds)
+        summary, _, videos, seconds = run_set(pipe, prompts, settings, save=args.save, tag="freeinit")
+        row("FreeInit 3 iterations, equal steps", summary, seconds, videos)
+        summary, _, videos, seconds = run_set(pipe, prompts, settings, steps=max(1, settings.num_inference_steps // 3),
+                                              save=args.save, tag="freeinit-fast")
+        row("FreeInit 3 iterations, a third of the steps each (about equal time)", summary, seconds, videos)
         remove_free_init(pipe)
 
 
