@@ -56,3 +56,45 @@ def test_the_embedded_model_is_a_pipeline_folder_of_the_released_layout_loaded_s
     assert embedded.transformer.repvideo is not None  # trained with RepVideo's aggregation: its gates are weights
     size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
     assert size < 10 * 2**20, size
+
+
+def test_every_file_of_the_embedded_models_is_shipped_as_package_data():
+    import fnmatch
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "video_diffusion_pack"]
+    files = [path.relative_to(root).as_posix() for path in (root / "embedded_models").rglob("*") if path.is_file()]
+    assert files and all(any(fnmatch.fnmatchcase(name, pattern) and name.count("/") == pattern.count("/")
+                             for pattern in patterns) for name in files), files
+
+
+def test_the_autoencoder_trainer_learns_the_world_s_frames_and_makes_the_posterior_deterministic():
+    from diffusers import AutoencoderKL
+
+    from video_diffusion_pack.diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
+    from video_diffusion_pack.evaluation.shapes import world
+    from video_diffusion_pack.training.autoencoder import make_deterministic, set_latent_statistics, train_autoencoder
+
+    scene = world.sample_scene(np.random.default_rng([3, 0]), 48, 48, 4)
+    frames = world.render_scene(scene).frames
+    torch.manual_seed(0)
+    vae = AutoencoderKL(**EMBEDDED_VAE_CONFIG)
+    lines = []
+    final = train_autoencoder(vae, frames, steps=30, batch_size=4, learning_rate=2e-3, crop=24,
+                              log=lambda line, flush=True: lines.append(line))
+    assert len(lines) == 1 and np.isfinite(final)
+    pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        error = torch.nn.functional.mse_loss(vae.decode(vae.encode(pixels).latent_dist.mean).sample, pixels).item()
+    assert error < 0.2, error  # the untrained autoencoder's error is 0.40 on these frames
+    make_deterministic(vae)
+    set_latent_statistics(vae, frames)
+    with torch.no_grad():
+        posterior = vae.encode(pixels).latent_dist
+        assert torch.allclose(posterior.sample(torch.Generator().manual_seed(1)), posterior.mean, atol=1e-5)
+        scaled = (posterior.mean - vae.config.shift_factor) * vae.config.scaling_factor
+    assert abs(scaled.std().item() - 1.0) < 0.05 and abs(scaled.mean().item()) < 0.05
