@@ -16,6 +16,7 @@ _LAZY_EXPORTS = {
     "VchitectRepVideoPipeline": ".diffusers_pipelines.vchitect",
     "VchitectRepVideoPipelineOutput": ".diffusers_pipelines.vchitect",
     "build_tiny_vchitect_pipeline": ".diffusers_pipelines.vchitect.tiny",
+    "load_embedded_vchitect_pipeline": ".diffusers_pipelines.vchitect.embedded",
     "DaSTransformer3DModel": ".models.das_transformer",
     "DaSPipeline": ".diffusers_pipelines.das",
     "build_tiny_das_pipeline": ".diffusers_pipelines.das.tiny",

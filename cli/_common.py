@@ -179,6 +179,11 @@ def smoke_test_notice(model: str, advice: str) -> None:
           file=sys.stderr)
 
 
+def embedded_notice(description: str, advice: str) -> None:
+    """Says on stderr that the embedded trained demo model runs, what it can draw, and how to get real weights."""
+    print(f"vdp: no --model given, so this runs the embedded model: {description} {advice}", file=sys.stderr)
+
+
 def load_or_embedded(parser, folder, load, build, dtype, what: str = "the pipeline"):
     """The pipeline: `build()` (the embedded model, cast to `dtype`) when `folder` is None, else `load(folder, dtype)`.
 

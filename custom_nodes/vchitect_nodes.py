@@ -1,4 +1,4 @@
-"""ComfyUI nodes for Vchitect-2.0 text-to-video with the RepVideo switch: two loaders and a sampler.
+"""ComfyUI nodes for Vchitect-2.0 text-to-video with the RepVideo switch: three loaders and a sampler.
 
 The loaders return a ``VchitectRepVideoPipeline`` as a ``VDP_PIPELINE``; the sampler calls it and
 returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code lives in
@@ -8,7 +8,7 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 from typing import Optional
 
 from ..diffusers_pipelines.vchitect.defaults import OFFICIAL
-from . import _comfy, _sampler
+from . import _comfy, _memory, _sampler
 
 CATEGORY = "video_diffusion_pack/vchitect"
 WEIGHTS_KIND = "vchitect"
@@ -44,6 +44,28 @@ class VDPTinyVchitectLoader(_comfy.TinyPipelineLoader):
     OUTPUT_TOOLTIPS = ("A tiny random-weight Vchitect-2.0 pipeline on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny Vchitect-2.0 pipeline with seeded random weights, built in memory: a smoke test for graphs."
+
+
+class VDPEmbeddedVchitectLoader:
+    """Loads the pack's embedded Vchitect-2.0: a small model trained on the shapes world, shipped in the package."""
+
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("The embedded Vchitect-2.0 (48x48, 8 frames, RepVideo on) on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("The pack's built-in Vchitect-2.0, trained briefly on its shapes world (no download); prompts like "
+                   "'a red circle moving left on a blue background', sampled at 48x48, 8 frames, 20 steps, cfg 5. "
+                   "Undertrained: it paints flat patches in the world's colours, not yet the named shape or motion.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}, "optional": _memory.memory_inputs()}
+
+    def load(self, memory="none"):
+        _memory.check_memory(memory, _comfy.torch_device())
+        pipeline = _comfy._pack_export("load_embedded_vchitect_pipeline")()
+        return (_memory.place_pipeline(pipeline, memory, _comfy.torch_device()),)
 
 
 class VDPVchitectSampler:
@@ -100,11 +122,13 @@ class VDPVchitectSampler:
 NODE_CLASS_MAPPINGS = {
     "VDPVchitectLoader": VDPVchitectLoader,
     "VDPTinyVchitectLoader": VDPTinyVchitectLoader,
+    "VDPEmbeddedVchitectLoader": VDPEmbeddedVchitectLoader,
     "VDPVchitectSampler": VDPVchitectSampler,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VDPVchitectLoader": "Vchitect-2.0 Loader (VDP)",
     "VDPTinyVchitectLoader": "Vchitect-2.0 Tiny Loader (VDP, smoke test)",
+    "VDPEmbeddedVchitectLoader": "Vchitect-2.0 Embedded Loader (VDP, shapes world)",
     "VDPVchitectSampler": "Vchitect-2.0 RepVideo Sampler (VDP)",
 }

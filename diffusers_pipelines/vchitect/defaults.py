@@ -7,7 +7,7 @@ from here. The field names are the pipeline's argument names; `fps` is the frame
 
 import dataclasses
 
-__all__ = ["OFFICIAL", "SMOKE_TEST", "VchitectSettings"]
+__all__ = ["EMBEDDED", "EMBEDDED_DESCRIPTION", "OFFICIAL", "SMOKE_TEST", "VchitectSettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,3 +33,12 @@ OFFICIAL = VchitectSettings(
 # the embedded smoke-test model (`build_tiny_vchitect_pipeline`): small enough to finish in well under a minute on a
 # 2-core CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=64, width=64, num_frames=8, num_inference_steps=8)
+# the embedded model (`embedded_models/vchitect`, trained on the shapes world at 48x48, 8 frames): the default of
+# `vdp generate` without --model and of the embedded ComfyUI loader
+EMBEDDED = dataclasses.replace(OFFICIAL, height=48, width=48, num_frames=8, num_inference_steps=20, guidance_scale=5.0)
+EMBEDDED_DESCRIPTION = (
+    "a small Vchitect-2.0 (48x48, 8 frames) trained briefly on a CPU on the pack's shapes world (one flat circle, "
+    "square, triangle or star in red, yellow, green, blue, white or black moving left, right, up or down on a plain "
+    "background). It is undertrained: it paints flat patches in the world's colours, sometimes the prompt's, but "
+    "not yet the named shape or its motion (scores in embedded_models/vchitect/MODEL_CARD.md)."
+)

@@ -119,7 +119,8 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if vae is not None else 8
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
         self.tokenizer_max_length = tokenizer.model_max_length if tokenizer is not None else 77
-        self.max_sequence_length_t5 = 256
+        # the official 256 T5 tokens, fewer where the tokenizer is made for shorter prompts (the embedded model's)
+        self.max_sequence_length_t5 = min(256, getattr(tokenizer_3, "model_max_length", 256) or 256)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):

@@ -229,42 +229,43 @@ def _bytes_to_unicode() -> Dict[int, str]:
     return dict(zip(printable, (chr(c) for c in characters)))
 
 
-def _write_clip_tokenizer(directory: pathlib.Path, pad_token: str) -> Dict[str, int]:
+def _write_clip_tokenizer(directory: pathlib.Path, pad_token: str, merges=_CLIP_MERGES,
+                          max_length: int = _CLIP_MAX_LENGTH) -> Dict[str, int]:
     """Write vocab.json / merges.txt / tokenizer_config.json / special_tokens_map.json; return the vocab."""
     directory.mkdir(parents=True, exist_ok=True)
     byte_characters = list(_bytes_to_unicode().values())
     tokens = byte_characters + [character + "</w>" for character in byte_characters]
-    tokens += ["".join(pair) for pair in _CLIP_MERGES]
+    tokens += list(dict.fromkeys("".join(pair) for pair in merges))
     tokens += list(_CLIP_SPECIAL_TOKENS)
     vocab = {token: index for index, token in enumerate(tokens)}
     write_json(directory / "vocab.json", vocab)
-    merges = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in _CLIP_MERGES)
-    (directory / "merges.txt").write_text(merges, encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in merges),
+                                          encoding="utf-8")
     special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": pad_token}
     write_json(directory / "special_tokens_map.json", special)
     write_json(
         directory / "tokenizer_config.json",
-        {**special, "tokenizer_class": "CLIPTokenizer", "model_max_length": _CLIP_MAX_LENGTH, "do_lower_case": True,
+        {**special, "tokenizer_class": "CLIPTokenizer", "model_max_length": max_length, "do_lower_case": True,
          "errors": "replace", "add_prefix_space": False, "clean_up_tokenization_spaces": True},
     )
     return vocab
 
 
-def _t5_unigram_vocab():
+def _t5_unigram_vocab(words=_T5_WORDS):
     """Unigram pieces: the three T5 specials, the metaspace, single characters and a few whole words."""
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [(f"\u2581{word}", -1.0 - 0.01 * index) for index, word in enumerate(_T5_WORDS)]
+    pieces += [(f"\u2581{word}", -1.0 - 0.01 * index) for index, word in enumerate(words)]
     characters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-:;()"
     pieces += [(character, -5.0 - 0.01 * index) for index, character in enumerate(characters)]
     return pieces
 
 
-def _write_t5_tokenizer(directory: pathlib.Path) -> int:
+def _write_t5_tokenizer(directory: pathlib.Path, words=_T5_WORDS, max_length: int = _T5_MODEL_MAX_LENGTH) -> int:
     """Write tokenizer.json / tokenizer_config.json / special_tokens_map.json; return the vocabulary size."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     directory.mkdir(parents=True, exist_ok=True)
-    pieces = _t5_unigram_vocab()
+    pieces = _t5_unigram_vocab(words)
     tokenizer = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
     tokenizer.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Replace("  ", " ")])
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
@@ -277,7 +278,7 @@ def _write_t5_tokenizer(directory: pathlib.Path) -> int:
     write_json(directory / "special_tokens_map.json", special)
     write_json(
         directory / "tokenizer_config.json",
-        {**special, "tokenizer_class": "T5Tokenizer", "model_max_length": _T5_MODEL_MAX_LENGTH, "extra_ids": 0,
+        {**special, "tokenizer_class": "T5Tokenizer", "model_max_length": max_length, "extra_ids": 0,
          "additional_special_tokens": [], "clean_up_tokenization_spaces": True},
     )
     return len(pieces)
@@ -325,10 +326,10 @@ def _save_t5_text_encoder(directory: pathlib.Path, vocab_size: int, d_model: int
     model.save_pretrained(directory, safe_serialization=True)
 
 
-def _save_vae(directory: pathlib.Path, seed: int) -> None:
+def _save_vae(directory: pathlib.Path, seed: int, config: dict = _VAE_CONFIG) -> None:
     from diffusers import AutoencoderKL
 
-    vae = _randomize_parameters(AutoencoderKL(**_VAE_CONFIG), seed, "vae")
+    vae = _randomize_parameters(AutoencoderKL(**config), seed, "vae")
     vae.save_pretrained(directory, safe_serialization=True)
 
 

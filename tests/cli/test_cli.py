@@ -10,14 +10,15 @@ from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import TINY_TEXT_PRO
 from video_diffusion_pack.video_io import read_video
 
 
-def test_generate_without_model_writes_the_requested_video_and_says_it_is_a_smoke_test(tmp_path):
+def test_generate_without_model_writes_the_requested_video_and_says_what_the_embedded_model_draws(tmp_path):
     output = tmp_path / "clip.mp4"
 
     result = run_vdp("generate", TINY_TEXT_PROMPT, "-o", output, *TINY_SETTINGS, "--fps", "10")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(output)
-    assert "smoke-test model" in result.stderr and "random weights" in result.stderr
+    assert "runs the embedded model: a small Vchitect-2.0" in result.stderr and "shapes world" in result.stderr
+    assert "random weights" not in result.stderr
     frames, fps = read_video(output)
     assert frames.shape == (3, 32, 48, 3)
     assert fps == pytest.approx(10.0)

@@ -56,7 +56,7 @@ def test_generate_stopped_while_sampling_exits_with_one_line_and_writes_nothing(
     output = tmp_path / "out"
     output.mkdir()
     process = _start(["generate", "a red ball", "-o", output / "video.mp4", *LONG_RUN], tmp_path)
-    _wait_for_line(process, "smoke-test model")
+    _wait_for_line(process, "embedded model")
     time.sleep(1.0)  # into the denoising loop
     returncode, _, err = _stop(process, signal_number)
     assert returncode == status

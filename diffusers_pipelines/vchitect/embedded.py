@@ -1,0 +1,143 @@
+"""The embedded Vchitect-2.0 model: a small ``VchitectRepVideoPipeline`` trained on the shapes world, shipped inside
+the package (``embedded_models/vchitect``), the default of ``vdp generate`` and the tiny ComfyUI loader.
+
+``save_embedded_start`` writes the folder the training starts from: the tiny layout's CLIP-L / CLIP-G / T5 stand-ins
+(random, frozen; the T5 vocabulary holds the shapes grammar's words as whole pieces), a 4x-downsampling
+``AutoencoderKL`` (trained first as an autoencoder on the world's frames, then frozen) and a freshly initialised
+transformer with RepVideo's aggregation on. ``load_embedded_vchitect_pipeline`` loads the trained folder.
+"""
+
+import pathlib
+from typing import Union
+
+import torch
+
+__all__ = ["EMBEDDED_TRANSFORMER_CONFIG", "EMBEDDED_VAE_CONFIG", "EMBEDDED_WORDS", "embedded_folder", "export_embedded",
+           "load_embedded_vchitect_pipeline", "save_embedded_start"]
+
+# every word of the shapes grammar, as whole T5 pieces (the rest of the vocabulary is single characters)
+EMBEDDED_WORDS = (
+    "a", "an", "the", "on", "and", "of", "background", "moving", "growing", "shrinking", "rotating",
+    "left", "right", "up", "down", "above", "below", "to",
+    "circle", "square", "triangle", "star",
+    "red", "orange", "yellow", "green", "blue", "purple", "white", "black",
+    "panda", "rolling", "hill", "cat", "dog", "in",
+)
+
+# SD3's VAE family at 4x spatial compression (three blocks): 48x48 frames -> 12x12x16 latents
+EMBEDDED_VAE_CONFIG = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(16, 16, 32),
+    layers_per_block=1,
+    act_fn="silu",
+    latent_channels=16,
+    norm_num_groups=8,
+    sample_size=48,
+    scaling_factor=1.0,
+    shift_factor=0.0,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    mid_block_add_attention=False,
+)
+
+EMBEDDED_TRANSFORMER_CONFIG = {
+    "sample_size": 12,
+    "patch_size": 2,
+    "in_channels": 16,
+    "num_layers": 4,
+    "attention_head_dim": 16,
+    "num_attention_heads": 4,
+    "joint_attention_dim": 32,
+    "caption_projection_dim": 64,
+    "pooled_projection_dim": 16,
+    "out_channels": 16,
+    "pos_embed_max_size": 16,
+    "tp_size": 1,
+    "rope_scaling_factor": 1.0,
+    "repvideo_aggregation": True,
+    "repvideo_window_size": 2,
+}
+
+
+# tokens of each text encoder (CLIP-L, CLIP-G and T5 alike): a one-object caption takes at most 16
+EMBEDDED_TEXT_TOKENS = 24
+
+
+def _word_merges(words):
+    """BPE merges that join each word's characters left to right (``w o`` -> ``wo``, ``wo r`` -> ``wor``, ...)."""
+    merges = []
+    for word in sorted(words, key=len, reverse=True):
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            merges.append((current, piece))
+            current += piece
+    return list(dict.fromkeys(merges))
+
+
+def embedded_folder(name: str = "vchitect") -> pathlib.Path:
+    """The shipped folder of an embedded model (``embedded_models/<name>`` in the package)."""
+    return pathlib.Path(__file__).resolve().parents[2] / "embedded_models" / name
+
+
+def save_embedded_start(path: Union[str, pathlib.Path], seed: int = 0, vae=None,
+                        transformer_config: dict = None) -> pathlib.Path:
+    """Writes the pipeline folder the embedded model's training starts from (see the module docstring).
+
+    Args:
+        path: folder to create.
+        seed: seed of the random text encoders and of the transformer's initialisation.
+        vae: a trained ``AutoencoderKL`` to use (default: a random one of ``EMBEDDED_VAE_CONFIG``).
+        transformer_config: overrides of ``EMBEDDED_TRANSFORMER_CONFIG``.
+    """
+    import diffusers
+
+    from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+    from . import tiny
+
+    root = tiny.start_layout(path, seed, diffusers.__version__,
+                             {"model_index.json": tiny._MODEL_INDEX,
+                              "scheduler/scheduler_config.json": tiny._SCHEDULER_CONFIG})
+    config = {**EMBEDDED_TRANSFORMER_CONFIG, **(transformer_config or {})}
+    merges = _word_merges(EMBEDDED_WORDS)
+    clip_l_vocab = tiny._write_clip_tokenizer(root / "tokenizer", "<|endoftext|>", merges, EMBEDDED_TEXT_TOKENS)
+    clip_g_vocab = tiny._write_clip_tokenizer(root / "tokenizer_2", "!", merges, EMBEDDED_TEXT_TOKENS)
+    t5_vocab_size = tiny._write_t5_tokenizer(root / "tokenizer_3", EMBEDDED_WORDS, EMBEDDED_TEXT_TOKENS)
+    tiny._save_clip_text_encoder(root / "text_encoder", tiny._CLIP_L, clip_l_vocab, "<|endoftext|>", seed,
+                                 "text_encoder")
+    tiny._save_clip_text_encoder(root / "text_encoder_2", tiny._CLIP_G, clip_g_vocab, "!", seed, "text_encoder_2")
+    tiny._save_t5_text_encoder(root / "text_encoder_3", t5_vocab_size, config["joint_attention_dim"], seed)
+    if vae is None:
+        tiny._save_vae(root / "vae", seed, EMBEDDED_VAE_CONFIG)
+    else:
+        vae.save_pretrained(root / "vae", safe_serialization=True)
+    torch.manual_seed(seed)
+    transformer = VchitectXLTransformer3DModel(**config)
+    transformer.save_pretrained(root / "transformer", safe_serialization=True)
+    return root
+
+
+def load_embedded_vchitect_pipeline(device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32):
+    """The trained embedded model (fp16 files, loaded in ``dtype``), from the package's ``embedded_models``."""
+    from .pipeline import VchitectRepVideoPipeline
+
+    folder = embedded_folder("vchitect")
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"the embedded Vchitect-2.0 model is missing from the package ({folder}); reinstall "
+                                "the pack")
+    return VchitectRepVideoPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+
+
+def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str, pathlib.Path],
+                    dtype: torch.dtype = torch.float16) -> pathlib.Path:
+    """Writes the pipeline folder ``vdp train`` exported into ``run_folder`` to ``destination`` with its weights in
+    ``dtype`` (the shipped files; :func:`load_embedded_vchitect_pipeline` loads them back in float32)."""
+    from .pipeline import VchitectRepVideoPipeline
+
+    pipeline = VchitectRepVideoPipeline.from_pretrained(str(run_folder))
+    pipeline.to(dtype=dtype)
+    pipeline.save_pretrained(str(destination), safe_serialization=True)
+    return pathlib.Path(destination)
