@@ -8,7 +8,6 @@ torch nor diffusers: a command imports them only once its arguments are checked.
 import argparse
 
 from .. import __version__
-from ..weights.manifest import default_models_root
 from . import convert, das, dataset, generate, inpaint, train, weights
 from . import eval as eval_commands
 from ._common import ArgumentParser, run_command
@@ -31,10 +30,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of the `vdp` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        default_models_root()
-    except ValueError as error:
-        parser.exit(2, f"vdp {args.command}: error: {error}\n")
+    args = build_parser().parse_args(argv)
     return run_command(args.run, args, f"vdp {args.command}")

@@ -260,16 +260,8 @@ def missing_pack_classes(entry: WeightsEntry) -> List[str]:
 
 
 def default_models_root() -> Path:
-    """``$VDP_MODELS_DIR`` when set, else ``./models/video_diffusion_pack``: the root of ``<kind>/<name>/`` folders.
-
-    Raises:
-        ValueError: ``$VDP_MODELS_DIR`` names something that exists and is not a folder (e.g. a file).
-    """
-    value = os.environ.get(MODELS_DIR_VARIABLE)
-    if value and os.path.exists(value) and not os.path.isdir(value):
-        raise ValueError(f"{MODELS_DIR_VARIABLE}='{value}' is not a folder; point it at the folder that holds (or "
-                         f"will hold) the weights, or unset it to use ./{DEFAULT_MODELS_DIR}")
-    return Path(value or DEFAULT_MODELS_DIR)
+    """``$VDP_MODELS_DIR`` when set, else ``./models/video_diffusion_pack``: the root of ``<kind>/<name>/`` folders."""
+    return Path(os.environ.get(MODELS_DIR_VARIABLE) or DEFAULT_MODELS_DIR)
 
 
 def comfyui_models_root(comfyui_models: Union[str, Path]) -> Path:

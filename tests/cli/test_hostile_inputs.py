@@ -1,7 +1,7 @@
 """`vdp` refuses hostile and careless input with one line naming the argument, exit status 2, before any model loads:
 step limits of the schedulers, sizes that cannot fit in memory, FreeInit passes, empty prompts, corrupt or odd depth,
 image and mask files, camera and field-of-view values blamed on the right option, oversized splats; a tracking video
-that comes out black says so; VDP_MODELS_DIR pointing at a file is named."""
+that comes out black says so."""
 
 import pickle
 import re
@@ -133,17 +133,6 @@ def test_a_tracking_video_that_comes_out_black_says_so(das_inputs):
     assert result.returncode == 0, result.stderr
     assert ("vdp track-video: warning: 9 of 9 frames of the tracking video are black (frames 0, 1, 2, 3, 4, 5, 6, 7, "
             "...): no track point is visible there") in result.stderr
-
-
-def test_models_dir_pointing_at_a_file_is_named(tmp_path):
-    (tmp_path / "file").write_text("x")
-    import os
-
-    result = run_vdp("info", env={**os.environ, "VDP_MODELS_DIR": str(tmp_path / "file")})
-    assert result.returncode == 2
-    assert result.stderr.strip() == (f"vdp info: error: VDP_MODELS_DIR='{tmp_path / 'file'}' is not a folder; point it "
-                                     "at the folder that holds (or will hold) the weights, or unset it to use "
-                                     "./models/video_diffusion_pack")
 
 
 def test_the_freeinit_bound_of_the_cli_is_freeinits_own():
