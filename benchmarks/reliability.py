@@ -601,6 +601,8 @@ def _limit(kib: int):
     def apply():
         os.setpgrp()
         resource.setrlimit(resource.RLIMIT_AS, (kib * 1024, kib * 1024))
+        # a background job (`cmd &` without job control) starts with SIGINT ignored; a user's Ctrl-C is not
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     return apply
 
 
@@ -611,6 +613,7 @@ def run_cli(world: World, cwd: str, command: str, expect: str, names: Optional[s
                VDP_MODELS_DIR=str(world.path("run/models")), HF_HOME=str(world.path("run/hf")))
     memory_kib = MEMORY_LIMIT // 1024
     signal_after = None
+    custom_env = False
     timeout = timeout or world.timeout
     # the shell-like prefixes the record's commands use
     while True:
@@ -648,6 +651,7 @@ def run_cli(world: World, cwd: str, command: str, expect: str, names: Optional[s
             continue
         match = re.match(r"^([A-Z_]+)=(\S+) (.*)$", command)
         if match:
+            custom_env = True
             value = match.group(2)
             literal = value.startswith("/") or value.startswith("http") or value.isdigit()
             env[match.group(1)] = value if literal else str(folder / value)
@@ -674,6 +678,98 @@ def run_cli(world: World, cwd: str, command: str, expect: str, names: Optional[s
     watched = {folder} | {output.parent for output in outputs}
     before = _snapshot(watched)
     started = time.monotonic()
+    plain = signal_after is None and memory_kib == MEMORY_LIMIT // 1024 and not custom_env and FORK_CLI
+    if plain:  # fork this process, which has imported torch and diffusers already: the child runs vdp's main()
+        returncode, stdout, stderr, timed_out = _forked_vdp(argv[1:], folder, env, timeout)
+    else:
+        returncode, stdout, stderr, timed_out = _subprocess_vdp(argv, folder, env, timeout, memory_kib, signal_after,
+                                                                started)
+    lost = [path.name for path, digest in digests.items() if _digest(path) != digest]
+    new = _snapshot(watched) - before
+    left = sorted(Path(name).name for name in new if Path(name).name.startswith("."))
+    for name in new:
+        if Path(name).name.startswith("."):
+            shutil.rmtree(name, ignore_errors=True) if Path(name).is_dir() else Path(name).unlink(missing_ok=True)
+    outputs = [output for output in outputs if output.is_file()]
+    return classify_cli(expect, names, returncode, stderr, timed_out=timed_out, lost=lost, left=left,
+                        outputs=outputs, interrupted=signal_after is not None, warn=warn, stdout=stdout or "")
+
+
+# Plain vdp commands (no signal, memory limit or environment of their own) run in a fork of this process, which has
+# imported torch and diffusers once: the child calls vdp's main() as the console script does (exit status, one-line
+# errors, tracebacks on stderr). Commands with their own environment, limits or signals run as real processes.
+FORK_CLI = True
+
+
+def _forked_vdp(arguments, folder: Path, env: dict, timeout: float):
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.setpgrp()
+            os.dup2(out_write, 1)
+            os.dup2(err_write, 2)
+            for fd in (out_read, out_write, err_read, err_write):
+                os.close(fd)
+            sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+            sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), write_through=True)
+            os.chdir(folder)
+            os.environ.clear()
+            os.environ.update(env)
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            logging.getLogger().handlers.clear()
+            warnings.resetwarnings()
+            from video_diffusion_pack.cli import main as vdp_main
+
+            sys.argv = ["vdp", *arguments]
+            try:
+                code = vdp_main(arguments)
+            except SystemExit as error:
+                code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+                if error.code is not None and not isinstance(error.code, int):
+                    print(error.code, file=sys.stderr)
+            except BaseException:  # noqa: BLE001 - the console script prints the traceback and exits 1
+                traceback.print_exc()
+                code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code if isinstance(code, int) else 1)
+    os.close(out_write)
+    os.close(err_write)
+    import select
+
+    chunks = {out_read: [], err_read: []}
+    deadline = time.monotonic() + timeout
+    open_fds = [out_read, err_read]
+    timed_out = False
+    while open_fds:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            os.killpg(pid, signal.SIGKILL)
+            break
+        ready, _, _ = select.select(open_fds, [], [], min(remaining, 1.0))
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                chunks[fd].append(data)
+            else:
+                open_fds.remove(fd)
+    _, status = os.waitpid(pid, 0)
+    for fd in (out_read, err_read):
+        os.close(fd)
+    returncode = os.waitstatus_to_exitcode(status)
+    text = {fd: b"".join(parts).decode(errors="replace") for fd, parts in chunks.items()}
+    return returncode, text[out_read], text[err_read], timed_out
+
+
+def _subprocess_vdp(argv, folder: Path, env: dict, timeout: float, memory_kib: int, signal_after, started: float):
     process = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                errors="replace", preexec_fn=_limit(memory_kib))
     timed_out = False
@@ -688,15 +784,7 @@ def run_cli(world: World, cwd: str, command: str, expect: str, names: Optional[s
         timed_out = True
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-    lost = [path.name for path, digest in digests.items() if _digest(path) != digest]
-    new = _snapshot(watched) - before
-    left = sorted(Path(name).name for name in new if Path(name).name.startswith("."))
-    for name in new:
-        if Path(name).name.startswith("."):
-            shutil.rmtree(name, ignore_errors=True) if Path(name).is_dir() else Path(name).unlink(missing_ok=True)
-    outputs = [output for output in outputs if output.is_file()]
-    return classify_cli(expect, names, process.returncode, stderr, timed_out=timed_out, lost=lost, left=left,
-                        outputs=outputs, interrupted=signal_after is not None, warn=warn, stdout=stdout or "")
+    return process.returncode, stdout, stderr, timed_out
 
 
 def cli(id: str, section: str, cwd: str, command: str, expect: str = "R", names: Optional[str] = None,
@@ -1956,15 +2044,27 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", help="build the inputs in this folder and keep them")
     parser.add_argument("--timeout", type=float, default=180, help="seconds a vdp command may take (default 180)")
     parser.add_argument("--json", help="also write every outcome to this file")
+    parser.add_argument("--previous", help="a --json file of an earlier run: its outcomes count for the attempts not "
+                                           "run now (with --only: re-run some, keep the rest)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vdp-reliability-"))
+    # the environment every vdp command gets, set before huggingface_hub reads it at import (forked commands
+    # inherit this process's imports)
+    os.environ.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_HOME=str(root / "run/hf"),
+                      VDP_MODELS_DIR=str(root / "run/models"))
     logging.getLogger().setLevel(logging.WARNING)
+    import diffusers  # noqa: F401 - imported once here, so that forked vdp commands start with it
     import torch
+
+    import video_diffusion_pack.cli  # noqa: F401
+    import video_diffusion_pack.diffusers_pipelines.das.pipeline  # noqa: F401
+    import video_diffusion_pack.diffusers_pipelines.lgvi.pipeline  # noqa: F401
+    import video_diffusion_pack.diffusers_pipelines.repvideo.pipeline  # noqa: F401
+    import video_diffusion_pack.diffusers_pipelines.vchitect.pipeline  # noqa: F401
 
     torch.set_num_threads(1)
     register_all()
     chosen = [a for a in ATTEMPTS if not args.only or any(a.id.startswith(p) for p in args.only)]
-    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vdp-reliability-"))
     world = World(root, args.timeout)
     started = time.monotonic()
     if not (root / ".built").exists():
@@ -1992,6 +2092,15 @@ def main(argv=None) -> int:
         results.append((attempt, outcome))
         print(f"{attempt.id:28s} {outcome.verdict:13s} {time.monotonic() - began:5.1f}s  {outcome.detail[:160]}",
               flush=True)
+    if args.previous:
+        rerun = {attempt.id for attempt, _ in results}
+        by_id = {attempt.id: attempt for attempt in ATTEMPTS}
+        for item in json.loads(Path(args.previous).read_text()):
+            if item["id"] not in rerun:
+                outcome = None if item["verdict"] == "not reproducible" else Outcome(item["verdict"], item["detail"])
+                results.append((by_id[item["id"]], outcome))
+        order = {attempt.id: index for index, attempt in enumerate(ATTEMPTS)}
+        results.sort(key=lambda pair: order[pair[0].id])
     counted = [(a, o) for a, o in results if o is not None]
     totals = {verdict: sum(1 for _, o in counted if o.verdict == verdict) for verdict in VERDICTS}
     harness = [(a, o) for a, o in counted if o.verdict not in VERDICTS]
