@@ -54,6 +54,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (`vdp generate: error: ...`) and exit with status 2."""
 
     def error(self, message):
+        if message.endswith(": expected one argument"):  # e.g. --object-distance -1e6: argparse takes -1e6 for an option
+            option = message[len("argument "):-len(": expected one argument")].split("/")[-1]
+            message += f" (a value that starts with '-' is written {option}=VALUE, e.g. {option}=-1e6)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

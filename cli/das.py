@@ -33,6 +33,8 @@ DEPTH_FILE_EXTENSIONS = (".npy", ".npz", ".pt")
 DEPTH_MEANINGS = ("depth", "disparity")
 # the embedded DaS's scheduler (CogVideoX's DDIM: 1000 trained timesteps, no offset) plans at most this many steps
 SMOKE_TEST_MAX_STEPS = 1000
+# control.camera.MAX_CAMERA_VALUE (control imports torch, so it is repeated here; a test compares them)
+MAX_OBJECT_DISTANCE = 1e6
 
 
 def _settings_of(defaults) -> dict:
@@ -128,6 +130,9 @@ def _check_common(args, parser) -> None:
         parser.error("argument --object-motion: --object-mask and --object-motion go together")
     if not math.isfinite(args.object_distance):
         parser.error(f"argument --object-distance: object_distance={args.object_distance} must be finite")
+    if abs(args.object_distance) > MAX_OBJECT_DISTANCE:
+        parser.error(f"argument --object-distance: object_distance={args.object_distance:g} must lie in "
+                     f"-{MAX_OBJECT_DISTANCE:g}..{MAX_OBJECT_DISTANCE:g} (larger moves overflow float32 in the projection)")
     if not 0 < args.fov < 180:
         parser.error(f"argument --fov: fov={args.fov} must be in (0, 180)")
     for name in ("grid_size", "point_size"):

@@ -142,3 +142,20 @@ def test_the_freeinit_bound_of_the_cli_is_freeinits_own():
     assert MAX_FREEINIT_ITERS == MAX_NUM_ITERS
     with pytest.raises(ValueError, match=r"num_iters=17 must be an integer in 1\.\.16"):
         FreeInitConfig(num_iters=17)
+
+
+def test_object_distance_bound_and_negative_values(das_inputs):
+    from video_diffusion_pack.cli.das import MAX_OBJECT_DISTANCE
+    from video_diffusion_pack.control.camera import MAX_CAMERA_VALUE
+
+    assert MAX_OBJECT_DISTANCE == MAX_CAMERA_VALUE
+    Image.fromarray(np.full((64, 96), 255, np.uint8)).save(das_inputs / "mask.png")
+    common = ["--depth", das_inputs / "depth.npy", "--object-mask", das_inputs / "mask.png", "--object-motion", "front"]
+    result = _track_video(das_inputs, *common, "--object-distance", "1e30")
+    _one_line_refusal(result, "vdp track-video: error: argument --object-distance: object_distance=1e+30 must lie in "
+                              "-1e+06..1e+06")
+    # before: argparse's bare 'expected one argument' for a negative number
+    result = _track_video(das_inputs, *common, "--object-distance", "-1e6")
+    _one_line_refusal(result, "vdp track-video: error: argument --object-distance: expected one argument (a value "
+                              "that starts with '-' is written --object-distance=VALUE, e.g. --object-distance=-1e6)")
+    assert _track_video(das_inputs, *common, "--object-distance=-10").returncode == 0
