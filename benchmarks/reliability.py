@@ -417,15 +417,15 @@ def _write_manifests(folder: Path):
                                                                           "models/video_diffusion_pack/x/y")))
     sha = "0" * 64
     write("traversal_file", changed(lambda m: m["entries"][0].__setitem__(
-        "files", [{"path": "../../../../etc/passwd", "sha256": sha}])))
+        "files", [{"path": "../../../../etc/passwd", "size": None, "sha256": sha}])))
     write("traversal_name", changed(lambda m: m["entries"][0].__setitem__("name", "../evil")))
     write("traversal_newline", changed(lambda m: m["entries"][0].__setitem__(
-        "files", [{"path": "ok\n/../../../x", "sha256": sha}])))
+        "files", [{"path": "ok\n/../../../x", "size": None, "sha256": sha}])))
     write("name_newline", changed(lambda m: m["entries"][0].__setitem__("name", "evil\n")))
-    write("abs_file", changed(lambda m: m["entries"][0].__setitem__("files", [{"path": "/etc/passwd",
+    write("abs_file", changed(lambda m: m["entries"][0].__setitem__("files", [{"path": "/etc/passwd", "size": None,
                                                                               "sha256": sha}])))
     write("allow_traversal", changed(lambda m: (m["entries"][0].__setitem__("allow_patterns", ["../*"]),
-                                                m["entries"][0].__setitem__("files", [{"path": "model_index.json",
+                                                m["entries"][0].__setitem__("files", [{"path": "model_index.json", "size": None,
                                                                                        "sha256": sha}]))))
     assert names and first
 

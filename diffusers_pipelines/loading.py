@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import os
+import pickle
 import tempfile
 from typing import Dict, Iterator, List, Tuple
 
@@ -125,7 +126,12 @@ def _checked_transformers_components(path: str, index: dict, kwargs: dict) -> di
         if model_class is None or not issubclass(model_class, transformers.PreTrainedModel):
             continue
         options = {key: kwargs[key] for key in ("torch_dtype", "variant", "use_safetensors") if key in kwargs}
-        model, info = model_class.from_pretrained(os.path.join(path, name), output_loading_info=True, **options)
+        folder = os.path.join(path, name)
+        try:
+            model, info = model_class.from_pretrained(folder, output_loading_info=True, **options)
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{folder}: its weights file is a pickle that the safe loader refuses "
+                             f"({str(error).strip().splitlines()[0]}); use a .safetensors file") from None
         problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         problems = {kind: keys for kind, keys in problems.items() if keys}
         if problems:
@@ -148,6 +154,12 @@ def load_pipeline(pipeline_class, pretrained_model_name_or_path, **kwargs):
     index = check_pipeline_folder(path, required, pipeline_class.__name__, skip=[n for n in required if n in kwargs])
     kwargs = {**_checked_transformers_components(path, index, kwargs), **kwargs}
     with _loadable_view(pipeline_class, path, index) as view:
-        pipeline = DiffusionPipeline.from_pretrained.__func__(pipeline_class, view, **kwargs)
+        try:
+            pipeline = DiffusionPipeline.from_pretrained.__func__(pipeline_class, view, **kwargs)
+        except (OSError, ValueError) as error:
+            if view == path or view not in str(error):
+                raise
+            # name the user's folder, not the temporary view of links to it
+            raise type(error)(str(error).replace(view, path)) from None
     pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
     return pipeline

@@ -43,3 +43,38 @@ def test_impossible_transformer_sizes_are_named(saved, tmp_path, key, value):
     config_path.write_text(json.dumps(config))
     with pytest.raises(ValueError, match=rf"{key}={value!r} must be an integer >= 1 \(transformer config\)"):
         VchitectRepVideoPipeline.from_pretrained(broken)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("never runs",))
+
+
+def _pickle_into(path):
+    import pickle
+
+    with open(path, "wb") as handle:
+        pickle.dump({"x": _Payload()}, handle)
+
+
+def test_pickled_weights_are_refused_naming_the_users_folder(tmp_path):
+    from video_diffusion_pack.diffusers_pipelines.lgvi import InpaintByInstructionPipeline
+    from video_diffusion_pack.diffusers_pipelines.lgvi.tiny import save_tiny_lgvi_official_layout
+
+    folder = save_tiny_lgvi_official_layout(tmp_path / "lgvi")
+    (weights,) = (folder / "text_encoder").glob("*.safetensors")
+    weights.unlink()
+    _pickle_into(folder / "text_encoder" / "pytorch_model.bin")
+    # before: an UnpicklingError traceback
+    with pytest.raises(ValueError, match=r"lgvi/text_encoder: its weights file is a pickle that the safe loader "
+                                         r"refuses"):
+        InpaintByInstructionPipeline.from_pretrained(folder)
+
+    folder = save_tiny_lgvi_official_layout(tmp_path / "lgvi2")
+    (weights,) = (folder / "vae").glob("*.safetensors")
+    weights.unlink()
+    _pickle_into(folder / "vae" / "diffusion_pytorch_model.bin")
+    with pytest.raises(OSError) as raised:  # before: named a temporary folder of links
+        InpaintByInstructionPipeline.from_pretrained(folder)
+    assert f"{folder}/vae/diffusion_pytorch_model.bin" in str(raised.value)
+    assert "vdp-pipeline-view" not in str(raised.value)
