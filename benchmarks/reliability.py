@@ -725,7 +725,9 @@ def _forked_vdp(arguments, folder: Path, env: dict, timeout: float):
             os.chdir(folder)
             os.environ.clear()
             os.environ.update(env)
-            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+            with open("/proc/self/statm") as statm:  # the fork already maps what the harness imported
+                mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            resource.setrlimit(resource.RLIMIT_AS, (mapped + MEMORY_LIMIT, mapped + MEMORY_LIMIT))
             signal.signal(signal.SIGINT, signal.default_int_handler)
             logging.getLogger().handlers.clear()
             warnings.resetwarnings()
@@ -1880,8 +1882,7 @@ def _register_nodes(section: str):
             settings = dict(pipeline=w.pipe("lgvi"), video=_rand(3, 32, 48, 3), instruction="remove the bird",
                             seed=0, steps=2, guidance_scale=7.5, image_guidance_scale=1.5, width=48, height=32)
             settings.update(kwargs)
-            (frames,) = lgvi_nodes.VDPInpaintByInstruction().inpaint(**settings)
-            return frames
+            return lgvi_nodes.VDPInpaintByInstruction().inpaint(**settings)[0]
         return run
 
     def four_bad_inpaints(w):
