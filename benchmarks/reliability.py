@@ -511,8 +511,14 @@ PROGRESS = re.compile(r"\d+/\d+ \[|it/s\]|s/it\]")
 TRACEBACK = "Traceback (most recent call last)"
 
 
+def _after_bars(stderr: str) -> List[str]:
+    """stderr's lines, a progress bar's text cut from a message printed on the bar's line."""
+    lines = [re.sub(r"^.*?(it/s\]|s/it\]|\?it/s\])", "", line).strip() for line in re.split(r"[\r\n]", stderr)]
+    return [line for line in lines if line]
+
+
 def _last_message(stderr: str) -> str:
-    lines = [line.strip() for line in re.split(r"[\r\n]", stderr) if line.strip()]
+    lines = _after_bars(stderr)
     lines = [line for line in lines if not PROGRESS.search(line) and not line.startswith("warnings.warn")]
     return lines[-1] if lines else ""
 
@@ -569,8 +575,7 @@ def classify_cli(expect: str, names: Optional[str], rc: Optional[int], stderr: s
     if left:
         return Outcome("partial-file", f"rc {rc}; left behind: {', '.join(left)}")
     if interrupted:
-        lines = [line for line in stderr.splitlines() if line.strip() and not PROGRESS.search(line)
-                 and "warn" not in line.lower()]
+        lines = [line for line in _after_bars(stderr) if not PROGRESS.search(line) and "warn" not in line.lower()]
         if rc in (130, 143) and lines and lines[-1].startswith("vdp"):
             return Outcome("ok", f"rc {rc}: {message[:150]}")
         if rc == 0:
@@ -1882,7 +1887,8 @@ def _register_nodes(section: str):
             settings = dict(pipeline=w.pipe("lgvi"), video=_rand(3, 32, 48, 3), instruction="remove the bird",
                             seed=0, steps=2, guidance_scale=7.5, image_guidance_scale=1.5, width=48, height=32)
             settings.update(kwargs)
-            return lgvi_nodes.VDPInpaintByInstruction().inpaint(**settings)[0]
+            output = lgvi_nodes.VDPInpaintByInstruction().inpaint(**settings)
+            return (output["result"] if isinstance(output, dict) else output)[0]
         return run
 
     def four_bad_inpaints(w):
