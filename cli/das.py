@@ -326,7 +326,7 @@ def _check_sizes(parser, args, height: int, width: int, frames: int) -> None:
     points = height * width if args.grid_size is None else args.grid_size**2
     parts = {"tracks": frames * points * (3 * 4 * 3 + 1), "tracking video": 2 * frames * height * width * 3 * 4}
     try:
-        check_memory(f"frames={frames} at {height}x{width}", parts, "cpu")
+        check_memory(f"frames={frames} at {height}x{width}", parts, "cpu", beyond="")
     except ValueError as error:
         parser.error(f"argument --frames/--height/--width: {error}".replace("; lower num_frames,", "; lower --frames,")
                      .replace(" height or width", " --height or --width"))

@@ -314,7 +314,7 @@ def available_memory(device) -> tuple:
     return min(candidates)
 
 
-def check_memory(setting: str, parts: dict, device) -> None:
+def check_memory(setting: str, parts: dict, device, beyond: str = " beyond the loaded weights") -> None:
     """ValueError before any model runs when the estimated memory of a run (`parts`: what -> bytes) exceeds what
     `device` has free. `setting` opens the message, e.g. ``"num_frames=10000 at 64x64"``."""
     needed = sum(parts.values())
@@ -323,7 +323,7 @@ def check_memory(setting: str, parts: dict, device) -> None:
         return
     detail = ", ".join(f"{what} {size / GIB:.2f} GiB" for what, size in parts.items())
     raise ValueError(
-        f"{setting} needs about {needed / GIB:.1f} GiB beyond the loaded weights (estimate: {detail}), more than the "
+        f"{setting} needs about {needed / GIB:.1f} GiB{beyond} (estimate: {detail}), more than the "
         f"{available / GIB:.1f} GiB available ({limit}); lower num_frames, height or width"
     )
 
