@@ -300,19 +300,21 @@ class VchitectRepVideoPipeline(DiffusionPipeline, SD3LoraLoaderMixin):
             layout="[B, F, C, H/8, W/8]",
         )
         check_generator(generator, batch_size)
-        self.check_memory(batch_size * (2 if guidance_scale > 1 else 1), num_frames, height, width)
+        pipeline_utils.check_memory(f"num_frames={num_frames} at {height}x{width}",
+                                    self._memory_estimate(batch_size * (2 if guidance_scale > 1 else 1), num_frames,
+                                                          height, width),
+                                    self._execution_device)
         return num_prompts
 
-    def check_memory(self, batch_size: int, num_frames: int, height: int, width: int) -> None:
-        """ValueError when the estimated memory of sampling and decoding exceeds what the execution device has free:
-        the temporal attention holds every frame of every token position (video and text) at once."""
+    def _memory_estimate(self, batch_size: int, num_frames: int, height: int, width: int) -> dict:
+        """Estimated bytes of sampling and decoding (`pipeline_utils.denoiser_estimate`): the temporal attention holds
+        every frame of every token position (video and text) at once."""
         patch = self.transformer.config.patch_size
         positions = (height // self.vae_scale_factor // patch) * (width // self.vae_scale_factor // patch)
         text = self.tokenizer_max_length + self.max_sequence_length_t5
         hidden = self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim
-        parts = pipeline_utils.denoiser_estimate(batch_size, [(positions + text, num_frames)], hidden,
-                                                 self.transformer.dtype, num_frames * height * width * 3)
-        pipeline_utils.check_memory(f"num_frames={num_frames} at {height}x{width}", parts, self._execution_device)
+        return pipeline_utils.denoiser_estimate(batch_size, [(positions + text, num_frames)], hidden,
+                                                self.transformer.dtype, num_frames * height * width * 3)
 
     # ------------------------------------------------------------------ sampling
     def prepare_latents(self, batch_size, num_frames, height, width, device, generator, latents=None, dtype=None):
