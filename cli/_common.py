@@ -5,6 +5,7 @@ free of them; `device_and_dtype`, `load_or_embedded` and `write_output` import t
 """
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -53,6 +54,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (`vdp generate: error: ...`) and exit with status 2."""
 
     def error(self, message):
+        if message.endswith(": expected one argument"):  # e.g. --object-distance -1e6: argparse takes -1e6 for an option
+            option = message[len("argument "):-len(": expected one argument")].split("/")[-1]
+            message += f" (a value that starts with '-' is written {option}=VALUE, e.g. {option}=-1e6)"
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -111,6 +115,56 @@ def place_pipeline(pipe, args, parser, device: str):
         return apply_memory(pipe, config, device=device)
     except ValueError as error:
         parser.error(f"argument --memory: {error}")
+
+
+def check_prompt_argument(parser, option: str, text: str) -> None:
+    """The pack's one empty-prompt rule (as the pipelines' check_prompt_text): a prompt or instruction must hold a
+    non-space character; exit with status 2 otherwise."""
+    if not text.strip():
+        parser.error(f"argument {option}: {option.lstrip('-').replace('-', '_')}={text!r} is empty; say what the "
+                     "video should show (only the negative prompt may be empty)")
+
+
+def scheduler_step_limit(model_folder, default: int) -> int:
+    """The most denoising steps the scheduler of a pipeline folder can plan (num_train_timesteps less steps_offset,
+    read from scheduler/scheduler_config.json without torch), or `default` (the embedded model's) without a folder
+    or when the file cannot be read (loading then reports it)."""
+    if model_folder is None:
+        return default
+    try:
+        with open(os.path.join(str(model_folder), "scheduler", "scheduler_config.json"), encoding="utf-8") as file:
+            config = json.load(file)
+        return int(config.get("num_train_timesteps", 1000)) - int(config.get("steps_offset", 0) or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return default
+
+
+def check_steps(parser, steps: int, model_folder, default_limit: int, option: str = "steps") -> None:
+    """Exit with status 2 unless 1 <= steps <= the scheduler's limit (before any model loads)."""
+    check_at_least(parser, option, steps)
+    limit = scheduler_step_limit(model_folder, default_limit)
+    if steps > limit:
+        parser.error(f"argument --{option}: {option}={steps} must be at most {limit} (the scheduler plans at most "
+                     f"{limit} steps: its trained timesteps less its offset)")
+
+
+# options of the commands that the pipelines' argument names stand for, in their error messages
+PIPELINE_OPTIONS = {"num_inference_steps": "--steps", "num_frames": "--frames", "height": "--height",
+                    "width": "--width", "guidance_scale": "--guidance"}
+
+
+def call_pipeline(parser, pipe, options=None, **kwargs):
+    """`pipe(**kwargs)`; a ValueError of its input checks (which run before any model does) exits with status 2,
+    blamed on the option its argument comes from (`options`: pipeline argument -> option, added to
+    PIPELINE_OPTIONS)."""
+    names = {**PIPELINE_OPTIONS, **(options or {})}
+    try:
+        return pipe(**kwargs)
+    except ValueError as error:
+        message = str(error)
+        first = message.split("=", 1)[0].split(" ", 1)[0]
+        option = names.get(first)
+        parser.error(f"argument {option}: {message}" if option else message)
 
 
 def check_output(parser, output, fps, option: str = "-o/--output", inputs=None) -> None:

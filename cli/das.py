@@ -7,16 +7,20 @@ with status 2 and a one-line message naming the argument and its value.
 
 import functools
 import math
+import sys
 from pathlib import Path
 
 from ..diffusers_pipelines.das.defaults import OFFICIAL, SMOKE_TEST
 from ..video_io import SUPPORTED_EXTENSIONS
 from ._common import (
     add_device_arguments,
+    call_pipeline,
     check_at_least,
     check_finite,
     check_output,
+    check_prompt_argument,
     check_seed,
+    check_steps,
     device_and_dtype,
     load_or_embedded,
     place_pipeline,
@@ -28,6 +32,10 @@ from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler
 
 DEPTH_FILE_EXTENSIONS = (".npy", ".npz", ".pt")
 DEPTH_MEANINGS = ("depth", "disparity")
+# the embedded DaS's scheduler (CogVideoX's DDIM: 1000 trained timesteps, no offset) plans at most this many steps
+SMOKE_TEST_MAX_STEPS = 1000
+# control.camera.MAX_CAMERA_VALUE (control imports torch, so it is repeated here; a test compares them)
+MAX_OBJECT_DISTANCE = 1e6
 
 
 def _settings_of(defaults) -> dict:
@@ -124,6 +132,9 @@ def _check_common(args, parser) -> None:
         parser.error("argument --object-motion: --object-mask and --object-motion go together")
     if not math.isfinite(args.object_distance):
         parser.error(f"argument --object-distance: object_distance={args.object_distance} must be finite")
+    if abs(args.object_distance) > MAX_OBJECT_DISTANCE:
+        parser.error(f"argument --object-distance: object_distance={args.object_distance:g} must lie in "
+                     f"-{MAX_OBJECT_DISTANCE:g}..{MAX_OBJECT_DISTANCE:g} (larger moves overflow float32 in the projection)")
     if not 0 < args.fov < 180:
         parser.error(f"argument --fov: fov={args.fov} must be in (0, 180)")
     for name in ("grid_size", "point_size"):
@@ -132,20 +143,59 @@ def _check_common(args, parser) -> None:
 
 
 def _load_array(path: str):
+    """The one real-valued array of a .npy / .npz / .pt file as float32; ValueError saying what is wrong with it."""
+    import pickle
+    import zipfile
+
     import numpy as np
     import torch
 
     suffix = Path(path).suffix.lower()
-    if suffix == ".pt":
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            if len(archive.files) != 1:
-                raise ValueError(f"'{path}' holds {archive.files}; expected a single array")
-            value = archive[archive.files[0]]
+    try:
+        if suffix == ".pt":
+            value = torch.load(path, map_location="cpu", weights_only=True)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if len(archive.files) != 1:
+                    raise ValueError(f"'{path}' holds {archive.files}; expected a single array")
+                value = archive[archive.files[0]]
+        else:
+            value = np.load(path, allow_pickle=False)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"it holds Python objects that the safe loader refuses "
+                         f"({str(error).strip().splitlines()[0]}); expected a tensor") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"it is truncated or corrupt, not a readable {suffix} file "
+                         f"({str(error).strip().splitlines()[0]})") from None
+    except ValueError as error:
+        if "pickled" in str(error) or "Object arrays" in str(error):
+            raise ValueError(f"it is not a {suffix} array of numbers (numpy finds pickled Python objects, which are "
+                             f"refused)") from None
+        raise
+    if isinstance(value, torch.Tensor):
+        array = value.detach().cpu()
+        kind_ok = array.is_floating_point() or (not array.is_complex() and array.dtype != torch.bool)
+    elif isinstance(value, np.ndarray):
+        array = value
+        kind_ok = np.issubdtype(value.dtype, np.number) and not np.issubdtype(value.dtype, np.complexfloating)
     else:
-        value = np.load(path, allow_pickle=False)
-    return torch.as_tensor(np.asarray(value), dtype=torch.float32)
+        raise ValueError(f"it holds a {type(value).__name__}; expected a single array (tensor)")
+    if not kind_ok:
+        raise ValueError(f"it holds values of dtype {array.dtype}; expected real numbers (float or integer)")
+    return torch.as_tensor(np.asarray(array), dtype=torch.float32)
+
+
+def _check_depth_values(parser, depth, path: str, meaning: str) -> None:
+    """Exit with status 2 when the map read from `path` has non-finite values (or, as depth, values <= 0), naming
+    the first one at the file's own row and column."""
+    import torch
+
+    bad = ~torch.isfinite(depth) if meaning == "disparity" else ~torch.isfinite(depth) | (depth <= 0)
+    if bool(bad.any()):
+        row, column = (int(i) for i in bad.nonzero()[0])
+        rule = "finite" if meaning == "disparity" else "finite and > 0 everywhere"
+        parser.error(f"argument --depth: {meaning} must be {rule}; {int(bad.sum())} of {depth.numel()} pixels of "
+                     f"'{path}' are not (first at row {row}, column {column}: {depth[row, column].item()})")
 
 
 def _model_geometry(model: Path, parser) -> dict:
@@ -182,6 +232,7 @@ def build_tracking_video(args, parser, height: int, width: int, frames: int):
     )
     from ..control.camera import camera_trajectory
 
+    _check_sizes(parser, args, height, width, frames)
     try:
         trajectory = camera_trajectory(args.camera, frames)
     except ValueError as error:
@@ -196,14 +247,19 @@ def build_tracking_video(args, parser, height: int, width: int, frames: int):
     else:
         if args.depth is None:
             parser.error("argument --depth: give --depth (with --image) or --tracks to build the tracking video")
-        image = Image.open(args.image).convert("RGB").resize((width, height), Image.BICUBIC)
+        image = _read_image(parser, "--image", args.image, "RGB").resize((width, height), Image.BICUBIC)
         try:
             depth = _load_array(args.depth)
         except (ValueError, OSError, RuntimeError) as error:
             parser.error(f"argument --depth: cannot read '{args.depth}': {error}")
-        depth = depth.squeeze()
+        while depth.ndim > 2 and depth.shape[0] == 1:
+            depth = depth[0]
         if depth.ndim != 2:
             parser.error(f"argument --depth: depth has shape {tuple(depth.shape)}; expected [height, width]")
+        if depth.numel() == 0:
+            parser.error(f"argument --depth: '{args.depth}' is empty (shape {tuple(depth.shape)}); expected a depth "
+                         "map [height, width]")
+        _check_depth_values(parser, depth, args.depth, args.depth_meaning)
         if args.depth_meaning == "disparity":
             try:
                 depth = disparity_to_depth(depth)
@@ -212,19 +268,70 @@ def build_tracking_video(args, parser, height: int, width: int, frames: int):
         depth = F.interpolate(depth[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
         picture = torch.from_numpy(np.array(image)).float() / 255
         try:
-            tracks = tracks_from_depth(picture, depth, intrinsics=default_intrinsics(height, width, args.fov),
-                                       camera=trajectory, grid_size=args.grid_size)
+            intrinsics = default_intrinsics(height, width, args.fov)
         except ValueError as error:
-            parser.error(f"argument --depth: {error}")
+            parser.error(f"argument --fov: {error}")
+        try:
+            tracks = tracks_from_depth(picture, depth, intrinsics=intrinsics, camera=trajectory,
+                                       grid_size=args.grid_size)
+        except ValueError as error:
+            parser.error(f"argument {_blamed_option(str(error))}: {error}")
     if args.object_mask is not None:
-        mask = Image.open(args.object_mask).convert("L").resize((width, height), Image.NEAREST)
+        mask = _read_image(parser, "--object-mask", args.object_mask, "L").resize((width, height), Image.NEAREST)
         try:
             tracks = apply_object_motion(tracks, torch.from_numpy(np.array(mask)),
                                          args.object_motion, args.object_distance)
         except ValueError as error:
             parser.error(f"argument --object-mask: {error}")
     point_size = args.point_size or (4 if args.tracks is not None or args.grid_size else 2)
-    return render_tracking_video(tracks, point_size=point_size)
+    import warnings
+
+    from ..control.render import BlankTrackingVideoWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BlankTrackingVideoWarning)
+        video = render_tracking_video(tracks, point_size=point_size)
+    for warning in caught:
+        if issubclass(warning.category, BlankTrackingVideoWarning):
+            print(f"{parser.prog}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return video
+
+
+def _blamed_option(message: str) -> str:
+    """The option a tracks_from_depth error is about: the intrinsics come from --fov, the cameras from --camera."""
+    for start, option in (("intrinsics", "--fov"), ("fov", "--fov"), ("world_to_camera", "--camera"),
+                          ("camera", "--camera"), ("grid_size", "--grid-size"), ("image", "--image")):
+        if message.startswith(start):
+            return option
+    return "--depth"
+
+
+def _read_image(parser, option: str, path: str, mode: str):
+    from ..video_io import read_image
+
+    try:
+        return read_image(path, mode)
+    except (ValueError, OSError) as error:
+        parser.error(f"argument {option}: cannot read '{path}': {error}")
+
+
+def _check_sizes(parser, args, height: int, width: int, frames: int) -> None:
+    """Exit with status 2 before anything is built when --point-size exceeds the frame or the tracks and the
+    tracking video would not fit in memory (estimate against what the process may still allocate)."""
+    if args.point_size is not None and args.point_size > max(height, width):
+        parser.error(f"argument --point-size: point_size={args.point_size} must be at most {max(height, width)} (a "
+                     f"splat that wide already covers the whole {height}x{width} frame)")
+    from ..diffusers_pipelines.pipeline_utils import check_memory
+
+    points = height * width if args.grid_size is None else args.grid_size**2
+    parts = {"tracks": frames * points * (3 * 4 * 3 + 1), "tracking video": 2 * frames * height * width * 3 * 4}
+    try:
+        check_memory(f"frames={frames} at {height}x{width}", parts, "cpu", beyond="")
+    except ValueError as error:
+        parser.error(f"argument --frames/--height/--width: {error}".replace("; lower num_frames,", "; lower --frames,")
+                     .replace(" height or width", " --height or --width"))
 
 
 def _track_video(args, parser) -> int:
@@ -252,6 +359,7 @@ def _das(args, parser) -> int:
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
     check_at_least(parser, "steps", settings["steps"])
+    check_prompt_argument(parser, "--prompt", args.prompt)
     check_seed(parser, settings["seed"])
     check_finite(parser, "guidance", settings["guidance"])
     check_upscale_argument(args, parser, output=args.output)
@@ -264,9 +372,10 @@ def _das(args, parser) -> int:
         except FileNotFoundError as error:
             parser.error(f"argument --model: {error}")
         settings.update(_model_geometry(model, parser))
+    check_steps(parser, settings["steps"], model, SMOKE_TEST_MAX_STEPS)
+    image = _read_image(parser, "--image", args.image, "RGB")
 
     import torch
-    from PIL import Image
 
     from ..video_io import read_video
 
@@ -294,8 +403,8 @@ def _das(args, parser) -> int:
                           "then pass --model with its folder.")
     pipe = load_or_embedded(parser, model, _load_das, _build_das, dtype)
     place_pipeline(pipe, args, parser, device)
-    image = Image.open(args.image).convert("RGB")
-    output = pipe(
+    output = call_pipeline(
+        parser, pipe, {"prompt": "--prompt"},
         image=image,
         prompt=args.prompt,
         negative_prompt=OFFICIAL.negative_prompt if args.negative_prompt is None else args.negative_prompt,

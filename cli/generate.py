@@ -17,10 +17,13 @@ from ..weights.manifest import default_models_root
 from ._common import (
     add_device_arguments,
     apply_like,
+    call_pipeline,
     check_at_least,
     check_finite,
     check_output,
+    check_prompt_argument,
     check_seed,
+    check_steps,
     device_and_dtype,
     embedded_notice,
     load_or_embedded,
@@ -35,6 +38,9 @@ from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler
 # torch is imported; a bare --fastercache takes the preset of the --pipeline.
 FASTERCACHE_PRESETS = ("vchitect-2.0", "cogvideox", "default")
 
+# FreeInitConfig's MAX_NUM_ITERS (hooks/free_init imports torch, so the bound is repeated here; a test compares them)
+MAX_FREEINIT_ITERS = 16
+
 
 @dataclasses.dataclass(frozen=True)
 class _Pipeline:
@@ -48,6 +54,7 @@ class _Pipeline:
     fastercache_preset: str
     cuda_dtype: str
     tiny_model: str
+    max_steps: int = 1000  # the embedded model's scheduler: num_train_timesteps less steps_offset
 
 
 PIPELINES = {
@@ -191,14 +198,17 @@ def check_generate_arguments(args, parser) -> None:
                      f"--pipeline {args.pipeline} (its VAE encodes 4 frames in one and decodes an odd number of "
                      f"latent frames exactly), e.g. {pipeline.defaults.OFFICIAL.num_frames}")
     check_at_least(parser, "steps", args.steps)
+    check_prompt_argument(parser, "prompt", args.prompt)
     check_seed(parser, args.seed)
     check_finite(parser, "guidance", args.guidance)
     if args.dynamic_cfg and args.guidance < 0:
         parser.error(f"argument --guidance: guidance={args.guidance} must be >= 0 with --dynamic-cfg")
-    if args.freeinit is not None and args.freeinit < 1:
-        parser.error(f"argument --freeinit: freeinit={args.freeinit} must be >= 1 (the number of sampling passes)")
+    if args.freeinit is not None and not 1 <= args.freeinit <= MAX_FREEINIT_ITERS:
+        parser.error(f"argument --freeinit: freeinit={args.freeinit} must be in 1..{MAX_FREEINIT_ITERS} (the number "
+                     "of sampling passes; the FreeInit paper uses up to 5)")
     if args.model is not None:
         args.model = str(_pipeline_folder(args.model, pipeline, parser))
+    check_steps(parser, args.steps, args.model, pipeline.max_steps)
 
 
 def _converted_name(entry) -> str:
@@ -306,22 +316,20 @@ def _generate(args, parser) -> int:
     extra = {}
     if args.pipeline == "repvideo":  # T5 is cut to the transformer's text positions (226 for the released model)
         extra["max_sequence_length"] = pipe.transformer.config.max_text_seq_length
-    try:
-        output = pipe(
-            prompt=args.prompt,
-            negative_prompt=args.negative_prompt,
-            height=args.height,
-            width=args.width,
-            num_frames=args.frames,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            use_dynamic_cfg=args.dynamic_cfg,
-            generator=torch.Generator("cpu").manual_seed(args.seed),
-            output_type="np",
-            **extra,
-        )
-    except ValueError as error:  # the pipeline's input checks that depend on the loaded model (e.g. its largest size)
-        parser.error(str(error))
+    output = call_pipeline(
+        parser, pipe, {"prompt": "prompt"},
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        height=args.height,
+        width=args.width,
+        num_frames=args.frames,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        use_dynamic_cfg=args.dynamic_cfg,
+        generator=torch.Generator("cpu").manual_seed(args.seed),
+        output_type="np",
+        **extra,
+    )
     frames, upscaled = output.frames[0], {}
     if upscaler is not None:
         frames, upscaled = upscale_frames(frames, upscaler, prog="vdp generate"), upscaler_settings(upscaler)

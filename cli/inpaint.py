@@ -12,10 +12,13 @@ from ..diffusers_pipelines.lgvi.defaults import OFFICIAL, SMOKE_TEST
 from ..video_io import SUPPORTED_EXTENSIONS
 from ._common import (
     add_device_arguments,
+    call_pipeline,
     check_at_least,
     check_finite,
     check_output,
+    check_prompt_argument,
     check_seed,
+    check_steps,
     device_and_dtype,
     load_or_embedded,
     place_pipeline,
@@ -24,6 +27,9 @@ from ._common import (
     write_output,
 )
 from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
+
+# the embedded LGVI's scheduler (DDIM, 1000 trained timesteps shifted by steps_offset=1) plans at most 999 steps
+SMOKE_TEST_MAX_STEPS = 999
 
 
 def _settings_of(defaults) -> dict:
@@ -97,8 +103,7 @@ def _settings(args, parser) -> dict:
 
 def _inpaint(args, parser) -> int:
     settings = _settings(args, parser)
-    if not args.instruction.strip():
-        parser.error(f"argument instruction: instruction={args.instruction!r} is empty; say what to remove")
+    check_prompt_argument(parser, "instruction", args.instruction)
     if not Path(args.input_video).is_file():
         parser.error(f"argument input_video: input_video='{args.input_video}' is not a file")
     check_output(parser, args.output, args.fps if args.fps is not None else OFFICIAL.fps,
@@ -120,6 +125,7 @@ def _inpaint(args, parser) -> int:
             lgvi_i_folders = _lgvi_i_folders(args, parser, manifest, model)
     elif args.llava is not None or args.clip is not None:
         parser.error("argument --llava/--clip: they name the LGVI-I weights; give --model with the lgvi-i folder too")
+    check_steps(parser, settings["steps"], model, SMOKE_TEST_MAX_STEPS)
 
     import torch
 
@@ -154,7 +160,9 @@ def _inpaint(args, parser) -> int:
     else:
         pipe = load_or_embedded(parser, model, _load_lgvi, _build_lgvi, dtype)
     place_pipeline(pipe, args, parser, device)
-    output = pipe(
+    output = call_pipeline(
+        parser, pipe, {"prompt": "instruction", "video": "input_video", "guidance_scale": "--gs",
+                       "image_guidance_scale": "--igs"},
         video=frames,
         prompt=args.instruction,
         height=settings["height"],

@@ -37,6 +37,11 @@ SPIRAL_VERTICAL_SCALE = 0.3
 SPIRAL_FORWARD_SCALE = 0.5
 SPIRAL_TARGET_SCALE = 0.5
 
+# numbers of camera commands beyond this overflow float32 once squared in the projection (and say nothing useful)
+MAX_CAMERA_VALUE = 1e6
+# a focal length beyond this (fov under about 1e-4 degrees at 1000 pixels) puts every point on the image centre
+MAX_FOCAL_PIXELS = 1e9
+
 
 @dataclass
 class Camera:
@@ -55,6 +60,8 @@ class Camera:
         self.world_to_camera = as_tensor(self.world_to_camera, "world_to_camera", dtype=torch.float32)
         if self.world_to_camera.ndim != 3 or self.world_to_camera.shape[1:] != (4, 4):
             raise ValueError(f"world_to_camera has shape {tuple(self.world_to_camera.shape)}; expected [frames, 4, 4]")
+        if self.intrinsics.shape[-2:] != (3, 3):
+            raise ValueError(f"intrinsics has shape {tuple(self.intrinsics.shape)}; expected [3, 3] or [frames, 3, 3]")
         if self.intrinsics.ndim == 2:
             self.intrinsics = self.intrinsics.expand(len(self.world_to_camera), 3, 3).clone()
         if self.intrinsics.shape != (len(self.world_to_camera), 3, 3):
@@ -126,6 +133,10 @@ def default_intrinsics(height: int, width: int, fov_degrees: float = DEFAULT_FOV
     if not 0 < fov_degrees < 180:
         raise ValueError(f"fov_degrees={fov_degrees} must be in (0, 180)")
     focal = (width / 2) / math.tan(math.radians(fov_degrees) / 2)
+    if not focal <= MAX_FOCAL_PIXELS:
+        raise ValueError(f"fov_degrees={fov_degrees:g} gives a focal length of {focal:.3g} pixels; a field of view "
+                         f"that narrow makes every point project to the image centre (fov must give a focal length "
+                         f"<= {MAX_FOCAL_PIXELS:g} pixels)")
     return torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]], dtype=torch.float32)
 
 
@@ -200,6 +211,9 @@ def _parse_numbers(command: str, words: Sequence[str], what: Sequence[str]):
             raise ValueError(f"camera command {command!r}: {name}={word!r} is not a number") from None
         if not math.isfinite(values[-1]):
             raise ValueError(f"camera command {command!r}: {name}={word!r} must be finite")
+        if abs(values[-1]) > MAX_CAMERA_VALUE:
+            raise ValueError(f"camera command {command!r}: {name}={word} must lie in -{MAX_CAMERA_VALUE:g}.."
+                             f"{MAX_CAMERA_VALUE:g} (larger values overflow the float32 projection)")
     return values
 
 

@@ -98,6 +98,8 @@ def tracks_from_depth(
     )
     if intrinsics.shape != (3, 3):
         raise ValueError(f"intrinsics has shape {tuple(intrinsics.shape)}; expected [3, 3]")
+    if torch.isfinite(intrinsics).all() and abs(float(torch.linalg.det(intrinsics.double()))) < 1e-12:
+        raise ValueError(f"intrinsics {intrinsics.tolist()} is singular (cannot be inverted to unproject the pixels)")
     if camera is None:
         camera = Camera.from_command("", height, width, num_frames, intrinsics=intrinsics)
     elif isinstance(camera, str):
@@ -121,6 +123,8 @@ def disparity_to_depth(disparity) -> torch.Tensor:
     scene depth.
     """
     disparity = as_tensor(disparity, "disparity", torch.float32)
+    if disparity.numel() == 0:
+        raise ValueError(f"disparity is empty (shape {tuple(disparity.shape)}); expected a map [H, W]")
     if not torch.isfinite(disparity).all():
         raise ValueError("disparity contains NaN or infinite values")
     largest = disparity.max()

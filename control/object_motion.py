@@ -16,12 +16,13 @@ Two spaces, chosen by what the tracks know:
   `distance` in pixels for u/v and in depth units for front/back.
 """
 
+import math
 from typing import Union
 
 import torch
 
 from ._inputs import as_mask
-from .camera import rotation_matrix
+from .camera import MAX_CAMERA_VALUE, rotation_matrix
 from .tracks import Tracks
 
 DIRECTIONS = {
@@ -99,8 +100,11 @@ def apply_object_motion(tracks: Tracks, mask, motion: str, distance: Union[int, 
     if motion not in MOTIONS:
         raise ValueError(f"motion={motion!r} must be one of {MOTIONS}")
     distance = float(distance)
-    if not torch.isfinite(torch.tensor(distance)):
+    if not math.isfinite(distance):
         raise ValueError(f"distance={distance} must be finite")
+    if abs(distance) > MAX_CAMERA_VALUE:
+        raise ValueError(f"distance={distance:g} must lie in -{MAX_CAMERA_VALUE:g}..{MAX_CAMERA_VALUE:g} (larger "
+                         f"moves overflow float32 in the projection)")
     if tracks.num_frames < 2:
         raise ValueError(f"object motion needs at least 2 frames; the tracks have {tracks.num_frames}")
     selected = selected_points(tracks, mask)

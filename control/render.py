@@ -11,11 +11,12 @@ One difference from the official validity test: it also drops points in the top 
 row 0 is drawn.
 """
 
+import warnings
 from typing import Optional
 
 import torch
 
-from .tracks import Tracks
+from .tracks import Tracks, check_colors
 
 # pixels handled per chunk of frames: small temporaries are recycled by the allocator instead of being fresh
 # pages each time (page faults on fresh memory cost more than the arithmetic on a CPU)
@@ -42,11 +43,15 @@ def render_tracking_video(
         raise TypeError(f"tracks={type(tracks).__name__} must be a Tracks")
     if isinstance(point_size, bool) or not isinstance(point_size, int) or point_size < 1:
         raise ValueError(f"point_size={point_size!r} must be an integer >= 1")
+    if point_size > max(tracks.height, tracks.width):
+        raise ValueError(f"point_size={point_size} must be at most {max(tracks.height, tracks.width)} (a splat that wide "
+                         f"already covers the whole {tracks.height}x{tracks.width} frame)")
     if dtype not in OUTPUT_DTYPES:
         raise ValueError(f"dtype={dtype} must be one of {OUTPUT_DTYPES}")
     colors = tracks.colors if colors is None else colors
     if colors.shape != (tracks.num_points, 3):
         raise ValueError(f"colors has shape {tuple(colors.shape)}; expected [{tracks.num_points}, 3]")
+    check_colors(colors)
     if dtype == torch.uint8:
         palette = (colors.clamp(0, 1) * 255).round().to(torch.uint8)
     else:
@@ -59,16 +64,30 @@ def render_tracking_video(
     key_dtype = torch.int16 if num_points < torch.iinfo(torch.int16).max else torch.int32
     video = torch.empty(num_frames, height, width, 3, dtype=dtype, device=tracks.points.device)
     frames_per_chunk = max(1, PIXELS_PER_CHUNK // (height * width))
+    empty_frames = []
     for start in range(0, num_frames, frames_per_chunk):
         stop = min(num_frames, start + frames_per_chunk)
         last_painted, order = _last_painted_per_pixel(
             tracks.points[start:stop], tracks.visibility[start:stop], height, width, point_size // 2, key_dtype
         )
+        empty_frames += [start + i for i in (~last_painted.flatten(1).any(1)).nonzero().flatten().tolist()]
         for frame in range(stop - start):
             # painting key -> colour: 0 is the background, 1 + r the r-th point painted in the frame
             key_palette = torch.cat([palette[:1], palette[1:][order[frame]]])
             torch.index_select(key_palette, 0, last_painted[frame].flatten(), out=video[start + frame].view(-1, 3))
+    if empty_frames:
+        warnings.warn(blank_frames_message(empty_frames, num_frames), BlankTrackingVideoWarning, stacklevel=2)
     return video
+
+
+class BlankTrackingVideoWarning(UserWarning):
+    """A tracking video has frames in which no track point is drawn."""
+
+
+def blank_frames_message(empty_frames, num_frames: int) -> str:
+    shown = ", ".join(map(str, empty_frames[:8])) + (", ..." if len(empty_frames) > 8 else "")
+    return (f"{len(empty_frames)} of {num_frames} frames of the tracking video are black (frames {shown}): no track "
+            f"point is visible there (behind the camera, off screen or marked invisible)")
 
 
 def _last_painted_per_pixel(points, visibility, height, width, half: int, key_dtype: torch.dtype):

@@ -5,6 +5,8 @@ paints a point into pixel (floor(u), floor(v)).
 """
 
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -20,6 +22,14 @@ TRACK_KEYS = ("tracks", "pred_tracks")
 VISIBILITY_KEYS = ("visibility", "pred_visibility", "vis")
 # SpatialTracker's visibility threshold (its visualiser and the official DaS code)
 DEFAULT_VISIBILITY_THRESHOLD = 0.9
+
+
+def check_colors(colors: torch.Tensor, name: str = "colors") -> None:
+    """ValueError unless every colour is finite and in 0..1."""
+    if not bool(torch.isfinite(colors).all()):
+        raise ValueError(f"{name} has NaN or infinite values; expected RGB in 0..1")
+    if colors.numel() and (colors.min() < 0 or colors.max() > 1):
+        raise ValueError(f"{name} span {colors.min().item():g}..{colors.max().item():g}; expected RGB in 0..1")
 
 
 @dataclass
@@ -60,10 +70,12 @@ class Tracks:
                 f"(frames, points) to match points"
             )
         if self.colors is None:
-            self.colors = colorize_tracks(self.points, self.height, self.width)
+            # invisible points may hold NaN; their colours are never drawn
+            self.colors = torch.nan_to_num(colorize_tracks(self.points, self.height, self.width), nan=0.0).clamp(0, 1)
         self.colors = as_tensor(self.colors, "colors", torch.float32)
         if self.colors.shape != (self.points.shape[1], 3):
             raise ValueError(f"colors has shape {tuple(self.colors.shape)}; expected [{self.points.shape[1]}, 3]")
+        check_colors(self.colors)
         if (self.world_points is None) != (self.camera is None):
             raise ValueError("world_points and camera go together: give both or neither")
         if self.world_points is not None:
@@ -141,11 +153,22 @@ def load_tracks(
         raise ValueError(f"tracks file {path!r} has extension {extension!r}; expected one of {TRACK_FILE_EXTENSIONS}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"tracks file {path!r} does not exist")
-    if extension == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            data = {key: torch.from_numpy(archive[key]) for key in archive.files}
-    else:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(visibility_threshold, bool) or not isinstance(visibility_threshold, (int, float)) or not (
+            0 <= visibility_threshold <= 1):
+        raise ValueError(f"visibility_threshold={visibility_threshold!r} must be a number in 0..1")
+    try:
+        if extension == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                data = {key: torch.from_numpy(archive[key]) for key in archive.files}
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"tracks file {path!r} holds Python objects that the safe loader refuses "
+                         f"({str(error).strip().splitlines()[0]}); expected tensors") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, TypeError) as error:
+        raise ValueError(f"tracks file {path!r} is truncated, corrupt or not a {extension} file "
+                         f"({str(error).strip().splitlines()[0]})") from None
+    if extension != ".npz":
         if isinstance(data, torch.Tensor):
             data = {"tracks": data}
         if not isinstance(data, dict):
@@ -178,6 +201,8 @@ def load_tracks(
                     f"depth has shape {tuple(depth.shape)}; expected [{tracks.shape[0]}, {height}, {width}] "
                     f"(one depth map per track frame, at the tracked video's size)"
                 )
+            if not bool(torch.isfinite(depth).all()):
+                raise ValueError("depth has NaN or infinite values")
             z = _sample_depth(depth, tracks)
         tracks = torch.cat([tracks, z[..., None]], dim=-1)
     return Tracks(tracks, visibility, height, width)

@@ -114,8 +114,12 @@ def _checkpoint_file(sat_dir: str) -> Tuple[str, str]:
             f"no `latest` file in sat_dir={sat_dir!r}: a SAT save folder holds `latest` (the iteration) and "
             f"<iteration>/{SAT_MODEL_STATES}"
         )
-    with open(tracker, encoding="utf-8") as f:
-        tag = f.read().strip()
+    try:
+        with open(tracker, encoding="utf-8") as f:
+            tag = f.read().strip()
+    except UnicodeDecodeError:
+        raise SatCheckpointError(f"{tracker} is not a text file; it must hold a positive iteration number or "
+                                 f"'release'") from None
     if tag != "release" and not (tag.isdigit() and int(tag) > 0):
         raise SatCheckpointError(f"{tracker} holds {tag!r}; it must be a positive iteration number or 'release'")
     tag = tag if tag == "release" else str(int(tag))
@@ -288,8 +292,15 @@ def _transformer_config(cogvideox_dir: Optional[str], transformer_config: Option
             raise TypeError(f"transformer_config={type(transformer_config).__name__} must be a dict")
         config = dict(transformer_config)
     elif cogvideox_dir is not None and os.path.isfile(os.path.join(cogvideox_dir, "transformer", "config.json")):
-        with open(os.path.join(cogvideox_dir, "transformer", "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
+        config_file = os.path.join(cogvideox_dir, "transformer", "config.json")
+        try:
+            with open(config_file, encoding="utf-8") as f:
+                config = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SatCheckpointError(f"{config_file} is not valid JSON ({error})") from None
+        if not isinstance(config, dict):
+            raise SatCheckpointError(f"{config_file} holds a JSON {type(config).__name__}; expected an object (the "
+                                     f"transformer's config)")
     else:
         config = dict(RELEASED_CONFIG)
     config = {key: value for key, value in config.items() if not key.startswith("_")}
@@ -354,7 +365,14 @@ def convert_repvideo_sat_checkpoint(
 
     sat_state, path = read_sat_checkpoint(sat_dir, allow_pickle=allow_pickle)
     state, pos_embedding, _ = sat_to_diffusers_state_dict(sat_state, source=path)
-    _check_against_model(state, pos_embedding, config, source=path)
+    try:
+        _check_against_model(state, pos_embedding, config, source=path)
+    except SatCheckpointError:
+        raise
+    except (TypeError, ValueError) as error:  # a config the model class refuses
+        where = ("the given transformer_config" if transformer_config is not None or cogvideox_dir is None
+                 else os.path.join(cogvideox_dir, "transformer", "config.json"))
+        raise SatCheckpointError(f"{where} does not describe a CogVideoX-RepVideo transformer: {error}") from None
     _check_finite(sat_state, path)
     if dtype is not None:
         state = {key: value.to(_DTYPES[dtype]) for key, value in state.items()}

@@ -26,7 +26,24 @@ def _single_image(image: torch.Tensor, name: str) -> torch.Tensor:
     """ComfyUI IMAGE [B, H, W, 3] -> its first image [H, W, 3]."""
     if image.ndim != 4 or image.shape[-1] != 3:
         raise ValueError(f"{name} has shape {tuple(image.shape)}; expected an IMAGE batch [batch, height, width, 3]")
+    if image.shape[0] == 0:
+        raise ValueError(f"{name} is an empty IMAGE batch (shape {tuple(image.shape)}); expected at least one image")
+    if image.is_floating_point() and not bool(torch.isfinite(image[0]).all()):
+        raise ValueError(f"{name} has NaN or infinite values; expected an IMAGE in 0..1")
     return image[0]
+
+
+def input_file(path: str) -> str:
+    """`path` (a name relative to ComfyUI's input folder, or an absolute path inside it) as an absolute path;
+    ValueError for a path outside the input folder, as core's load nodes only read files from there."""
+    import folder_paths
+
+    folder = os.path.realpath(folder_paths.get_input_directory())
+    resolved = os.path.realpath(os.path.join(folder, path))
+    if os.path.commonpath([folder, resolved]) != folder:
+        raise ValueError(f"path={path!r} is outside ComfyUI's input folder {folder!r}; put the tracks file there "
+                         f"and give its name")
+    return resolved
 
 
 class VDPDaSLoader(_comfy.PipelineFolderLoader):
@@ -173,7 +190,7 @@ class VDPDaSLoadTracks:
     def INPUT_TYPES(cls):
         return {"required": {
             "path": ("STRING", {"default": "tracks.npz",
-                                "tooltip": "A .npz/.pt file: an absolute path, or a name in ComfyUI's input folder."}),
+                                "tooltip": "A .npz/.pt file in ComfyUI's input folder (its name there)."}),
             "width": ("INT", {"default": OFFICIAL.width, "min": 1, "max": 8192,
                               "tooltip": "Width of the tracked video."}),
             "height": ("INT", {"default": OFFICIAL.height, "min": 1, "max": 8192,
@@ -192,11 +209,7 @@ class VDPDaSLoadTracks:
     def load(self, path, width, height, visibility_threshold):
         from ..control import load_tracks
 
-        if not os.path.isabs(path):
-            import folder_paths
-
-            path = os.path.join(folder_paths.get_input_directory(), path)
-        return (load_tracks(path, height, width, visibility_threshold=visibility_threshold),)
+        return (load_tracks(input_file(path), height, width, visibility_threshold=visibility_threshold),)
 
 
 class VDPDaSRenderTracking:

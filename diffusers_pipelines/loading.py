@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import os
+import pickle
 import tempfile
 from typing import Dict, Iterator, List, Tuple
 
@@ -108,6 +109,39 @@ def _loadable_view(pipeline_class, path: str, index: dict) -> Iterator[str]:
         yield view
 
 
+def _checked_transformers_components(path: str, index: dict, kwargs: dict) -> dict:
+    """The transformers models of the folder (text encoders), loaded with their loading report: missing, unexpected or
+    mismatched keys are an error naming the component's folder (transformers itself only logs them and initialises
+    the missing weights at random). Skipped when diffusers must place the weights itself (device_map)."""
+    if kwargs.get("device_map") is not None:
+        return {}
+    import transformers
+
+    loaded = {}
+    for name, entry in index.items():
+        if name.startswith("_") or name in kwargs or not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            continue
+        library, class_name = entry
+        model_class = getattr(transformers, class_name, None) if library == "transformers" else None
+        if model_class is None or not issubclass(model_class, transformers.PreTrainedModel):
+            continue
+        options = {key: kwargs[key] for key in ("torch_dtype", "variant", "use_safetensors") if key in kwargs}
+        folder = os.path.join(path, name)
+        try:
+            model, info = model_class.from_pretrained(folder, output_loading_info=True, **options)
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{folder}: its weights file is a pickle that the safe loader refuses "
+                             f"({str(error).strip().splitlines()[0]}); use a .safetensors file") from None
+        problems = {kind: sorted(info.get(kind) or []) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+        problems = {kind: keys for kind, keys in problems.items() if keys}
+        if problems:
+            detail = "; ".join(f"{len(keys)} {kind.replace('_', ' ')} (e.g. {keys[0]!r})" for kind, keys in problems.items())
+            raise ValueError(f"{os.path.join(path, name)}: the weights do not match {class_name} ({detail}); this "
+                             f"folder holds another model's weights or a broken file")
+        loaded[name] = model
+    return loaded
+
+
 def load_pipeline(pipeline_class, pretrained_model_name_or_path, **kwargs):
     """`pipeline_class` loaded from a folder, a pack weights layout or a Hub id (see the module docstring), with
     diffusers' `DiffusionPipeline.from_pretrained` and all of its keywords.
@@ -118,7 +152,14 @@ def load_pipeline(pipeline_class, pretrained_model_name_or_path, **kwargs):
     path = resolve_pipeline_folder(pipeline_class, pretrained_model_name_or_path, kwargs)
     required, _ = component_names(pipeline_class)
     index = check_pipeline_folder(path, required, pipeline_class.__name__, skip=[n for n in required if n in kwargs])
+    kwargs = {**_checked_transformers_components(path, index, kwargs), **kwargs}
     with _loadable_view(pipeline_class, path, index) as view:
-        pipeline = DiffusionPipeline.from_pretrained.__func__(pipeline_class, view, **kwargs)
+        try:
+            pipeline = DiffusionPipeline.from_pretrained.__func__(pipeline_class, view, **kwargs)
+        except (OSError, ValueError) as error:
+            if view == path or view not in str(error):
+                raise
+            # name the user's folder, not the temporary view of links to it
+            raise type(error)(str(error).replace(view, path)) from None
     pipeline.register_to_config(_name_or_path=str(pretrained_model_name_or_path))
     return pipeline

@@ -21,21 +21,26 @@ __all__ = [
     "check_callback_tensor_inputs",
     "check_finite",
     "check_generator",
+    "check_inference_steps",
     "check_integer",
+    "check_memory",
     "check_latents",
     "check_multiple",
     "check_negative_prompt",
     "check_output_type",
     "check_pipeline_folder",
     "check_prompt",
+    "check_prompt_text",
     "check_real",
     "check_tensor",
     "GuidancePlan",
     "PlannedGuidanceMixin",
     "check_text_length",
+    "cogvideox_estimate",
     "guidance_schedule",
     "is_integer",
     "is_real",
+    "max_inference_steps",
     "official_dynamic_guidance",
     "register_pipeline",
 ]
@@ -90,6 +95,28 @@ def check_bool(name: str, value) -> bool:
     return value
 
 
+def max_inference_steps(scheduler) -> int:
+    """The most denoising steps `scheduler` can plan: its ``num_train_timesteps``, less its ``steps_offset`` (a
+    DDIM-style schedule shifted by the offset would index past the last trained timestep)."""
+    config = scheduler.config
+    trained = int(config.get("num_train_timesteps", 1000))
+    return trained - int(config.get("steps_offset", 0) or 0)
+
+
+def check_inference_steps(scheduler, num_inference_steps) -> int:
+    """`num_inference_steps` as an int in 1..`max_inference_steps(scheduler)`; ValueError naming the limit."""
+    steps = check_integer("num_inference_steps", num_inference_steps)
+    limit = max_inference_steps(scheduler)
+    if steps > limit:
+        raise ValueError(
+            f"num_inference_steps={steps} must be at most {limit}: the {type(scheduler).__name__} was trained on "
+            f"{scheduler.config.get('num_train_timesteps', 1000)} timesteps"
+            + (f" and shifts its schedule by steps_offset={scheduler.config.get('steps_offset')}"
+               if scheduler.config.get("steps_offset") else "")
+        )
+    return steps
+
+
 # ---------------------------------------------------------------------------------------------------- options
 def check_output_type(output_type, allowed: Sequence[str] = OUTPUT_TYPES) -> str:
     """ValueError ``"output_type={output_type!r} must be one of (...)"`` unless it is one of `allowed`."""
@@ -109,6 +136,22 @@ def check_callback_tensor_inputs(names, allowed: Sequence[str]) -> None:
         raise ValueError(f"callback_on_step_end_tensor_inputs={bad_inputs} not allowed; choose from {list(allowed)}")
 
 
+def check_callback_outputs(outputs, latents: torch.Tensor) -> dict:
+    """What `callback_on_step_end` returned: None or a dict (of the callback_kwargs it was given); ValueError for
+    anything else, or for latents of another shape than the loop's."""
+    if outputs is None:
+        return {}
+    if not isinstance(outputs, dict):
+        raise ValueError(f"callback_on_step_end returned a {type(outputs).__name__}; it must return a dict (the "
+                         f"callback_kwargs it was given, changed or not) or None")
+    new = outputs.get("latents")
+    if new is not None and (not isinstance(new, torch.Tensor) or tuple(new.shape) != tuple(latents.shape)):
+        shape = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
+        raise ValueError(f"callback_on_step_end returned latents of shape {shape}; expected {tuple(latents.shape)} "
+                         f"(the latents it was given)")
+    return dict(outputs)
+
+
 # ---------------------------------------------------------------------------------------------------- prompts
 def check_prompt(prompt, prompt_embeds=None) -> int:
     """The number of prompts: `prompt` (a string or a non-empty list of strings) or `prompt_embeds`' batch, not both."""
@@ -121,6 +164,27 @@ def check_prompt(prompt, prompt_embeds=None) -> int:
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompt={prompt!r} must be a string or a non-empty list of strings")
     return len(prompts)
+
+
+def check_prompt_text(name: str, prompt) -> None:
+    """The pack's one empty-prompt rule: a prompt (or instruction) must hold a non-space character; ValueError
+    ``"{name}='' is empty; ..."``. Negative prompts may be empty. `prompt` is a string or a list of strings."""
+    for text in [prompt] if isinstance(prompt, str) else (prompt or []):
+        if isinstance(text, str) and not text.strip():
+            raise ValueError(f"{name}={text!r} is empty; say what the video should show (the empty prompt is only "
+                             f"for negative_prompt)")
+
+
+def warn_truncated_prompts(tokenizer, prompts, max_length: int, encoder: str) -> None:
+    """Logs a warning for each prompt longer than the `max_length` tokens `encoder` reads (the rest is cut off)."""
+    import logging
+
+    for prompt in prompts:
+        count = len(tokenizer(prompt, truncation=False, add_special_tokens=True, verbose=False).input_ids)
+        if count > max_length:
+            logging.getLogger("video_diffusion_pack").warning(
+                "prompt truncated: it has %d tokens but %s reads only the first %d; the rest (%d tokens) is "
+                "ignored", count, encoder, max_length, count - max_length)
 
 
 def check_negative_prompt(negative_prompt, count: int, unit: str = "prompts", allow_one: bool = False) -> None:
@@ -275,6 +339,81 @@ def check_text_length(name: str, embeds, transformer_config) -> None:
             f"{name} has {embeds.shape[1]} tokens; the transformer takes max_text_seq_length={expected} (encode the "
             f"prompt with max_sequence_length={expected})"
         )
+
+
+# ---------------------------------------------------------------------------------------------------- memory
+# Live tensors of the token width per denoiser block while it runs, counted for the estimate: the residual stream
+# and its normalised copy, q, k, v (and rotated copies), the attention output, the MLP's 4x hidden layer (as four),
+# the projections and the copies the fused kernels and the guidance batch keep.
+ACTIVATION_TENSORS = 24
+GIB = 2**30
+
+
+def available_memory(device) -> tuple:
+    """(bytes, what limits them) that a run may still allocate on `device`: the free memory of a CUDA device, or on
+    the CPU the smaller of the system's MemAvailable and what is left of the process's address-space limit."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free, f"free memory of {device}"
+    candidates = []
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        candidates.append((int(fields["MemAvailable"].split()[0]) * 1024, "MemAvailable of the system"))
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as statm:
+                used = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            candidates.append((max(soft - used, 0), "the process's address-space limit (ulimit -v)"))
+    except (OSError, ValueError, ImportError):
+        pass
+    if not candidates:
+        return None, "unknown"
+    return min(candidates)
+
+
+def check_memory(setting: str, parts: dict, device, beyond: str = " beyond the loaded weights") -> None:
+    """ValueError before any model runs when the estimated memory of a run (`parts`: what -> bytes) exceeds what
+    `device` has free. `setting` opens the message, e.g. ``"num_frames=10000 at 64x64"``."""
+    needed = sum(parts.values())
+    available, limit = available_memory(device)
+    if available is None or needed <= available:
+        return
+    detail = ", ".join(f"{what} {size / GIB:.2f} GiB" for what, size in parts.items())
+    raise ValueError(
+        f"{setting} needs about {needed / GIB:.1f} GiB{beyond} (estimate: {detail}), more than the "
+        f"{available / GIB:.1f} GiB available ({limit}); lower num_frames, height or width"
+    )
+
+
+def denoiser_estimate(batch: int, sequences: Iterable, hidden: int, dtype, video_values: int) -> dict:
+    """Estimated bytes of one denoising pass and of the decoded video: `sequences` are (count, length) of the
+    token sequences the denoiser holds at once (text positions included), each token `hidden` wide in `dtype`;
+    `video_values` the number of float32 values of the decoded frames (kept twice: decoder output and result)."""
+    element = torch.empty((), dtype=dtype).element_size()
+    tokens = sum(int(count) * int(length) for count, length in sequences)
+    return {
+        "denoiser activations": batch * tokens * int(hidden) * element * ACTIVATION_TENSORS,
+        "decoded video": 2 * int(video_values) * 4,
+    }
+
+
+def cogvideox_estimate(pipe, batch: int, num_frames: int, height: int, width: int, branches: int = 1) -> dict:
+    """`denoiser_estimate` of a CogVideoX-style pipeline (full 3-D attention over the latent frames' patches and
+    the text positions; `branches` transformers run side by side, e.g. DaS's tracking branch)."""
+    config = pipe.transformer.config
+    patch = config.patch_size
+    spatial, temporal = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
+    tokens = ((num_frames - 1) // temporal + 1) * (height // spatial // patch) * (width // spatial // patch)
+    hidden = config.num_attention_heads * config.attention_head_dim
+    return denoiser_estimate(batch * branches, [(1, tokens + config.max_text_seq_length)], hidden,
+                             pipe.transformer.dtype, num_frames * height * width * 3)
 
 
 # ---------------------------------------------------------------------------------------------------- folders

@@ -307,6 +307,14 @@ class VchitectXLTransformer3DModel(
         repvideo_window_size: int = 6,
     ):
         super().__init__()
+        for name, value in (("num_layers", num_layers), ("num_attention_heads", num_attention_heads),
+                            ("attention_head_dim", attention_head_dim), ("patch_size", patch_size),
+                            ("in_channels", in_channels), ("out_channels", out_channels),
+                            ("joint_attention_dim", joint_attention_dim),
+                            ("caption_projection_dim", caption_projection_dim),
+                            ("pooled_projection_dim", pooled_projection_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1 (transformer config)")
         inner_dim = num_attention_heads * attention_head_dim
         if caption_projection_dim != inner_dim:
             raise ValueError(

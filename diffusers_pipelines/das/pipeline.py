@@ -3,6 +3,7 @@
 from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
+import PIL.Image
 import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXDPMScheduler
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
@@ -26,14 +27,15 @@ from ..pipeline_utils import (
     PlannedGuidanceMixin,
     check_bool,
     check_callback_tensor_inputs,
-    check_finite,
     check_generator,
+    check_inference_steps,
     check_integer,
     check_latents,
     check_multiple,
     check_negative_prompt,
     check_output_type,
     check_prompt,
+    check_prompt_text,
     check_real,
     check_tensor,
     check_text_length,
@@ -46,6 +48,45 @@ from .defaults import OFFICIAL, OFFICIAL_NEGATIVE_PROMPT  # noqa: F401  (re-expo
 logger = logging.get_logger(__name__)
 
 COMPONENT_NAMES = ("tokenizer", "text_encoder", "vae", "transformer", "scheduler")
+
+
+def first_frame_image(image):
+    """The first frame as a PIL RGB image or a float tensor [1, 3, H, W] in 0..1, from a PIL image of any mode (RGBA
+    loses its alpha, greyscale is repeated), or a tensor / array [H, W, C] (ComfyUI's layout), [C, H, W], [1, ...]
+    or [H, W] with C in 1, 3, 4, float in 0..1 or uint8. ValueError naming what is wrong otherwise."""
+    if isinstance(image, PIL.Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(image))
+    elif isinstance(image, torch.Tensor):
+        tensor = image.detach()
+    else:
+        raise ValueError(f"image of type {type(image).__name__} must be a PIL image, a tensor or an array (open a "
+                         f"file with PIL.Image.open)")
+    if tensor.ndim == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.ndim == 2:
+        tensor = tensor[None]
+    if tensor.ndim == 3 and tensor.shape[-1] in (1, 3, 4) and tensor.shape[0] not in (1, 3, 4):
+        tensor = tensor.permute(2, 0, 1)  # channels-last [H, W, C]
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+        raise ValueError(f"image has shape {tuple(image.shape)}; expected [H, W, 3], [3, H, W] (also 1 or 4 "
+                         f"channels) or [H, W]")
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.float() / 255
+    elif not tensor.is_floating_point():
+        raise ValueError(f"image has dtype {tensor.dtype}; expected float values in 0..1 or uint8")
+    tensor = tensor.float()
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError("image has non-finite values (NaN or inf)")
+    if tensor.min() < 0 or tensor.max() > 1:
+        raise ValueError(f"image values span {tensor.min().item():g}..{tensor.max().item():g}; expected 0..1 for float "
+                         f"images (or uint8 0..255)")
+    if tensor.shape[0] == 4:
+        tensor = tensor[:3]
+    elif tensor.shape[0] == 1:
+        tensor = tensor.expand(3, -1, -1)
+    return tensor[None].contiguous()
 
 
 class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageToVideoPipeline):
@@ -193,7 +234,7 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
                     f"height={height}, width={width}, num_frames={num_frames}: this transformer has learned positional "
                     f"embeddings for {expected[0]}x{expected[1]} and {config.sample_frames} frames only"
                 )
-        check_integer("num_inference_steps", num_inference_steps)
+        check_inference_steps(self.scheduler, num_inference_steps)
         check_integer("num_videos_per_prompt", num_videos_per_prompt)
         check_real("guidance_scale", guidance_scale)
         check_bool("use_dynamic_cfg", use_dynamic_cfg)
@@ -209,11 +250,12 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
         check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         if image is None:
             raise ValueError("image is required: the first frame of the video (PIL image, tensor or array)")
-        check_finite("image", image)
+        first_frame_image(image)
         if tracking_video is None:
             raise ValueError("tracking_video is required: frames [F, H, W, 3] in 0..1 (see video_diffusion_pack.control)")
 
         num_prompts = check_prompt(prompt, prompt_embeds)
+        check_prompt_text("prompt", prompt)
         check_negative_prompt(negative_prompt, num_prompts)
         check_text_length("prompt_embeds", prompt_embeds, config)
         check_text_length("negative_prompt_embeds", negative_prompt_embeds, config)
@@ -237,6 +279,12 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
             layout="[B, F, C, H, W]",
         )
         check_generator(generator, batch_size)
+        pipeline_utils.check_memory(
+            f"num_frames={num_frames} at {height}x{width}",
+            pipeline_utils.cogvideox_estimate(self, batch_size * (2 if guidance_scale > 1 else 1), num_frames, height, width,
+                                              branches=2),
+            self._execution_device,
+        )
 
         tracking_video = self.tracking_video_tensor(tracking_video, num_frames, height, width)
         if tracking_image is None:
@@ -259,8 +307,12 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
         Raises ValueError when its frame count or size differs from the request, or values lie outside 0..1.
         """
         if isinstance(tracking_video, (list, tuple)):
-            tracking_video = np.stack([np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
-                                       for frame in tracking_video])
+            frames = [np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame) for frame in tracking_video]
+            for index, frame in enumerate(frames):
+                if frame.shape != frames[0].shape:
+                    raise ValueError(f"{name}[{index}] has shape {frame.shape}; {name}[0] has {frames[0].shape} (every "
+                                     f"frame of a list must have the same size)")
+            tracking_video = np.stack(frames) if frames else np.zeros((0, height, width, 3), np.float32)
         video = tracking_video if isinstance(tracking_video, torch.Tensor) else torch.as_tensor(np.asarray(tracking_video))
         if video.ndim != 4 or video.shape[-1] != 3:
             raise ValueError(f"{name} has shape {tuple(video.shape)}; expected [frames, height, width, 3]")
@@ -404,7 +456,7 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
 
         # 3. latents, drawing from `generator` in the official order: image, noise, tracking image, tracking video
         num_latent_frames = (num_frames - 1) // self.vae_scale_factor_temporal + 1
-        first_frame = self.video_processor.preprocess(image, height=height, width=width).to(device)
+        first_frame = self.video_processor.preprocess(first_frame_image(image), height=height, width=width).to(device)
         image_latents = self.encode_first_frame(first_frame[:1], num_latent_frames, generator)
         latent_channels = self.transformer.config.in_channels // 2
         shape = (batch_size, num_latent_frames, latent_channels, height // self.vae_scale_factor_spatial,
@@ -472,7 +524,8 @@ class DaSPipeline(PlannedGuidanceMixin, CheckedLoraLoaderMixin, CogVideoXImageTo
                 if callback_on_step_end is not None:
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
+                    callback_outputs = pipeline_utils.check_callback_outputs(
+                        callback_on_step_end(self, i, t, callback_kwargs), latents)
                     latents = callback_outputs.pop("latents", latents).to(dtype)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
                     negative_prompt_embeds = callback_outputs.pop("negative_prompt_embeds", negative_prompt_embeds)

@@ -27,12 +27,14 @@ from ..pipeline_utils import (
     check_bool,
     check_callback_tensor_inputs,
     check_generator,
+    check_inference_steps,
     check_integer,
     check_latents,
     check_multiple,
     check_negative_prompt,
     check_output_type,
     check_prompt,
+    check_prompt_text,
     check_real,
     check_tensor,
     register_pipeline,
@@ -167,7 +169,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
         """`check_inputs`, returning (number of videos edited, the video as float [B, F, 3, height, width] in 0..1)."""
         for name, value in (("height", height), ("width", width)):
             check_multiple(name, value, self.vae_scale_factor)
-        check_integer("num_inference_steps", num_inference_steps)
+        check_inference_steps(self.scheduler, num_inference_steps)
         check_integer("num_videos_per_prompt", num_videos_per_prompt)
         check_real("guidance_scale", guidance_scale)
         check_real("image_guidance_scale", image_guidance_scale)
@@ -180,6 +182,7 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
         if prompt is None and prompt_embeds is None:
             raise ValueError("prompt is required (or prompt_embeds): the instruction, e.g. 'remove the bird on the left'")
         num_prompts = check_prompt(prompt, prompt_embeds)
+        check_prompt_text("prompt", prompt)
         width_expected = self.unet.config.cross_attention_dim
         for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
             if embeds is not None:
@@ -207,6 +210,11 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
             layout="[B, 4, F, H/8, W/8]",
         )
         check_generator(generator, total)
+        frames = video.shape[1]
+        parts = pipeline_utils.denoiser_estimate(
+            total * 3, [(1, frames * (height // self.vae_scale_factor) * (width // self.vae_scale_factor))],
+            self.unet.config.block_out_channels[0], self.unet.dtype, frames * height * width * 3)
+        pipeline_utils.check_memory(f"num_frames={frames} at {height}x{width}", parts, self._execution_device)
         return batch, video
 
     @staticmethod
@@ -262,6 +270,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
 
     # ------------------------------------------------------------------ conditioning
     def _clip_embeds(self, prompts: List[str], device) -> torch.Tensor:
+        pipeline_utils.warn_truncated_prompts(self.tokenizer, prompts, self.tokenizer.model_max_length,
+                                              "the CLIP text encoder")
         ids = self.tokenizer(
             prompts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
             return_tensors="pt",
@@ -483,7 +493,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
                 if callback_on_step_end is not None:
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
+                    callback_outputs = pipeline_utils.check_callback_outputs(
+                        callback_on_step_end(self, i, t, callback_kwargs), latents)
                     latents = callback_outputs.pop("latents", latents).to(dtype)
                     if "prompt_embeds" in callback_outputs:
                         prompt_embeds = callback_outputs.pop("prompt_embeds")

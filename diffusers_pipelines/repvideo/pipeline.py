@@ -15,6 +15,7 @@ from diffusers.pipelines.cogvideo.pipeline_output import CogVideoXPipelineOutput
 from transformers import T5EncoderModel, T5Tokenizer
 
 from ...models.cogvideox_repvideo import CogVideoXRepVideoTransformer3DModel
+from .. import pipeline_utils
 from ..loading import load_pipeline
 from ..lora import CheckedLoraLoaderMixin
 from ..pipeline_utils import (
@@ -22,12 +23,14 @@ from ..pipeline_utils import (
     check_bool,
     check_callback_tensor_inputs,
     check_generator,
+    check_inference_steps,
     check_integer,
     check_latents,
     check_multiple,
     check_negative_prompt,
     check_output_type,
     check_prompt,
+    check_prompt_text,
     check_real,
     check_tensor,
     register_pipeline,
@@ -150,7 +153,7 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
                     f"compression), e.g. 49"
                 )
         if num_inference_steps is not _NOT_GIVEN:
-            check_integer("num_inference_steps", num_inference_steps)
+            check_inference_steps(self.scheduler, num_inference_steps)
         check_integer("num_videos_per_prompt", num_videos_per_prompt)
         if guidance_scale is not _NOT_GIVEN:
             check_real("guidance_scale", guidance_scale)
@@ -167,6 +170,7 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
             )
         check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
         num_prompts = check_prompt(prompt, prompt_embeds)
+        check_prompt_text("prompt", prompt)
         text_shape = (config.max_text_seq_length, config.text_embed_dim)
         if prompt_embeds is not None and tuple(prompt_embeds.shape[1:]) != text_shape:
             raise ValueError(
@@ -196,6 +200,13 @@ class CogVideoXRepVideoPipeline(CheckedLoraLoaderMixin, CogVideoXPipeline):
                 layout="[B, F, C, H, W]",
             )
         check_generator(generator, batch_size)
+        if _NOT_GIVEN not in (num_frames, height, width):
+            cfg = 2 if guidance_scale is not _NOT_GIVEN and guidance_scale > 1 else 1
+            pipeline_utils.check_memory(
+                f"num_frames={num_frames} at {height}x{width}",
+                pipeline_utils.cogvideox_estimate(self, batch_size * cfg, num_frames, height, width),
+                self._execution_device,
+            )
         return num_prompts
 
     @staticmethod

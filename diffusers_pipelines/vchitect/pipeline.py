@@ -24,12 +24,14 @@ from ..pipeline_utils import (
     check_bool,
     check_callback_tensor_inputs,
     check_generator,
+    check_inference_steps,
     check_integer,
     check_latents,
     check_multiple,
     check_negative_prompt,
     check_output_type,
     check_prompt,
+    check_prompt_text,
     check_real,
     check_tensor,
     guidance_schedule,
@@ -139,6 +141,7 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
     # ------------------------------------------------------------------ prompts
     def _clip_embeds(self, prompts: List[str], index: int, device: torch.device):
         tokenizer, encoder = (self.tokenizer, self.text_encoder) if index == 0 else (self.tokenizer_2, self.text_encoder_2)
+        pipeline_utils.warn_truncated_prompts(tokenizer, prompts, self.tokenizer_max_length, f"CLIP text encoder {index + 1}")
         ids = tokenizer(
             prompts, padding="max_length", max_length=self.tokenizer_max_length, truncation=True, return_tensors="pt"
         ).input_ids
@@ -146,6 +149,7 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
         return output.hidden_states[-2], output.text_embeds
 
     def _t5_embeds(self, prompts: List[str], device: torch.device) -> torch.Tensor:
+        pipeline_utils.warn_truncated_prompts(self.tokenizer_3, prompts, self.max_sequence_length_t5, "the T5 encoder")
         ids = self.tokenizer_3(
             prompts,
             padding="max_length",
@@ -248,7 +252,7 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
             if value > max_pixels:
                 raise ValueError(f"{name}={value!r} exceeds the transformer's position table ({max_pixels} pixels)")
         check_integer("num_frames", num_frames)
-        check_integer("num_inference_steps", num_inference_steps)
+        check_inference_steps(self.scheduler, num_inference_steps)
         check_integer("num_videos_per_prompt", num_videos_per_prompt)
         check_integer("decode_chunk_size", decode_chunk_size)
         check_real("guidance_scale", guidance_scale)
@@ -260,11 +264,23 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
         check_callback_tensor_inputs(callback_on_step_end_tensor_inputs, self._callback_tensor_inputs)
 
         num_prompts = check_prompt(prompt, prompt_embeds)
+        check_prompt_text("prompt", prompt)
         if prompt_embeds is not None and pooled_prompt_embeds is None:
             raise ValueError("prompt_embeds needs pooled_prompt_embeds as well")
         check_negative_prompt(negative_prompt, num_prompts)
         if (negative_prompt_embeds is None) != (negative_pooled_prompt_embeds is None):
             raise ValueError("negative_prompt_embeds and negative_pooled_prompt_embeds go together")
+        config = self.transformer.config
+        text_shape = (self.tokenizer_max_length + self.max_sequence_length_t5, config.joint_attention_dim)
+        for name, embeds in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if isinstance(embeds, torch.Tensor) and embeds.ndim == 3 and tuple(embeds.shape[1:]) != text_shape:
+                raise ValueError(f"{name} has shape {tuple(embeds.shape)}; expected [batch, {text_shape[0]}, "
+                                 f"{text_shape[1]}] (CLIP and T5 tokens, joint_attention_dim)")
+        for name, embeds in (("pooled_prompt_embeds", pooled_prompt_embeds),
+                             ("negative_pooled_prompt_embeds", negative_pooled_prompt_embeds)):
+            if isinstance(embeds, torch.Tensor) and embeds.ndim == 2 and embeds.shape[1] != config.pooled_projection_dim:
+                raise ValueError(f"{name} has shape {tuple(embeds.shape)}; expected [batch, "
+                                 f"{config.pooled_projection_dim}]")
         for name, embeds, ndim in (
             ("pooled_prompt_embeds", pooled_prompt_embeds, 2),
             ("negative_prompt_embeds", negative_prompt_embeds, 3),
@@ -288,7 +304,21 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
             layout="[B, F, C, H/8, W/8]",
         )
         check_generator(generator, batch_size)
+        pipeline_utils.check_memory(f"num_frames={num_frames} at {height}x{width}",
+                                    self._memory_estimate(batch_size * (2 if guidance_scale > 1 else 1), num_frames,
+                                                          height, width),
+                                    self._execution_device)
         return num_prompts
+
+    def _memory_estimate(self, batch_size: int, num_frames: int, height: int, width: int) -> dict:
+        """Estimated bytes of sampling and decoding (`pipeline_utils.denoiser_estimate`): the temporal attention holds
+        every frame of every token position (video and text) at once."""
+        patch = self.transformer.config.patch_size
+        positions = (height // self.vae_scale_factor // patch) * (width // self.vae_scale_factor // patch)
+        text = self.tokenizer_max_length + self.max_sequence_length_t5
+        hidden = self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim
+        return pipeline_utils.denoiser_estimate(batch_size, [(positions + text, num_frames)], hidden,
+                                                self.transformer.dtype, num_frames * height * width * 3)
 
     # ------------------------------------------------------------------ sampling
     def prepare_latents(self, batch_size, num_frames, height, width, device, generator, latents=None, dtype=None):
@@ -489,7 +519,8 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
                 if callback_on_step_end is not None:
                     step_locals = locals()
                     callback_kwargs = {k: step_locals[k] for k in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs) or {}
+                    callback_outputs = pipeline_utils.check_callback_outputs(
+                        callback_on_step_end(self, i, t, callback_kwargs), latents)
                     latents = callback_outputs.pop("latents", latents).to(dtype)
                     if callback_outputs:
                         prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)

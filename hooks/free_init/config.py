@@ -4,6 +4,9 @@ import math
 from dataclasses import dataclass
 from typing import List, Optional
 
+# The most sampling passes FreeInit may run: each pass is a whole sampling run (the ComfyUI node allows 16).
+MAX_NUM_ITERS = 16
+
 __all__ = ["LATENT_LAYOUTS", "METHODS", "FreeInitConfig"]
 
 METHODS = ("butterworth", "gaussian", "ideal", "box")
@@ -46,8 +49,10 @@ class FreeInitConfig:
     latent_layout: Optional[str] = None
 
     def __post_init__(self):
-        if isinstance(self.num_iters, bool) or not isinstance(self.num_iters, int) or self.num_iters < 1:
-            raise ValueError(f"num_iters={self.num_iters!r} must be an integer >= 1")
+        if (isinstance(self.num_iters, bool) or not isinstance(self.num_iters, int)
+                or not 1 <= self.num_iters <= MAX_NUM_ITERS):
+            raise ValueError(f"num_iters={self.num_iters!r} must be an integer in 1..{MAX_NUM_ITERS} (sampling passes; "
+                             f"the FreeInit paper uses up to 5)")
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} must be one of {METHODS}")
         if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:

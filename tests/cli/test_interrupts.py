@@ -15,7 +15,7 @@ from helpers import FIXTURES
 from helpers.vdp import vdp_executable
 
 # long enough that the signal lands while the tiny model samples
-LONG_RUN = ["--frames", "3", "--height", "32", "--width", "48", "--steps", "100000"]
+LONG_RUN = ["--frames", "3", "--height", "32", "--width", "48", "--steps", "999"]  # the step limit of every pack scheduler
 
 
 def _start(arguments, cwd):

@@ -17,7 +17,6 @@ from video_diffusion_pack.custom_nodes.das_nodes import (
     DEPTH_MEANINGS,
     VDPDaSCameraTrajectory,
     VDPDaSDepthToTracks,
-    VDPDaSLoadTracks,
     VDPDaSObjectMotion,
     VDPDaSRenderTracking,
 )
@@ -92,13 +91,6 @@ def test_camera_node_reports_bad_commands_at_validation():
     assert "unknown command 'zoom'" in message and "trans" in message
 
 
-def test_load_tracks_node_reads_an_absolute_path(tmp_path):
-    np.savez(tmp_path / "tracks.npz", tracks=np.random.rand(1, 3, 7, 3).astype(np.float32) * 10 + 1,
-             visibility=np.ones((1, 3, 7), dtype=bool))
-    (tracks,) = VDPDaSLoadTracks().load(str(tmp_path / "tracks.npz"), 32, 24, 0.9)
-    assert tracks.points.shape == (3, 7, 3) and (tracks.height, tracks.width) == (24, 32)
-
-
 # ---------------------------------------------------------------- in a real ComfyUI
 
 
@@ -169,3 +161,25 @@ def test_loader_lists_and_loads_a_das_folder_in_the_released_layout(comfyui):
     (path,) = saved_files(comfyui, history, TINY_SAVE)
     with Image.open(path) as webp:
         assert (webp.n_frames, webp.size) == (9, (32, 32))
+
+
+def test_load_tracks_node_reads_only_from_the_input_folder(comfyui):
+    """Like core's load nodes, Load Tracks reads names in ComfyUI's input folder; '../' and absolute paths that
+    leave it are refused (before: any .npz/.pt on the server was readable)."""
+    tracks = np.random.rand(1, 3, 7, 3).astype(np.float32) * 10 + 1
+    np.savez(comfyui.input_dir / "tracks.npz", tracks=tracks, visibility=np.ones((1, 3, 7), dtype=bool))
+    outside = comfyui.input_dir.parent / "private_tracks.npz"
+    np.savez(outside, tracks=tracks)
+
+    def graph(path):
+        return {"1": {"class_type": "VDPDaSLoadTracks",
+                      "inputs": {"path": path, "width": 32, "height": 24, "visibility_threshold": 0.9}},
+                "2": {"class_type": "VDPDaSRenderTracking", "inputs": {"tracks": ["1", 0], "point_size": 2}},
+                "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+
+    history = comfyui.client.run(graph("tracks.npz"), timeout_s=120)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    for path in ("../private_tracks.npz", str(outside)):
+        history = comfyui.client.run(graph(path), timeout_s=120)
+        assert history["status"]["status_str"] == "error"
+        assert "is outside ComfyUI's input folder" in json.dumps(comfyui.client.execution_errors(history))

@@ -232,3 +232,29 @@ def test_an_all_nan_checkpoint_is_refused_and_nothing_is_written(tmp_path):
         convert(tmp_path, state)
     assert f"{len(state)} tensor(s) in all" in str(error.value)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sat"]
+
+
+def test_a_binary_latest_file_is_named(tmp_path):
+    sat = write_sat(tmp_path / "sat", sat_state())
+    (sat / "latest").write_bytes(b"\xff\xfe\x00")
+    # before: UnicodeDecodeError traceback
+    with pytest.raises(SatCheckpointError, match=r"sat/latest is not a text file; it must hold a positive iteration"):
+        convert_repvideo_sat_checkpoint(sat, tmp_path / "out", transformer_config=CONFIG)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{'a': 1", r"transformer/config.json is not valid JSON"),
+    ("[1, 2]", r"transformer/config.json holds a JSON list; expected an object"),
+    (json.dumps({**CONFIG, "num_layers": -1}), r"transformer/config.json does not describe a CogVideoX-RepVideo "
+                                               r"transformer: num_layers=-1 must be >= 1"),
+])
+def test_a_broken_cogvideox_transformer_config_is_named(tmp_path, text, message):
+    # before: JSONDecodeError / AttributeError / ValueError tracebacks
+    sat = write_sat(tmp_path / "sat", sat_state())
+    cogvideox = tmp_path / "cogvideox"
+    for name in ("text_encoder", "tokenizer", "vae", "transformer"):
+        (cogvideox / name).mkdir(parents=True)
+    (cogvideox / "transformer" / "config.json").write_text(text)
+    with pytest.raises(SatCheckpointError, match=message):
+        convert_repvideo_sat_checkpoint(sat, tmp_path / "out", cogvideox_dir=cogvideox)
+    assert not (tmp_path / "out").exists()
