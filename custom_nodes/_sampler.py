@@ -39,8 +39,9 @@ def seed_input(official: int, what: str = "the initial noise"):
                                f"(official: {official})."})
 
 
-def steps_input(official: int):
-    return ("INT", {"default": official, "min": 1, "max": MAX_STEPS,
+def steps_input(official: int, maximum: int = MAX_STEPS):
+    """A steps INT up to ``maximum`` (what the pipeline's scheduler can plan)."""
+    return ("INT", {"default": official, "min": 1, "max": maximum,
                     "tooltip": f"Denoising steps (official: {official})."})
 
 

@@ -6,7 +6,7 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 
 import torch
 
-from ..diffusers_pipelines.lgvi.defaults import OFFICIAL
+from ..diffusers_pipelines.lgvi.defaults import MAX_INFERENCE_STEPS, OFFICIAL
 from . import _comfy, _model_cache, _sampler
 
 CATEGORY = "video_diffusion_pack/lgvi"
@@ -56,7 +56,7 @@ class VDPInpaintByInstruction:
             "instruction": _sampler.prompt_input("A referring expression of what to remove (LGVI), or a chat request "
                                                  "(LGVI-I).", default="remove the bird on the left"),
             "seed": _sampler.seed_input(OFFICIAL.seed, "the VAE sample and the noise"),
-            "steps": _sampler.steps_input(OFFICIAL.num_inference_steps),
+            "steps": _sampler.steps_input(OFFICIAL.num_inference_steps, MAX_INFERENCE_STEPS),
             "guidance_scale": _sampler.guidance_input(OFFICIAL.guidance_scale, "Text guidance"),
             "image_guidance_scale": _sampler.guidance_input(
                 OFFICIAL.image_guidance_scale,

@@ -8,7 +8,7 @@ rate of a written video whose input has none.
 
 import dataclasses
 
-__all__ = ["OFFICIAL", "SMOKE_TEST", "LGVISettings"]
+__all__ = ["MAX_INFERENCE_STEPS", "OFFICIAL", "SMOKE_TEST", "LGVISettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,3 +34,6 @@ OFFICIAL = LGVISettings(
 )
 # the embedded smoke-test model at a small size and few steps: it runs in seconds on a CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=32, width=48, num_inference_steps=3, max_new_tokens=8)
+# the most steps the released DDIM scheduler plans: 1000 trained timesteps less its steps_offset of 1 (the pipeline's
+# check_inference_steps gives the same limit from the loaded scheduler)
+MAX_INFERENCE_STEPS = 999

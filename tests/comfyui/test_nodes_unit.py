@@ -204,8 +204,18 @@ def test_sampler_seed_and_steps_inputs_are_the_shared_specs(name):
 
     inputs = NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]
     assert inputs["seed"][0] == "INT" and (inputs["seed"][1]["min"], inputs["seed"][1]["max"]) == (0, MAX_SEED)
-    assert (inputs["steps"][1]["min"], inputs["steps"][1]["max"]) == (1, MAX_STEPS)
+    # the inpainting node's DDIM schedule (steps_offset 1) plans at most 999 steps; the others' plan 1000
+    assert (inputs["steps"][1]["min"], inputs["steps"][1]["max"]) == (1, 999 if name == "VDPInpaintByInstruction"
+                                                                       else MAX_STEPS)
     assert f"(official: {inputs['steps'][1]['default']})" in inputs["steps"][1]["tooltip"]
+
+
+def test_inpaint_node_steps_limit_is_what_the_lgvi_scheduler_can_plan():
+    from video_diffusion_pack import build_tiny_inpaint_pipeline
+    from video_diffusion_pack.diffusers_pipelines.pipeline_utils import max_inference_steps
+
+    limit = NODE_CLASS_MAPPINGS["VDPInpaintByInstruction"].INPUT_TYPES()["required"]["steps"][1]["max"]
+    assert limit == max_inference_steps(build_tiny_inpaint_pipeline().scheduler) == 999
 
 
 @pytest.mark.parametrize("name", sorted(NODE_CLASS_MAPPINGS))
