@@ -102,3 +102,29 @@ def test_fsdp_plugin_carries_the_plan():
     assert plugin.fsdp_version == 2
     assert plugin.transformer_cls_names_to_wrap == ["Block"]
     assert plugin.reshard_after_forward is True
+
+
+def test_local_learning_on_two_processes_equals_one_process_accumulating_the_same_samples(tmp_path):
+    """The local-learning step all-reduces the gradients of the denoiser and of the auxiliary networks itself (its
+    per-group backwards bypass DDP's reducer): 2 processes with batch 1 follow 1 process accumulating 2 micro-batches."""
+    data = write_training_folder(tmp_path / "data", "das", count=4, frames=2, index="prompts.txt")
+    common = ["--model", "vchitect", "--data", str(data), "--steps", "3", "--num-frames", "2", "--height", "32",
+              "--width", "32", "--report-to", "none", "--local-learning", "infopro", "--local-groups", "2"]
+    _torchrun("-m", "video_diffusion_pack.training", *common, "--output", str(tmp_path / "ddp"))
+    assert json.loads((tmp_path / "ddp" / "training_summary.json").read_text())["processes"] == 2
+    try:
+        Trainer(TrainingSettings(model="vchitect", data=str(data), output=str(tmp_path / "one"), steps=3, num_frames=2,
+                                 height=32, width=32, report_to="none", gradient_accumulation_steps=2,
+                                 local_learning="infopro", local_groups=2)).run()
+    finally:
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    ddp, one = _losses(tmp_path / "ddp"), _losses(tmp_path / "one")
+    assert len(ddp) == 3 and ddp[0] != ddp[1]
+    np.testing.assert_allclose(ddp, one, rtol=0, atol=1e-5)
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    trained, reference = load_file(tmp_path / "ddp" / weights), load_file(tmp_path / "one" / weights)
+    assert trained.keys() == reference.keys()
+    assert max((trained[k] - reference[k]).abs().max().item() for k in reference) <= 1e-5
