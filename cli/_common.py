@@ -238,6 +238,24 @@ def embedded_notice(description: str, advice: str) -> None:
     print(f"vdp: no --model given, so this runs the embedded model: {description} {advice}", file=sys.stderr)
 
 
+def check_memory_before_loading(parser, folder, device, dtype, num_frames: int, height: int, width: int,
+                                option: str = "--frames") -> None:
+    """Exit with status 2, before any weight of `folder` loads, when its weights and a run of `num_frames` x `height`
+    x `width` (estimated from its files: `pipeline_utils.folder_memory_estimate`) exceed what `device` has free.
+    Nothing to do for the embedded models (None), which the pipelines' own checks cover before sampling."""
+    if folder is None:
+        return
+    from ..diffusers_pipelines.pipeline_utils import check_memory, folder_memory_estimate
+
+    parts = folder_memory_estimate(folder, dtype, 1, num_frames, height, width)
+    if not parts:
+        return
+    try:
+        check_memory(f"frames={num_frames} at {height}x{width} with the weights of '{folder}'", parts, device, beyond="")
+    except ValueError as error:
+        parser.error(f"argument {option}: {error}")
+
+
 def load_or_embedded(parser, folder, load, build, dtype, what: str = "the pipeline"):
     """The pipeline: `build()` (the embedded model, cast to `dtype`) when `folder` is None, else `load(folder, dtype)`.
 

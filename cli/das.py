@@ -17,6 +17,7 @@ from ._common import (
     call_pipeline,
     check_at_least,
     check_finite,
+    check_memory_before_loading,
     check_output,
     check_prompt_argument,
     check_seed,
@@ -401,6 +402,7 @@ def _das(args, parser) -> int:
         smoke_test_notice(f"a tiny DaS ({SMOKE_TEST.height}x{SMOKE_TEST.width}, {SMOKE_TEST.num_frames} frames)",
                           "Its output is noise, not a real video. For real videos: vdp download Diffusion-As-Shader, "
                           "then pass --model with its folder.")
+    check_memory_before_loading(parser, model, device, dtype, frames, height, width)
     pipe = load_or_embedded(parser, model, _load_das, _build_das, dtype)
     place_pipeline(pipe, args, parser, device)
     output = call_pipeline(

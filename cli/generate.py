@@ -20,6 +20,7 @@ from ._common import (
     call_pipeline,
     check_at_least,
     check_finite,
+    check_memory_before_loading,
     check_output,
     check_prompt_argument,
     check_seed,
@@ -299,6 +300,7 @@ def _generate(args, parser) -> int:
         smoke_test_notice(pipeline.tiny_model, f"Its output is noise-like, not a real video. "
                                                f"{_REAL_WEIGHTS_ADVICE[args.pipeline]}")
     load, build = _LOADERS[args.pipeline]
+    check_memory_before_loading(parser, args.model, device, dtype, args.frames, args.height, args.width)
     pipe = load_or_embedded(parser, args.model, load, build, dtype)
     place_pipeline(pipe, args, parser, device)
     if args.repvideo:

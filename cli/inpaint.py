@@ -15,6 +15,7 @@ from ._common import (
     call_pipeline,
     check_at_least,
     check_finite,
+    check_memory_before_loading,
     check_output,
     check_prompt_argument,
     check_seed,
@@ -141,6 +142,8 @@ def _inpaint(args, parser) -> int:
     device, dtype = device_and_dtype(args, parser)
     upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
     max_new_tokens = settings["max_new_tokens"]
+    check_memory_before_loading(parser, model, device, dtype, frames.shape[0], settings["height"], settings["width"],
+                                option="--max-frames")
     if model is None:
         name = "lgvi-i" if args.lgvi_i else "lgvi"
         smoke_test_notice(f"a tiny {name.upper()}", f"Its output is noise, not an edited video. For real edits: vdp "

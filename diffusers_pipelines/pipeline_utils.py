@@ -37,6 +37,7 @@ __all__ = [
     "PlannedGuidanceMixin",
     "check_text_length",
     "cogvideox_estimate",
+    "folder_memory_estimate",
     "guidance_schedule",
     "is_integer",
     "is_real",
@@ -407,13 +408,85 @@ def denoiser_estimate(batch: int, sequences: Iterable, hidden: int, dtype, video
 def cogvideox_estimate(pipe, batch: int, num_frames: int, height: int, width: int, branches: int = 1) -> dict:
     """`denoiser_estimate` of a CogVideoX-style pipeline (full 3-D attention over the latent frames' patches and
     the text positions; `branches` transformers run side by side, e.g. DaS's tracking branch)."""
-    config = pipe.transformer.config
-    patch = config.patch_size
-    spatial, temporal = pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
+    return cogvideox_config_estimate(pipe.transformer.config, pipe.vae_scale_factor_spatial,
+                                     pipe.vae_scale_factor_temporal, pipe.transformer.dtype, batch * branches,
+                                     num_frames, height, width)
+
+
+def cogvideox_config_estimate(config, spatial: int, temporal: int, dtype, batch: int, num_frames: int, height: int,
+                              width: int) -> dict:
+    """`cogvideox_estimate` from the transformer's config (a mapping) and the VAE's scale factors."""
+    patch = config["patch_size"]
     tokens = ((num_frames - 1) // temporal + 1) * (height // spatial // patch) * (width // spatial // patch)
-    hidden = config.num_attention_heads * config.attention_head_dim
-    return denoiser_estimate(batch * branches, [(1, tokens + config.max_text_seq_length)], hidden,
-                             pipe.transformer.dtype, num_frames * height * width * 3)
+    hidden = config["num_attention_heads"] * config["attention_head_dim"]
+    return denoiser_estimate(batch, [(1, tokens + config["max_text_seq_length"])], hidden, dtype,
+                             num_frames * height * width * 3)
+
+
+def vchitect_config_estimate(config, scale: int, text_tokens: int, dtype, batch: int, num_frames: int, height: int,
+                             width: int) -> dict:
+    """`denoiser_estimate` of Vchitect-2.0 from its transformer's config (a mapping): the temporal attention holds
+    every frame of every token position (video and `text_tokens`) at once."""
+    patch = config["patch_size"]
+    positions = (height // scale // patch) * (width // scale // patch)
+    hidden = config["num_attention_heads"] * config["attention_head_dim"]
+    return denoiser_estimate(batch, [(positions + text_tokens, num_frames)], hidden, dtype,
+                             num_frames * height * width * 3)
+
+
+def unet_config_estimate(config, scale: int, dtype, batch: int, num_frames: int, height: int, width: int) -> dict:
+    """`denoiser_estimate` of the LGVI video UNet from its config (a mapping): its first level's channels over every
+    latent pixel of every frame."""
+    return denoiser_estimate(batch, [(1, num_frames * (height // scale) * (width // scale))],
+                             config["block_out_channels"][0], dtype, num_frames * height * width * 3)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
+
+
+def folder_memory_estimate(folder, dtype, batch: int, num_frames: int, height: int, width: int) -> dict:
+    """The memory of running the pipeline folder `folder`, estimated from its files alone, before anything loads:
+    its weights (the bytes of its weight files, as stored) and `denoiser_estimate` of one guided denoising pass at
+    `num_frames` x `height` x `width` for its denoiser (Vchitect-2.0, a CogVideoX-derived transformer, or LGVI's
+    UNet, told apart by their configs). An empty dict when the folder's configs do not say."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+
+    def config(name):
+        try:
+            value = json.loads((folder / name / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def tokenizer_length(name):
+        try:
+            value = json.loads((folder / name / "tokenizer_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value.get("model_max_length") if isinstance(value, dict) else None
+
+    transformer, unet, vae = config("transformer"), config("unet"), config("vae") or {}
+    scale = 2 ** (len(vae.get("block_out_channels", (0,) * 4)) - 1)
+    try:
+        if transformer is not None and "max_text_seq_length" in transformer:  # RepVideo on CogVideoX, DaS
+            branches = 2 if transformer.get("num_tracking_blocks") else 1
+            parts = cogvideox_config_estimate(transformer, scale, int(vae.get("temporal_compression_ratio", 4)), dtype,
+                                              2 * batch * branches, num_frames, height, width)
+        elif transformer is not None:  # Vchitect-2.0: CLIP's text positions (77) and T5's (at most 256)
+            clip = int(tokenizer_length("tokenizer") or 77)
+            t5 = min(256, int(tokenizer_length("tokenizer_3") or 256))
+            parts = vchitect_config_estimate(transformer, scale, clip + t5, dtype, 2 * batch, num_frames, height, width)
+        elif unet is not None:  # LGVI: three guidance branches
+            parts = unet_config_estimate(unet, scale, dtype, 3 * batch, num_frames, height, width)
+        else:
+            return {}
+    except (KeyError, TypeError, ValueError):
+        return {}
+    weights = sum(path.stat().st_size for path in folder.rglob("*") if path.suffix in WEIGHT_SUFFIXES and path.is_file())
+    return {"weights": weights, **parts}
 
 
 # ---------------------------------------------------------------------------------------------------- folders

@@ -211,9 +211,8 @@ class InpaintByInstructionPipeline(DiffusionPipeline, CheckedLoraLoaderMixin, St
         )
         check_generator(generator, total)
         frames = video.shape[1]
-        parts = pipeline_utils.denoiser_estimate(
-            total * 3, [(1, frames * (height // self.vae_scale_factor) * (width // self.vae_scale_factor))],
-            self.unet.config.block_out_channels[0], self.unet.dtype, frames * height * width * 3)
+        parts = pipeline_utils.unet_config_estimate(self.unet.config, self.vae_scale_factor, self.unet.dtype, total * 3,
+                                                    frames, height, width)
         pipeline_utils.check_memory(f"num_frames={frames} at {height}x{width}", parts, self._execution_device)
         return batch, video
 

@@ -311,14 +311,10 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
         return num_prompts
 
     def _memory_estimate(self, batch_size: int, num_frames: int, height: int, width: int) -> dict:
-        """Estimated bytes of sampling and decoding (`pipeline_utils.denoiser_estimate`): the temporal attention holds
-        every frame of every token position (video and text) at once."""
-        patch = self.transformer.config.patch_size
-        positions = (height // self.vae_scale_factor // patch) * (width // self.vae_scale_factor // patch)
-        text = self.tokenizer_max_length + self.max_sequence_length_t5
-        hidden = self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim
-        return pipeline_utils.denoiser_estimate(batch_size, [(positions + text, num_frames)], hidden,
-                                                self.transformer.dtype, num_frames * height * width * 3)
+        """Estimated bytes of sampling and decoding (`pipeline_utils.vchitect_config_estimate`)."""
+        return pipeline_utils.vchitect_config_estimate(
+            self.transformer.config, self.vae_scale_factor, self.tokenizer_max_length + self.max_sequence_length_t5,
+            self.transformer.dtype, batch_size, num_frames, height, width)
 
     # ------------------------------------------------------------------ sampling
     def prepare_latents(self, batch_size, num_frames, height, width, device, generator, latents=None, dtype=None):
