@@ -22,6 +22,6 @@ def test_generate_refuses_fewer_than_one_pass_before_loading_a_model(tmp_path):
     result = run_vdp("generate", "a cat", "-o", tmp_path / "clip.mp4", "--freeinit", "0")
 
     assert result.returncode == 2
-    assert "argument --freeinit: freeinit=0 must be >= 1" in result.stderr
+    assert "argument --freeinit: freeinit=0 must be in 1..16" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
