@@ -62,10 +62,14 @@ class VDPEmbeddedVchitectLoader:
     def INPUT_TYPES(cls):
         return {"required": {}, "optional": _memory.memory_inputs()}
 
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return _comfy.cache_key(cls, **inputs)
+
     def load(self, memory="none"):
         _memory.check_memory(memory, _comfy.torch_device())
-        pipeline = _comfy._pack_export("load_embedded_vchitect_pipeline")()
-        return (_memory.place_pipeline(pipeline, memory, _comfy.torch_device()),)
+        build = _comfy._pack_export("load_embedded_vchitect_pipeline")
+        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
 
 
 class VDPVchitectSampler:

@@ -3,6 +3,7 @@
 import copy
 import json
 import pathlib
+import time
 
 from helpers import WORKFLOWS
 from PIL import Image
@@ -135,3 +136,29 @@ def test_loader_lists_and_loads_a_pipeline_from_a_model_folder(comfyui):
     (webp_path,) = saved_files(comfyui, history, SAVE_ID)
     with Image.open(webp_path) as webp:
         assert (webp.n_frames, webp.size) == (3, (48, 32))
+
+
+def test_embedded_loader_runs_the_trained_model_in_a_graph_and_loads_it_once(comfyui):
+    """The embedded Vchitect-2.0 (trained on the shapes world) through its loader: the graph saves 48x48 frames, and
+    two equal embedded loaders in one graph share one loaded pipeline (one load line in the server log)."""
+    graph = load_api_workflow("vchitect_tiny_t2v_api.json")
+    graph["1"] = {"inputs": {"memory": "none"}, "class_type": "VDPEmbeddedVchitectLoader"}
+    graph[SAMPLER_ID]["inputs"].update(prompt="a red circle moving right on a blue background", steps=2, frames=3,
+                                       width=48, height=48, cfg=5.0)
+    graph["5"] = {"inputs": {"memory": "none"}, "class_type": "VDPEmbeddedVchitectLoader"}
+    graph["6"] = copy.deepcopy(graph[SAMPLER_ID])
+    graph["6"]["inputs"]["pipeline"] = ["5", 0]
+    graph["7"] = copy.deepcopy(graph[SAVE_ID])
+    graph["7"]["inputs"].update(images=["6", 0], filename_prefix="vdp_vchitect_embedded_b")
+    graph[SAVE_ID]["inputs"]["filename_prefix"] = "vdp_vchitect_embedded"
+    log_before = comfyui.log_text()
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (webp_path,) = saved_files(comfyui, history, SAVE_ID)
+    with Image.open(webp_path) as webp:
+        assert (webp.n_frames, webp.size) == (3, (48, 48))
+    line = "loaded pipeline VDPEmbeddedVchitectLoader(memory='none') on cpu"
+    deadline = time.monotonic() + 10
+    while line not in comfyui.log_text()[len(log_before):] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert comfyui.log_text()[len(log_before):].count(line) == 1
