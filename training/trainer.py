@@ -12,7 +12,8 @@ Randomness is keyed on the micro-batch, not on a running generator: micro-batch 
 draws its noise, timesteps and dropout from a generator seeded with ``(seed, m * W + r)`` and reads data batch
 ``m * W + r`` of a seeded epoch order. So a resumed run continues exactly the curve of an uninterrupted one, and DDP
 on ``W`` processes takes the same optimiser steps as one process with ``W`` times the gradient accumulation (the
-same samples and noise, the gradients averaged the same way).
+same samples and noise, the gradients averaged the same way). The VAE's posterior sample of a video is keyed on the
+sample itself, so training from ``--precompute``'s cache gives the losses of encoding every step.
 """
 
 from __future__ import annotations
@@ -348,12 +349,8 @@ class Trainer:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         acc.wait_for_everyone()
-        with torch.no_grad():
-            for index in range(acc.process_index, len(self.data), acc.num_processes):
-                batch = self._to_device(collate([self.data[index]]))
-                torch.manual_seed(self._seed_for(index))
-                write_cache(staging, index, self.spec.prepare_latents(self.components, batch),
-                            self.spec.prepare_conditions(self.components, batch))
+        for index in range(acc.process_index, len(self.data), acc.num_processes):
+            write_cache(staging, index, *self._encode(index))
         acc.wait_for_everyone()
         if acc.is_main_process:
             finish_cache(staging, cache, len(self.data), cache.name)
@@ -444,8 +441,15 @@ class Trainer:
             cached = CachedData(self.cache_dir, len(self.data))
             batch = self._to_device(collate_cached([cached[i] for i in indices]))
             return batch["latents"], batch["conditions"]
-        batch = self._to_device(collate([self.data[i] for i in indices]))
-        torch.manual_seed(self._seed_for(global_batch))
+        batch = collate_cached([dict(zip(("latents", "conditions"), self._encode(index))) for index in indices])
+        return batch["latents"], batch["conditions"]
+
+    def _encode(self, index: int):
+        """Sample ``index``'s latents and conditions (batch dimension 1). Their randomness (the VAE's posterior
+        sample) is seeded by the sample, as ``--precompute`` encodes it once, so a run that encodes every step trains
+        on the same latents as one that reads them from the cache."""
+        batch = self._to_device(collate([self.data[index]]))
+        torch.manual_seed(self._seed_for(index))
         with torch.no_grad():
             return self.spec.prepare_latents(self.components, batch), self.spec.prepare_conditions(self.components, batch)
 
