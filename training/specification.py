@@ -143,22 +143,11 @@ class ModelSpecification(abc.ABC):
             loss = loss + extra
         return loss
 
-    def denoiser_stages(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
-                        conditions: Mapping[str, torch.Tensor], *,
-                        generator: Optional[torch.Generator] = None, training: bool = True) -> DenoiserStages:
-        """The same step as :meth:`forward`, cut for local learning. Families without it say so."""
-        raise NotImplementedError(f"model {self.name!r} does not support local-learning modes yet")
-
-    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
-        """``(blocks, head modules)`` of the denoiser, as :meth:`denoiser_stages` gives them, without a batch (the
-        trainer builds local learning's auxiliary networks from them before the first step)."""
-        raise NotImplementedError(f"model {self.name!r} does not support local-learning modes yet")
-
+    @abc.abstractmethod
     def validation_video(self, components: Mapping[str, Any], batch: Mapping[str, Any], *,
                          num_inference_steps: int, generator: Optional[torch.Generator] = None):
         """Frames ``[F, H, W, 3]`` in 0..1 (numpy) the pipeline makes for the first sample of a raw ``batch``, for the
-        trainer's validation videos. Families without it say so."""
-        raise NotImplementedError(f"model {self.name!r} has no validation video yet")
+        trainer's validation videos."""
 
     # -- what trains, how it is saved ------------------------------------------------------------
     def add_lora(self, components: Mapping[str, Any], *, rank: int, alpha: Optional[float] = None,
@@ -187,3 +176,19 @@ class ModelSpecification(abc.ABC):
     @abc.abstractmethod
     def save(self, components: Mapping[str, Any], output_dir: str, *, training_type: str) -> None:
         """Write the result: a complete pipeline folder (full) or a diffusers-format LoRA file (lora)."""
+
+
+class LocalLearningSpecification(abc.ABC):
+    """What a specification adds to train by local learning (``training/local_learning``): its denoiser's step cut
+    into a prelude, per-block and head callables, and the modules the auxiliary networks are built from."""
+
+    @abc.abstractmethod
+    def denoiser_stages(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
+                        conditions: Mapping[str, torch.Tensor], *,
+                        generator: Optional[torch.Generator] = None, training: bool = True) -> DenoiserStages:
+        """The same step as :meth:`ModelSpecification.forward`, cut for local learning."""
+
+    @abc.abstractmethod
+    def denoiser_modules(self, components: Mapping[str, Any]) -> Tuple[List[nn.Module], List[nn.Module]]:
+        """``(blocks, head modules)`` of the denoiser, as :meth:`denoiser_stages` gives them, without a batch (the
+        trainer builds local learning's auxiliary networks from them before the first step)."""

@@ -41,6 +41,11 @@ class LocalLearningStep(TrainingStep):
         self.learner: LocalLearner = None
 
     def extra_parameters(self, trainer) -> List[nn.Parameter]:
+        from ..specification import LocalLearningSpecification
+
+        if not isinstance(trainer.spec, LocalLearningSpecification):
+            raise ValueError(f"local_learning={self.config.mode!r}: model {trainer.spec.name!r} cannot be trained by "
+                             f"local learning (its specification does not cut its denoiser into stages)")
         blocks, head = trainer.spec.denoiser_modules(trainer.components)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(trainer.settings.seed)

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
+from ..specification import DenoiserStages, ForwardOutput, LocalLearningSpecification, ModelSpecification
 from ._folders import write_folder
 from ._lora import write_transformer_lora
 
@@ -52,7 +52,7 @@ class RepVideoTrainingRecipe:
 REPVIDEO_RECIPE = RepVideoTrainingRecipe()
 
 
-class RepVideoSpecification(ModelSpecification):
+class RepVideoSpecification(ModelSpecification, LocalLearningSpecification):
     """The RepVideo family (``CogVideoXRepVideoPipeline``): the DiT and its gates train, fully or through LoRA."""
 
     name = "repvideo"

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from ..specification import DenoiserStages, ForwardOutput, ModelSpecification
+from ..specification import DenoiserStages, ForwardOutput, LocalLearningSpecification, ModelSpecification
 from ._folders import write_folder
 from ._lora import write_transformer_lora
 
@@ -63,7 +63,7 @@ class VchitectTrainingRecipe:
 VCHITECT_RECIPE = VchitectTrainingRecipe()
 
 
-class VchitectSpecification(ModelSpecification):
+class VchitectSpecification(ModelSpecification, LocalLearningSpecification):
     """The Vchitect-2.0 family (``VchitectRepVideoPipeline``): the transformer trains, fully or through LoRA."""
 
     name = "vchitect"
