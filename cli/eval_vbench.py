@@ -101,12 +101,7 @@ def _run_vbench(args, parser) -> int:
         parser.error(f"argument videos: videos='{args.videos}' is not a folder")
     if args.mode == "custom" and not os.path.exists(args.videos):
         parser.error(f"argument videos: videos='{args.videos}' does not exist")
-    if args.batch_size < 1:
-        parser.error(f"argument --batch-size: batch_size={args.batch_size} must be at least 1")
-    if args.weights_dir is not None and not os.path.isdir(args.weights_dir):
-        parser.error(f"argument --weights-dir: weights_dir='{args.weights_dir}' is not a folder")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder")
+    _check_common(args, parser)
     if not args.name or os.sep in args.name or "/" in args.name or args.name in (".", ".."):
         parser.error(f"argument --name: name='{args.name}' must be a file name prefix without path separators")
     if os.path.abspath(args.output) == os.path.abspath(args.videos) and args.mode == "custom":
@@ -116,14 +111,7 @@ def _run_vbench(args, parser) -> int:
     from ..evaluation.vbench import evaluate, vbench_totals
     from ..evaluation.vbench.results import results_path
 
-    device = args.device
-    if device != "cpu":
-        import torch
-
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif not torch.cuda.is_available():
-            parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    device = _device(args, parser)
     try:
         results = evaluate(
             args.videos, dimensions, weights_dir, mode=args.mode, name=args.name, output_dir=args.output,
@@ -182,26 +170,14 @@ def _run_static_filter(args, parser) -> int:
 
     if not os.path.isdir(args.videos):
         parser.error(f"argument videos: videos='{args.videos}' is not a folder")
-    if args.batch_size < 1:
-        parser.error(f"argument --batch-size: batch_size={args.batch_size} must be at least 1")
-    if args.weights_dir is not None and not os.path.isdir(args.weights_dir):
-        parser.error(f"argument --weights-dir: weights_dir='{args.weights_dir}' is not a folder")
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder")
+    _check_common(args, parser)
     if os.path.abspath(args.output) == os.path.abspath(args.videos):
         parser.error("argument -o/--output: the output folder must not be the videos folder")
     weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
 
     from ..evaluation.vbench.static_filter import static_filter
 
-    device = args.device
-    if device != "cpu":
-        import torch
-
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif not torch.cuda.is_available():
-            parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    device = _device(args, parser)
     try:
         results = static_filter(args.videos, args.output, weights_dir, device=device, batch_size=args.batch_size,
                                 progress=True)
@@ -212,3 +188,26 @@ def _run_static_filter(args, parser) -> int:
     print(f"{sum(e['static_count'] for e in judged)} static video(s) for {len(judged)} prompt(s) copied to "
           f"{os.path.join(args.output, 'filtered_videos')}; {short} of {len(results)} prompts have fewer than 5")
     return 0
+
+
+def _check_common(args, parser) -> None:
+    """The checks `vbench` and `static-filter` share (torch-free): batch size, weights folder, output folder."""
+    if args.batch_size < 1:
+        parser.error(f"argument --batch-size: batch_size={args.batch_size} must be at least 1")
+    if args.weights_dir is not None and not os.path.isdir(args.weights_dir):
+        parser.error(f"argument --weights-dir: weights_dir='{args.weights_dir}' is not a folder")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder")
+
+
+def _device(args, parser) -> str:
+    """--device, or cuda when torch finds it (else cpu); exit 2 for cuda without a CUDA device."""
+    device = args.device
+    if device != "cpu":
+        import torch
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif not torch.cuda.is_available():
+            parser.error("argument --device: device='cuda' but torch finds no CUDA device")
+    return device
