@@ -41,6 +41,18 @@ def add_subcommand(subcommands) -> None:
     vbench.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
     vbench.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
     vbench.add_argument("--no-resume", action="store_true", help="recompute dimensions already in the results file")
+    backend = vbench.add_argument_group(
+        "model backend", "object_class, multiple_objects, color, spatial_relationship (GRiT), scene (Tag2Text) and "
+        "camera_motion (CoTracker, custom mode) run their model in another environment, or read its outputs")
+    backend.add_argument("--detector-python", metavar="PYTHON",
+                         help="Python of an environment with the official vbench (and detectron2 for GRiT); the "
+                              "pack sends it the frames and scores what it detects")
+    backend.add_argument("--detections", metavar="FILE",
+                         help="a model-outputs JSON file (from --save-detections) used instead of the backend")
+    backend.add_argument("--save-detections", metavar="FILE",
+                         help="with --detector-python: add the backend's outputs to FILE, to rescore without it")
+    backend.add_argument("--tracker-repo", metavar="DIR",
+                         help="camera_motion: a local clone of facebookresearch/co-tracker for torch.hub")
     vbench.set_defaults(run=functools.partial(_run_vbench, parser=vbench))
 
     totals = subcommands.add_parser(
@@ -107,8 +119,10 @@ def _run_vbench(args, parser) -> int:
     if os.path.abspath(args.output) == os.path.abspath(args.videos) and args.mode == "custom":
         parser.error("argument -o/--output: the output folder must not be the videos folder in custom mode")
     weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
+    dimension_options = _backend_options(args, parser, dimensions)
 
     from ..evaluation.vbench import evaluate, vbench_totals
+    from ..evaluation.vbench.backend import BackendError
     from ..evaluation.vbench.results import results_path
 
     device = _device(args, parser)
@@ -116,12 +130,12 @@ def _run_vbench(args, parser) -> int:
         results = evaluate(
             args.videos, dimensions, weights_dir, mode=args.mode, name=args.name, output_dir=args.output,
             special_str=args.special_str, device=device, batch_size=args.batch_size, resume=not args.no_resume,
-            progress=True,
+            progress=True, dimension_options=dimension_options,
         )
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except (ValueError, FileNotFoundError, KeyError, BackendError) as error:
         return _fail("vdp eval vbench", error)
     width = max(len(name) for name in results)
-    for name, (aggregate, per_video) in results.items():
+    for name, (aggregate, *_, per_video) in results.items():
         print(f"{name:<{width}}  {aggregate:.6f}  ({len(per_video)} videos)")
     totals = vbench_totals(results)
     print(f"wrote {results_path(args.output, args.name)}; with the dimensions not scored counted as 0: "
@@ -188,6 +202,39 @@ def _run_static_filter(args, parser) -> int:
     print(f"{sum(e['static_count'] for e in judged)} static video(s) for {len(judged)} prompt(s) copied to "
           f"{os.path.join(args.output, 'filtered_videos')}; {short} of {len(results)} prompts have fewer than 5")
     return 0
+
+
+BACKEND_DIMENSIONS = ("object_class", "multiple_objects", "color", "spatial_relationship", "scene", "camera_motion")
+
+
+def _backend_options(args, parser, dimensions) -> dict:
+    """{dimension: options} of the backend dimensions from --detector-python / --detections / --save-detections /
+    --tracker-repo, checked (torch-free)."""
+    chosen = [name for name in dimensions if name in BACKEND_DIMENSIONS]
+    given = {flag: value for flag, value in (("--detector-python", args.detector_python),
+                                             ("--detections", args.detections),
+                                             ("--save-detections", args.save_detections),
+                                             ("--tracker-repo", args.tracker_repo)) if value is not None}
+    if not chosen:
+        if given:
+            parser.error(f"argument {next(iter(given))}: only {', '.join(BACKEND_DIMENSIONS)} use a model backend")
+        return {}
+    if (args.detector_python is None) == (args.detections is None):
+        parser.error(f"argument --detector-python: {', '.join(chosen)} need either --detector-python or --detections")
+    if args.detector_python is not None and not os.access(args.detector_python, os.X_OK):
+        parser.error(f"argument --detector-python: detector_python='{args.detector_python}' is not an executable file")
+    if args.detections is not None and not os.path.isfile(args.detections):
+        parser.error(f"argument --detections: detections='{args.detections}' is not a file")
+    if args.save_detections is not None and args.detector_python is None:
+        parser.error("argument --save-detections: needs --detector-python")
+    options = {}
+    for name in chosen:
+        option = {"backend_python": args.detector_python, "model_outputs": args.detections,
+                  "save_model_outputs": args.save_detections}
+        if name == "camera_motion":
+            option["tracker_repo"] = args.tracker_repo
+        options[name] = {key: value for key, value in option.items() if value is not None}
+    return options
 
 
 def _check_common(args, parser) -> None:

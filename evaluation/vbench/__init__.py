@@ -221,8 +221,15 @@ def evaluate(
         raise ValueError(
             f"checkpoints names {unknown}, which no dimension of {dimensions} reads; allowed keys: {sorted(known_keys)}"
         )
-    checkpoint_paths = {dimension: resolve_checkpoints(dimension, weights_dir, checkpoints) for dimension in to_compute}
     modules = {dimension: dimension_module(dimension) for dimension in to_compute}
+    for dimension in to_compute:  # a backend dimension checks its options (backend, model-outputs file) here
+        if hasattr(modules[dimension], "check_options"):
+            modules[dimension].check_options([path for path, _, _ in videos_of[dimension]], **options.get(dimension, {}))
+    checkpoint_paths = {
+        dimension: resolve_checkpoints(dimension, weights_dir, checkpoints)
+        if getattr(modules[dimension], "needs_checkpoints", lambda **_: True)(**options.get(dimension, {})) else {}
+        for dimension in to_compute
+    }
 
     # how many of the dimensions still to compute need each video: a decoded video is dropped after its last one
     uses = {}
@@ -247,7 +254,7 @@ def evaluate(
         if progress:
             print(f"{dimension}: scoring {len(paths)} video(s)", flush=True)
         try:
-            aggregate, per_video = modules[dimension].compute(
+            aggregate, *extras, per_video = modules[dimension].compute(
                 frames,
                 checkpoints=checkpoint_paths[dimension],
                 device=device,
@@ -265,13 +272,17 @@ def evaluate(
             uses[path] -= 1
             if uses[path] == 0:
                 decoded.pop(path, None)
-        if len(per_video) != len(paths):
+        if getattr(modules[dimension], "SKIPS_VIDEOS", False):  # color: entries of the videos kept, with their paths
+            entries = [dict(score) for score in per_video]
+        elif len(per_video) != len(paths):
             raise RuntimeError(f"{dimension}: {len(per_video)} per-video results for {len(paths)} videos")
-        entries = []
-        for path, score in zip(paths, per_video):
-            extras = dict(score) if isinstance(score, Mapping) else {"video_results": score}
-            entries.append({"video_path": path, **extras})
-        results[dimension] = [float(aggregate), entries]
+        else:
+            entries = []
+            for path, score in zip(paths, per_video):
+                fields = dict(score) if isinstance(score, Mapping) else {"video_results": score}
+                entries.append({"video_path": path, **fields})
+        # camera_motion keeps its per-type means between the aggregate and the videos, as the official file does
+        results[dimension] = [float(aggregate), *extras, entries]
         if target is not None:
             write_results(results, target)
     return {dimension: results[dimension] for dimension in dimensions}

@@ -58,8 +58,16 @@ def test_prompts_lists_a_dimension_and_its_file_names():
 
 ARGUMENT_ERRORS = [
     (["vbench", "{videos}", "--dimensions", "colr", "-o", "{out}"], "dimension 'colr' is not a VBench dimension"),
-    (["vbench", "{videos}", "--dimensions", "color", "--mode", "custom", "-o", "{out}"],
+    (["vbench", "{videos}", "--dimensions", "i2v_background", "--mode", "custom", "-o", "{out}"],
      "is not computed by this version"),
+    (["vbench", "{videos}", "--dimensions", "color", "--mode", "custom", "-o", "{out}"],
+     "custom input cannot score ['color']"),
+    (["vbench", "{videos}", "--dimensions", "scene", "--detections", "{videos}/none.json", "-o", "{out}"],
+     "argument --detections: detections='"),
+    (["vbench", "{videos}", "--dimensions", "object_class", "--detector-python", "{videos}/python", "-o", "{out}"],
+     "is not an executable file"),
+    (["vbench", "{videos}", "--dimensions", "temporal_flickering", "--detections", "{videos}", "-o", "{out}"],
+     "only object_class, multiple_objects, color, spatial_relationship, scene, camera_motion use a model backend"),
     (["vbench", "{videos}/nowhere", "--dimensions", "temporal_flickering", "-o", "{out}"], "is not a folder"),
     (["vbench", "{videos}", "--dimensions", "temporal_flickering", "--batch-size", "0", "-o", "{out}"],
      "batch_size=0 must be at least 1"),
