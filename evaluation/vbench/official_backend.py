@@ -110,6 +110,10 @@ def main(argv):
         request = json.load(stream)
     if request.get("protocol") != PROTOCOL or request.get("version") != VERSION:
         sys.exit(f"request {argv[1]!r} is not {PROTOCOL!r} version {VERSION}")
+    try:  # before torch loads: a Python without the official package is told so at once
+        import vbench  # noqa: F401
+    except ImportError as error:
+        sys.exit(f"this Python ({sys.executable}) cannot import the official vbench package: {error}")
     task = request["task"]
     if task in ("grit_objectdet", "grit_densecap"):
         outputs = run_grit(request, dense=task == "grit_densecap")

@@ -280,19 +280,73 @@ class DenseCaptioning:
 '''
 
 
+FAKE_TAG2TEXT = '''
+class Caption:
+    """Canned Tag2Text: a bright frame is "a busy street at night", a dark one "a dark room"."""
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        return self
+
+    def generate(self, images, tag_input=None, return_tag_predict=False):
+        assert tuple(images.shape) == (16, 3, 384, 384) and tag_input is None and return_tag_predict
+        return ["a busy street at night" if image.mean() > 100 else "a dark room" for image in images], None
+
+
+def tag2text_caption(pretrained, image_size, vit):
+    assert open(pretrained).read() == "canned" and (image_size, vit) == (384, "swin_b")
+    return Caption()
+'''
+
+FAKE_UTILS = '''
+import torch
+
+def tag2text_transform(n_px):
+    return lambda frame: torch.from_numpy(frame).permute(2, 0, 1).float()
+'''
+
+FAKE_HUBCONF = '''
+import torch
+
+
+class Tracker(torch.nn.Module):
+    """Canned CoTracker: a 10 x 10 grid that every frame moves 5 pixels to the right (a pan to the left)."""
+
+    def forward(self, video, grid_size):
+        assert video.dtype == torch.float32 and video.shape[0] == 1 and grid_size == 10
+        steps = torch.arange(video.shape[1], dtype=torch.float32)
+        grid = torch.stack(torch.meshgrid(torch.linspace(4, 60, 10), torch.linspace(4, 50, 10), indexing="xy"), -1)
+        tracks = grid.reshape(1, 1, 100, 2) + torch.stack([steps * 5, steps * 0], -1).reshape(1, -1, 1, 2)
+        return tracks, torch.ones(tracks.shape[:-1])
+
+
+def cotracker2():
+    return Tracker()
+'''
+
+
 @pytest.fixture
 def fake_official_env(tmp_path, monkeypatch):
-    """A `vbench` package whose GRiT answers canned detections, on the backend's PYTHONPATH."""
+    """A `vbench` package whose GRiT and Tag2Text answer canned outputs, on the backend's PYTHONPATH, a local
+    torch.hub repository with a canned `cotracker2`, and the checkpoint files."""
     root = tmp_path / "env"
     package = root / "vbench" / "third_party"
-    package.mkdir(parents=True)
-    (root / "vbench" / "__init__.py").write_text("")
-    (package / "__init__.py").write_text("")
+    (package / "tag2Text").mkdir(parents=True)
+    for init in (root / "vbench", package, package / "tag2Text"):
+        (init / "__init__.py").write_text("")
     (package / "grit_model.py").write_text(textwrap.dedent(FAKE_GRIT))
+    (package / "tag2Text" / "tag2text.py").write_text(textwrap.dedent(FAKE_TAG2TEXT))
+    (root / "vbench" / "utils.py").write_text(textwrap.dedent(FAKE_UTILS))
+    (tmp_path / "co-tracker").mkdir()
+    (tmp_path / "co-tracker" / "hubconf.py").write_text(textwrap.dedent(FAKE_HUBCONF))
     monkeypatch.setenv("PYTHONPATH", str(root))
-    weight = tmp_path / "grit_b_densecap_objectdet.pth"
-    weight.write_text("canned")
-    return {"grit": str(weight)}
+    checkpoints = {"grit": str(tmp_path / "grit_b_densecap_objectdet.pth"),
+                   "tag2text": str(tmp_path / "tag2text_swin_14m.pth")}
+    for path in checkpoints.values():
+        Path(path).write_text("canned")
+    return {**checkpoints, "tracker_repo": str(tmp_path / "co-tracker")}
 
 
 def brightness_clip(tmp_path, levels, name="a dog and a cat-0.mp4"):
@@ -304,18 +358,23 @@ def brightness_clip(tmp_path, levels, name="a dog and a cat-0.mp4"):
 
 
 def test_backend_subprocess_scores_the_canned_detector(tmp_path, fake_official_env):
-    # 10 frames: dark 0..4, bright 5..9; middle 16 of 10 = 0..9 then 9 six times: 11 bright frames
-    video, path = brightness_clip(tmp_path, [20] * 5 + [200] * 5)
-    aggregate, entries = multiple_objects.compute(
-        [video], checkpoints=fake_official_env, video_paths=[path], auxiliary_info=[{"object": "dog and cat"}],
-        backend_python=sys.executable, save_model_outputs=str(tmp_path / "saved.json"),
+    # 10 frames: dark 0..3, bright 4..7, failing 8..9; the middle 16 of 10 are 0..9 then 9 six times
+    video, path = brightness_clip(tmp_path, [20] * 4 + [200] * 4 + [255] * 2, name="a dog and a cat-0.mp4")
+    saved = str(tmp_path / "saved.json")
+    aggregate, entries = object_class.compute(
+        [video], checkpoints=fake_official_env, video_paths=[path], auxiliary_info=[{"object": "dog"}],
+        backend_python=sys.executable, save_model_outputs=saved,
     )
-    assert aggregate == 11 / 16
-    assert entries == [{"video_results": 11 / 16, "success_frame_count": 11, "frame_count": 16}]
-    # the saved outputs rescore without the backend, to the same numbers
-    again = multiple_objects.compute([video], checkpoints={}, video_paths=[path],
-                                     auxiliary_info=[{"object": "dog and cat"}], model_outputs=str(tmp_path / "saved.json"))
-    assert again == (aggregate, entries)
+    # a failing frame detects nothing for object_class
+    assert (aggregate, entries) == (4 / 16, [{"video_results": 4 / 16, "success_frame_count": 4, "frame_count": 16}])
+    records = json.loads(Path(saved).read_text())["grit_objectdet"]["a dog and a cat-0.mp4"]
+    assert [("error" in r, len(r.get("captions", []))) for r in records] == [(False, 0)] * 4 + [(False, 2)] * 4 + [
+        (True, 0)] * 8
+    assert records[4]["captions"][1] == ["a white cat", [40, 2, 80, 40]] and records[4]["objects"] == ["dog", "cat"]
+    # the saved outputs score multiple_objects without the backend, which stops at the first failing frame
+    with pytest.raises(ValueError, match=r"detector failed on videos\[0\] frame 8: RuntimeError: canned failure"):
+        multiple_objects.compute([video], checkpoints={}, video_paths=[path], auxiliary_info=[{"object": "dog and cat"}],
+                                 model_outputs=saved)
 
 
 def test_backend_dense_captions_feed_color(tmp_path, fake_official_env):
@@ -327,17 +386,36 @@ def test_backend_dense_captions_feed_color(tmp_path, fake_official_env):
     assert (aggregate, entries) == (1.0, [{"video_path": path, "video_results": 1.0, "cur_success_frame_rate": 1.0}])
 
 
-def test_a_detector_exception_is_an_empty_frame_for_object_class(tmp_path, fake_official_env):
-    video, path = brightness_clip(tmp_path, [200] * 8 + [255] * 8, name="a dog-0.mp4")
-    aggregate, entries = object_class.compute([video], checkpoints=fake_official_env, video_paths=[path],
-                                              auxiliary_info=[{"object": "dog"}], backend_python=sys.executable)
-    assert entries[0]["success_frame_count"] == 8 and aggregate == 0.5
+def test_backend_captions_feed_scene(tmp_path, fake_official_env):
+    video, path = brightness_clip(tmp_path, [20] * 5 + [200] * 5, name="street-0.mp4")
+    saved = str(tmp_path / "captions.json")
+    aggregate, entries = scene.compute([video], checkpoints=fake_official_env, video_paths=[path],
+                                       auxiliary_info=[{"scene": {"scene": "street"}}], backend_python=sys.executable,
+                                       save_model_outputs=saved)
+    assert (aggregate, entries[0]["success_frame_count"]) == (11 / 16, 11)
+    # "busy street" holds every word of "bus street" as a substring
+    again = scene.compute([video], checkpoints={}, video_paths=[path], model_outputs=saved,
+                          auxiliary_info=[{"scene": {"scene": "bus street"}}])
+    assert again[0] == 11 / 16
+
+
+def test_backend_tracks_feed_camera_motion(tmp_path, fake_official_env):
+    videos, paths = [], []
+    for name in ("a street, camera pans left-0.mp4", "a street, camera zooms in-0.mp4"):
+        video, path = brightness_clip(tmp_path, [100] * 6, name=name)
+        videos.append(video)
+        paths.append(path)
+    aggregate, per_type, entries = camera_motion.compute(
+        videos, video_paths=paths, backend_python=sys.executable, tracker_repo=fake_official_env["tracker_repo"])
+    assert aggregate == 0.5
+    assert [entry["predict_type"] for entry in entries] == [["pan_left"], ["pan_left"]]
+    assert per_type["pan_left"] == 1.0 and per_type["zoom_in"] == 0.0 and np.isnan(per_type["static"])
 
 
 def test_a_failing_backend_is_named_with_its_error(tmp_path, fake_official_env, monkeypatch):
     video, path = brightness_clip(tmp_path, [200] * 4)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "nowhere"))
-    with pytest.raises(BackendError, match=r"grit_objectdet backend .*exit status 1:[\s\S]*No module named 'vbench'"):
+    with pytest.raises(BackendError, match=r"grit_objectdet backend .*exit status 1:[\s\S]*cannot import the official vbench package"):
         object_class.compute([video], checkpoints=fake_official_env, video_paths=[path],
                              auxiliary_info=[{"object": "dog"}], backend_python=sys.executable)
 
