@@ -204,12 +204,11 @@ def _run_static_filter(args, parser) -> int:
     return 0
 
 
-BACKEND_DIMENSIONS = ("object_class", "multiple_objects", "color", "spatial_relationship", "scene", "camera_motion")
-
-
 def _backend_options(args, parser, dimensions) -> dict:
     """{dimension: options} of the backend dimensions from --detector-python / --detections / --save-detections /
     --tracker-repo, checked (torch-free)."""
+    from ..evaluation.vbench.backend import BACKEND_DIMENSIONS, backend_options
+
     chosen = [name for name in dimensions if name in BACKEND_DIMENSIONS]
     given = {flag: value for flag, value in (("--detector-python", args.detector_python),
                                              ("--detections", args.detections),
@@ -227,14 +226,8 @@ def _backend_options(args, parser, dimensions) -> dict:
         parser.error(f"argument --detections: detections='{args.detections}' is not a file")
     if args.save_detections is not None and args.detector_python is None:
         parser.error("argument --save-detections: needs --detector-python")
-    options = {}
-    for name in chosen:
-        option = {"backend_python": args.detector_python, "model_outputs": args.detections,
-                  "save_model_outputs": args.save_detections}
-        if name == "camera_motion":
-            option["tracker_repo"] = args.tracker_repo
-        options[name] = {key: value for key, value in option.items() if value is not None}
-    return options
+    return backend_options(chosen, backend_python=args.detector_python, model_outputs=args.detections,
+                           save_model_outputs=args.save_detections, tracker_repo=args.tracker_repo)
 
 
 def _check_common(args, parser) -> None:

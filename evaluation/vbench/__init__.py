@@ -190,6 +190,14 @@ def evaluate(
     video_paths, prompts, auxiliary_info, fps)` receives the decoded uint8 [F,H,W,3] frames of all its videos at
     once (so it batches frames across videos) with each video's path, prompt, auxiliary info of the suite (None
     when there is none) and frame rate; a decoded video is kept only while a later dimension still needs it.
+
+    The dimensions whose models run outside the pack (object_class, multiple_objects, color, spatial_relationship,
+    scene, camera_motion; see `backend.py`) take their backend in `dimension_options`: {"backend_python": the
+    Python of an environment with the official vbench} or {"model_outputs": a model-outputs file}, optionally
+    "save_model_outputs" and, for camera_motion, "tracker_repo"; `backend.backend_options(dimensions, ...)` builds
+    them. Such a module's `check_options(video_paths, **options)` runs with the checks above and its
+    `needs_checkpoints(**options)` tells whether its checkpoint is read; color lists only the videos it kept
+    (`SKIPS_VIDEOS`) and camera_motion returns [aggregate, per-type means, per-video], as the official files do.
     """
     dimensions = check_dimensions(dimensions)
     if mode not in MODES:

@@ -42,6 +42,23 @@ class BackendError(RuntimeError):
     """The backend process failed (its exit status and the end of its error output are in the message)."""
 
 
+BACKEND_DIMENSIONS = ("object_class", "multiple_objects", "color", "spatial_relationship", "scene", "camera_motion")
+
+
+def backend_options(dimensions: Sequence[str], *, backend_python=None, model_outputs=None, save_model_outputs=None,
+                    tracker_repo=None) -> Dict[str, Dict]:
+    """`evaluate(..., dimension_options=...)` for the backend dimensions among `dimensions`: the same backend
+    Python (or model-outputs file) for all of them, `tracker_repo` for camera_motion."""
+    given = {"backend_python": backend_python, "model_outputs": model_outputs,
+             "save_model_outputs": save_model_outputs}
+    options = {}
+    for name in dimensions:
+        if name in BACKEND_DIMENSIONS:
+            option = dict(given, tracker_repo=tracker_repo) if name == "camera_motion" else dict(given)
+            options[name] = {key: value for key, value in option.items() if value is not None}
+    return options
+
+
 def check_output(task: str, output, frames: Optional[int], where: str):
     """`output` (one video's model output of `task`) checked; ValueError naming `where` and what is allowed."""
     if task in ("grit_objectdet", "grit_densecap"):

@@ -104,7 +104,12 @@ def standard_videos(
     """dimension -> [{'prompt_en', 'video_list', 'auxiliary_info'?}] of the suite's files in `folder`.
 
     FileNotFoundError listing every missing file (at most 20 named, with the count)."""
+    from .totals import I2V_DIMENSIONS
+
     for dimension in dimensions:
+        if dimension in I2V_DIMENSIONS:
+            raise ValueError(f"{dimension} is a VBench-I2V dimension, whose suite is not shipped: score it in custom "
+                             f"mode (the file names say what they show)")
         check_dimension(dimension)
     names = _folder_videos(folder)
     if ext is None:
