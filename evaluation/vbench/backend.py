@@ -26,7 +26,8 @@ import json
 import os
 import subprocess
 import tempfile
-from typing import Dict, List, Mapping, Optional, Sequence
+import time
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -36,6 +37,8 @@ OUTPUTS_FORMAT = "vdp-vbench-model-outputs"
 TASKS = ("grit_objectdet", "grit_densecap", "tag2text", "cotracker")
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "official_backend.py")
 GRID_POINTS = 100
+# videos whose frame files may wait for the backend at once
+AHEAD = 2
 
 
 class BackendError(RuntimeError):
@@ -140,33 +143,52 @@ def check_backend_python(python, name: str) -> str:
     return python
 
 
-def run_backend(python, task: str, frames: Sequence[np.ndarray], *, checkpoint: Optional[str], device, name: str,
-                resize_to: Optional[Sequence] = None, frame_count: Optional[int] = None) -> List:
-    """Each video's `task` output from `official_backend.py` run by `python` on `frames` (uint8 [F,H,W,3] each,
-    resized there to `resize_to[i]` (H, W) when given); BackendError naming the backend, its exit status and the
-    end of its error output when it fails, ValueError when its response breaks the protocol."""
+def run_backend(python, task: str, frames: Iterable[np.ndarray], count: int, *, checkpoint: Optional[str], device,
+                name: str, resize_to: Optional[Sequence] = None, frame_count: Optional[int] = None) -> List:
+    """Each video's `task` output from `official_backend.py` run by `python` on the `count` videos of `frames`
+    (uint8 [F,H,W,3] each, resized there to `resize_to[i]` (H, W) when given). The videos are handed over one
+    file at a time while the backend runs, at most AHEAD of them waiting, so the disk holds a few videos' frames,
+    not all. BackendError naming the backend, its exit status and the end of its output when it fails, ValueError
+    when its response breaks the protocol."""
     python = check_backend_python(python, name)
     with tempfile.TemporaryDirectory(prefix="vdp-vbench-backend-") as work:
-        videos = []
-        for index, video in enumerate(frames):
-            file = os.path.join(work, f"frames_{index}.npy")
-            np.save(file, np.ascontiguousarray(video, dtype=np.uint8))
-            size = None if resize_to is None or resize_to[index] is None else [int(v) for v in resize_to[index]]
-            videos.append({"id": str(index), "frames": file, "resize_to": size})
+        videos = [
+            {"id": str(index), "frames": os.path.join(work, f"frames_{index}.npy"),
+             "resize_to": None if resize_to is None or resize_to[index] is None else [int(v) for v in resize_to[index]]}
+            for index in range(count)
+        ]
         response_file = os.path.join(work, "response.json")
         request = {"protocol": PROTOCOL, "version": VERSION, "task": task, "checkpoint": checkpoint,
                    "device": str(device), "videos": videos, "output": response_file}
         request_file = os.path.join(work, "request.json")
         with open(request_file, "w", encoding="utf-8") as stream:
             json.dump(request, stream)
-        completed = subprocess.run([python, RUNNER, request_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, errors="replace")
-        if completed.returncode != 0:
-            tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-15:])
-            raise BackendError(
-                f"{name}: the {task} backend ({python} {os.path.basename(RUNNER)}) failed with exit status "
-                f"{completed.returncode}:\n{tail}"
-            )
+        with open(os.path.join(work, "backend.log"), "w+", encoding="utf-8", errors="replace") as log:
+            process = subprocess.Popen([python, RUNNER, request_file], stdout=log, stderr=log)
+            try:
+                for index, video in enumerate(frames):
+                    while process.poll() is None and sum(
+                        os.path.exists(item["frames"]) for item in videos[max(0, index - AHEAD):index]
+                    ) >= AHEAD:
+                        time.sleep(0.02)
+                    if process.poll() is not None:
+                        break
+                    # written under another name, then renamed: the backend never reads half a file
+                    with open(videos[index]["frames"] + ".part", "wb") as stream:
+                        np.save(stream, np.ascontiguousarray(video, dtype=np.uint8))
+                    os.replace(videos[index]["frames"] + ".part", videos[index]["frames"])
+                returncode = process.wait()
+            except BaseException:
+                process.kill()
+                process.wait()
+                raise
+            if returncode != 0:
+                log.seek(0)
+                tail = "\n".join(log.read().strip().splitlines()[-15:])
+                raise BackendError(
+                    f"{name}: the {task} backend ({python} {os.path.basename(RUNNER)}) failed with exit status "
+                    f"{returncode}:\n{tail}"
+                )
         try:
             with open(response_file, encoding="utf-8") as stream:
                 response = json.load(stream)
@@ -181,7 +203,7 @@ def run_backend(python, task: str, frames: Sequence[np.ndarray], *, checkpoint: 
     if missing:
         raise ValueError(f"{name}: the {task} backend ({python}) gave no output for videos {missing[:10]}")
     return [check_output(task, outputs[str(index)], frame_count, f"{name}: backend output for videos[{index}]")
-            for index in range(len(frames))]
+            for index in range(count)]
 
 
 def write_model_outputs(path, task: str, video_paths: Sequence[str], outputs: Sequence) -> None:
@@ -232,13 +254,13 @@ def check_backend_options(name: str, video_paths: Sequence[str], task: str, fram
 def model_outputs_of(name: str, task: str, video_paths: Sequence[str], frames_for_backend, *, frames: Optional[int],
                      checkpoint: Optional[str], device, backend_python=None,
                      model_outputs=None, save_model_outputs=None, resize_to=None) -> List:
-    """Each video's `task` output: read from `model_outputs`, or from the backend run on `frames_for_backend()`
-    (then saved to `save_model_outputs` when given)."""
+    """Each video's `task` output: read from `model_outputs`, or from the backend run on the videos that
+    `frames_for_backend()` yields one by one (then saved to `save_model_outputs` when given)."""
     check_backend_options(name, video_paths, task, frames, backend_python, model_outputs, save_model_outputs)
     if model_outputs is not None:
         return read_model_outputs(model_outputs, task, video_paths, frames, name)
-    outputs = run_backend(backend_python, task, frames_for_backend(), checkpoint=checkpoint, device=device,
-                          name=name, resize_to=resize_to, frame_count=frames)
+    outputs = run_backend(backend_python, task, frames_for_backend(), len(video_paths), checkpoint=checkpoint,
+                          device=device, name=name, resize_to=resize_to, frame_count=frames)
     if save_model_outputs is not None:
         write_model_outputs(save_model_outputs, task, video_paths, outputs)
     return outputs

@@ -15,11 +15,25 @@ the same libraries.
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
 PROTOCOL = "vdp-vbench-backend"
 VERSION = 1
+
+
+def read_frames(path):
+    """A video's frames, waiting for the pack to hand the file over (it writes them while this runs); the file is
+    removed once read. Exits when the pack is gone."""
+    parent = os.getppid()
+    while not os.path.exists(path):
+        if os.getppid() != parent:
+            sys.exit("the pack stopped before handing over every video")
+        time.sleep(0.02)
+    frames = np.load(path)
+    os.remove(path)
+    return frames
 
 
 def grit_frames(frames, resize_to, dense):
@@ -53,7 +67,7 @@ def run_grit(request, dense):
     outputs = {}
     for video in request["videos"]:
         records = []
-        for frame in grit_frames(np.load(video["frames"]), video["resize_to"], dense):
+        for frame in grit_frames(read_frames(video["frames"]), video["resize_to"], dense):
             try:
                 with torch.no_grad():
                     detections = model.run_caption_tensor(frame)[0]
@@ -77,7 +91,7 @@ def run_tag2text(request):
     transform = tag2text_transform(384)
     outputs = {}
     for video in request["videos"]:
-        frames = np.load(video["frames"])
+        frames = read_frames(video["frames"])
         batch = torch.cat([transform(frame).to(device).unsqueeze(0) for frame in frames])
         with torch.no_grad():
             captions, _ = model.generate(batch, tag_input=None, return_tag_predict=True)
@@ -96,7 +110,7 @@ def run_cotracker(request):
     model = model.to(device)
     outputs = {}
     for video in request["videos"]:
-        frames = torch.from_numpy(np.load(video["frames"])).permute(0, 3, 1, 2)[None].float().to(device)
+        frames = torch.from_numpy(read_frames(video["frames"])).permute(0, 3, 1, 2)[None].float().to(device)
         with torch.no_grad():
             tracks, _ = model(frames, grid_size=10)
         outputs[video["id"]] = tracks[0].float().cpu().tolist()

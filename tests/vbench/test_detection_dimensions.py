@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from video_diffusion_pack.evaluation.vbench import evaluate, official_backend, suite
+from video_diffusion_pack.evaluation.vbench import backend, evaluate, official_backend, suite
 from video_diffusion_pack.evaluation.vbench.backend import BackendError
 from video_diffusion_pack.evaluation.vbench.dimensions import (
     _grit,
@@ -254,6 +254,10 @@ def test_backend_options_are_checked(tmp_path):
 # --- the backend, for real, with a canned model ----------------------------------------------------------------------
 
 FAKE_GRIT = '''
+import glob
+import os
+import sys
+
 import numpy as np
 
 class DenseCaptioning:
@@ -271,6 +275,9 @@ class DenseCaptioning:
 
     def run_caption_tensor(self, frame):
         assert frame.dtype == (np.uint8 if self.task == "DenseCap" else np.float32), frame.dtype
+        waiting = glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "frames_*.npy"))
+        with open(os.environ["CANNED_LOG"], "a") as log:  # how many frame files wait for the backend
+            log.write(f"{len(waiting)} ")
         if frame[0, 0, 0] == 255:
             raise RuntimeError("canned failure")
         if frame.mean() <= 100:
@@ -342,6 +349,7 @@ def fake_official_env(tmp_path, monkeypatch):
     (tmp_path / "co-tracker").mkdir()
     (tmp_path / "co-tracker" / "hubconf.py").write_text(textwrap.dedent(FAKE_HUBCONF))
     monkeypatch.setenv("PYTHONPATH", str(root))
+    monkeypatch.setenv("CANNED_LOG", str(tmp_path / "canned.log"))
     checkpoints = {"grit": str(tmp_path / "grit_b_densecap_objectdet.pth"),
                    "tag2text": str(tmp_path / "tag2text_swin_14m.pth")}
     for path in checkpoints.values():
@@ -377,13 +385,21 @@ def test_backend_subprocess_scores_the_canned_detector(tmp_path, fake_official_e
                                  model_outputs=saved)
 
 
-def test_backend_dense_captions_feed_color(tmp_path, fake_official_env):
-    video, path = brightness_clip(tmp_path, [200] * 20, name="a white dog-0.mp4")
-    aggregate, entries = color.compute([video], checkpoints=fake_official_env, video_paths=[path],
-                                       prompts=["a white dog"], auxiliary_info=[{"color": "white"}],
+def test_backend_dense_captions_feed_color_one_video_at_a_time(tmp_path, fake_official_env):
+    videos, paths = [], []
+    for index, level in enumerate([200, 210, 20, 220, 230, 240]):  # the third is dark: no object frame, skipped
+        video, path = brightness_clip(tmp_path, [level] * 4, name=f"a white dog-{index}.mp4")
+        videos.append(video)
+        paths.append(path)
+    aggregate, entries = color.compute(videos, checkpoints=fake_official_env, video_paths=paths,
+                                       prompts=["a white dog"] * 6, auxiliary_info=[{"color": "white"}] * 6,
                                        backend_python=sys.executable)
     # each caption is paired with the first name, 'dog': 'a brown dog' makes the object frame, 'a white cat' the hit
-    assert (aggregate, entries) == (1.0, [{"video_path": path, "video_results": 1.0, "cur_success_frame_rate": 1.0}])
+    assert aggregate == 1.0
+    assert entries == [{"video_path": path, "video_results": 1.0, "cur_success_frame_rate": 1.0}
+                       for path in paths[:2] + paths[3:]]
+    waiting = [int(line) for line in (tmp_path / "canned.log").read_text().split()]
+    assert len(waiting) == 6 * 16 and max(waiting) <= backend.AHEAD
 
 
 def test_backend_captions_feed_scene(tmp_path, fake_official_env):

@@ -190,7 +190,7 @@ def detections(name: str, task: str, videos, *, checkpoints: Mapping[str, str], 
     if model_outputs is None:
         checkpoint = checkpoint_file(checkpoints, "grit", name, CHECKPOINTS["grit"][1])
     return model_outputs_of(
-        name, task, video_paths, lambda: [detector_frames(video) for video in videos], frames=FRAMES,
+        name, task, video_paths, lambda: (detector_frames(video) for video in videos), frames=FRAMES,
         checkpoint=checkpoint, device=device, backend_python=backend_python, model_outputs=model_outputs,
         save_model_outputs=save_model_outputs, resize_to=[detector_size(*video.shape[1:3]) for video in videos],
     )

@@ -91,7 +91,7 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     checkpoint = None if model_outputs is not None else checkpoint_file(checkpoints, "tag2text", NAME,
                                                                          CHECKPOINTS["tag2text"][1])
     outputs = model_outputs_of(
-        NAME, TASK, video_paths, lambda: [captioner_frames(v, p) for v, p in zip(videos, video_paths)],
+        NAME, TASK, video_paths, lambda: (captioner_frames(v, p) for v, p in zip(videos, video_paths)),
         frames=_grit.FRAMES, checkpoint=checkpoint, device=device, backend_python=backend_python,
         model_outputs=model_outputs, save_model_outputs=save_model_outputs,
     )
