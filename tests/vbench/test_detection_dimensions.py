@@ -175,6 +175,13 @@ def test_spatial_relationship_never_checks_the_side():
     assert _grit.spatial_frame_scores([cat_left, cat_right, two_cats], left_of, "s", "v") == [1, 1, 1]
 
 
+def test_two_boxes_without_area_stop_spatial_relationship_as_the_official_code_does():
+    info = {"object_a": "cat", "object_b": "dog", "relationship": "on the top of"}
+    record = {"captions": [["cat", [3, 4, 3, 9]], ["dog", [7, 1, 7, 2]]], "objects": ["cat"]}
+    with pytest.raises(ValueError, match=r"videos\[2\] frame 0 has two boxes of no area .* IoU is 0 / 0"):
+        _grit.spatial_frame_scores([record], info, "spatial_relationship", "videos[2]")
+
+
 # --- bad input -------------------------------------------------------------------------------------------------------
 
 

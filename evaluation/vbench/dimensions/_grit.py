@@ -146,11 +146,17 @@ def spatial_frame_scores(records: Sequence[Mapping], info: Mapping, name: str, w
         for description, box in record["captions"]:
             if description in (info["object_a"], info["object_b"]):
                 boxes.append(box)
-            frame_scores += [
-                position_score(info["relationship"], boxes[i], boxes[j])
-                for i in range(len(boxes) - 1)
-                for j in range(i + 1, len(boxes))
-            ]
+            try:
+                frame_scores += [
+                    position_score(info["relationship"], boxes[i], boxes[j])
+                    for i in range(len(boxes) - 1)
+                    for j in range(i + 1, len(boxes))
+                ]
+            except ZeroDivisionError:
+                raise ValueError(
+                    f"{name}: {where} frame {index} has two boxes of no area ({boxes}), whose IoU is 0 / 0; the "
+                    f"official code stops there (ZeroDivisionError)"
+                ) from None
         scores.append(max(frame_scores))
     return scores
 
