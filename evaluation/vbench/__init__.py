@@ -254,7 +254,13 @@ def evaluate(
 
             iterator = tqdm(paths, desc=f"{dimension}: decoding", unit="video")
         frames, rates = [], []
+        # a dimension scoring a model-outputs file reads no frame: its videos are not decoded
+        undecoded = not getattr(modules[dimension], "needs_frames", lambda **_: True)(**options.get(dimension, {}))
         for path in iterator:
+            if undecoded:
+                frames.append(None)
+                rates.append(None)
+                continue
             if path not in decoded:
                 decoded[path] = _decode(path)
             frames.append(decoded[path].frames)

@@ -169,6 +169,11 @@ def needs_checkpoints(model_outputs=None, **options) -> bool:
     return model_outputs is None
 
 
+def needs_frames(model_outputs=None, **options) -> bool:
+    """The frames are read only for the backend: with a model-outputs file `evaluate` decodes no video."""
+    return model_outputs is None
+
+
 def auxiliary(auxiliary_info, index: int, key: str, name: str):
     """`auxiliary_info[index][key]`; ValueError naming the video when the suite gave none (custom input)."""
     info = None if auxiliary_info is None else auxiliary_info[index]
@@ -189,7 +194,8 @@ def detections(name: str, task: str, videos, *, checkpoints: Mapping[str, str], 
 
     if video_paths is None:
         raise ValueError(f"{name}: video_paths must name each video (the model outputs are keyed by file name)")
-    videos = check_videos(videos, name)
+    if model_outputs is None:
+        videos = check_videos(videos, name)
     if len(video_paths) != len(videos):
         raise ValueError(f"{name}: {len(video_paths)} video_paths for {len(videos)} videos")
     checkpoint = None
@@ -198,7 +204,8 @@ def detections(name: str, task: str, videos, *, checkpoints: Mapping[str, str], 
     return model_outputs_of(
         name, task, video_paths, lambda: (detector_frames(video) for video in videos), frames=FRAMES,
         checkpoint=checkpoint, device=device, backend_python=backend_python, model_outputs=model_outputs,
-        save_model_outputs=save_model_outputs, resize_to=[detector_size(*video.shape[1:3]) for video in videos],
+        save_model_outputs=save_model_outputs,
+        resize_to=None if model_outputs is not None else [detector_size(*video.shape[1:3]) for video in videos],
     )
 
 

@@ -17,6 +17,7 @@ NAME = "color"
 TASK = "grit_densecap"
 CHECKPOINTS = _grit.CHECKPOINTS
 needs_checkpoints = _grit.needs_checkpoints
+needs_frames = _grit.needs_frames
 # the per-video list holds only the videos with object frames
 SKIPS_VIDEOS = True
 

@@ -14,6 +14,7 @@ NAME = "object_class"
 TASK = "grit_objectdet"
 CHECKPOINTS = _grit.CHECKPOINTS
 needs_checkpoints = _grit.needs_checkpoints
+needs_frames = _grit.needs_frames
 
 
 def check_options(video_paths, **options) -> None:

@@ -19,6 +19,7 @@ TASK = "tag2text"
 CHECKPOINTS = {"tag2text": ("tag2text_swin_14m.pth", "vbench-tag2text")}
 SIDE = 384
 needs_checkpoints = _grit.needs_checkpoints
+needs_frames = _grit.needs_frames
 
 
 def check_options(video_paths, backend_python=None, model_outputs=None, save_model_outputs=None, **unknown) -> None:
@@ -87,7 +88,8 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
         raise ValueError(f"{NAME}: videos[{bad[0]}] auxiliary info must be {{'scene': label}}, got {scenes[bad[0]]!r}")
     if video_paths is None or len(video_paths) != len(videos):
         raise ValueError(f"{NAME}: video_paths must name each video (the model outputs are keyed by file name)")
-    videos = check_videos(videos, NAME)
+    if model_outputs is None:
+        videos = check_videos(videos, NAME)
     checkpoint = None if model_outputs is not None else checkpoint_file(checkpoints, "tag2text", NAME,
                                                                          CHECKPOINTS["tag2text"][1])
     outputs = model_outputs_of(

@@ -18,6 +18,7 @@ NAME = "spatial_relationship"
 TASK = "grit_objectdet"
 CHECKPOINTS = _grit.CHECKPOINTS
 needs_checkpoints = _grit.needs_checkpoints
+needs_frames = _grit.needs_frames
 
 
 def check_options(video_paths, **options) -> None:
