@@ -2,12 +2,14 @@
 model outputs either come from a file of precomputed outputs or from `official_backend.py` run by the Python of an
 environment the user points at (one with the official vbench, and detectron2 for GRiT), in a subprocess.
 
-Protocol (version 1). The pack writes each video's frames as a `.npy` file (uint8 [F,H,W,3]) and a request
+Protocol (version 1). The pack writes a request
 
     {"protocol": "vdp-vbench-backend", "version": 1, "task": TASK, "checkpoint": FILE or null, "device": DEVICE,
      "videos": [{"id": ID, "frames": NPY, "resize_to": [H, W] or null}, ...], "output": RESPONSE}
 
-and runs `PYTHON official_backend.py REQUEST`; the backend writes RESPONSE:
+and runs `PYTHON official_backend.py REQUEST`. While it runs, the pack hands over each video's frames (uint8
+[F,H,W,3]) as the `.npy` file NPY, in order, renamed into place once written, at most two waiting; the backend
+waits for each file and removes it once read. At the end the backend writes RESPONSE:
 
     {"protocol": "vdp-vbench-backend", "version": 1, "task": TASK, "outputs": {ID: OUTPUT, ...}}
 
