@@ -195,8 +195,9 @@ def evaluate(
     scene, camera_motion; see `backend.py`) take their backend in `dimension_options`: {"backend_python": the
     Python of an environment with the official vbench} or {"model_outputs": a model-outputs file}, optionally
     "save_model_outputs" and, for camera_motion, "tracker_repo"; `backend.backend_options(dimensions, ...)` builds
-    them. Such a module's `check_options(video_paths, **options)` runs with the checks above and its
-    `needs_checkpoints(**options)` tells whether its checkpoint is read; color lists only the videos it kept
+    them. Such a module's `check_options(video_paths, **options)` runs with the checks above, and its
+    `needs_checkpoints(**options)` and `needs_frames(**options)` tell whether its checkpoint is read and its videos
+    decoded (not with a model-outputs file); color lists only the videos it kept
     (`SKIPS_VIDEOS`) and camera_motion returns [aggregate, per-type means, per-video], as the official files do.
     """
     dimensions = check_dimensions(dimensions)
