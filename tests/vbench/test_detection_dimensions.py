@@ -531,3 +531,28 @@ def test_camera_motion_in_standard_mode_points_to_custom_mode(tmp_path):
     with pytest.raises(ValueError, match="camera_motion is a VBench-I2V dimension, whose suite is not shipped: score "
                                          "it in custom mode"):
         evaluate(str(tmp_path), ["camera_motion"], dimension_options={"camera_motion": {"model_outputs": "x.json"}})
+
+
+@pytest.mark.parametrize("response, message", [
+    ('{"protocol": "vdp-vbench-backend", "version": 1, "task": "tag2text", "outputs": {}}',
+     "answered outside protocol"),
+    ('{"protocol": "vdp-vbench-backend", "version": 1, "task": "grit_objectdet", "outputs": {}}',
+     r"gave no output for videos \['0'\]"),
+    ('{"protocol": "vdp-vbench-backend", "version": 1, "task": "grit_objectdet", "outputs": {"0": [{"oops": 1}]}}',
+     r"backend output for videos\[0\]: must be a list of 16 frame records"),
+])
+def test_a_backend_answering_outside_the_protocol_is_refused(tmp_path, monkeypatch, response, message):
+    script = tmp_path / "answers.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, os, sys
+        request = json.load(open(sys.argv[1]))
+        for video in request["videos"]:  # take the frames as the real backend does
+            while not os.path.exists(video["frames"]):
+                pass
+            os.remove(video["frames"])
+        open(request["output"], "w").write({response!r})
+    """))
+    monkeypatch.setattr(backend, "RUNNER", str(script))
+    with pytest.raises(ValueError, match=message):
+        backend.run_backend(sys.executable, "grit_objectdet", [np.zeros((16, 8, 8, 3), np.uint8)], 1,
+                            checkpoint=None, device="cpu", name="object_class", frame_count=16)
