@@ -14,6 +14,7 @@ from ._common import DEVICES
 
 def add_subcommand(subcommands) -> None:
     """Adds `vbench`, `totals`, `prompts` and `static-filter` to the `vdp eval` subcommands."""
+    from ..evaluation.vbench.i2v_suite import RESOLUTIONS
     from ..evaluation.vbench.suite import SUITE_VERSION
 
     vbench = subcommands.add_parser(
@@ -41,6 +42,11 @@ def add_subcommand(subcommands) -> None:
     vbench.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
     vbench.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
     vbench.add_argument("--no-resume", action="store_true", help="recompute dimensions already in the results file")
+    vbench.add_argument("--i2v-images", help="I2V dimensions: the I2V image suite folder (its data folder holding "
+                                             "crop/<ratio>/<image>, or its crop folder); each video's input image "
+                                             "is its prompt's in the I2V suite")
+    vbench.add_argument("--i2v-resolution", choices=RESOLUTIONS, default="1-1",
+                        help="I2V dimensions: the aspect ratio of the input images (default: 1-1, as the official code)")
     vbench.set_defaults(run=functools.partial(_run_vbench, parser=vbench))
 
     totals = subcommands.add_parser(
@@ -86,6 +92,7 @@ def _fail(prog: str, error: Exception) -> int:
 
 def _run_vbench(args, parser) -> int:
     from ..evaluation.vbench import registry
+    from ..evaluation.vbench.i2v_suite import IMAGE_DIMENSIONS
     from ..evaluation.vbench.suite import NEEDS_AUXILIARY_INFO
     from ..weights.manifest import default_models_root
 
@@ -107,6 +114,12 @@ def _run_vbench(args, parser) -> int:
     if os.path.abspath(args.output) == os.path.abspath(args.videos) and args.mode == "custom":
         parser.error("argument -o/--output: the output folder must not be the videos folder in custom mode")
     weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
+    image_dimensions = [name for name in dimensions if name in IMAGE_DIMENSIONS]
+    if image_dimensions and args.i2v_images is None:
+        parser.error(f"argument --i2v-images: {image_dimensions} need the I2V image suite folder")
+    if args.i2v_images is not None and not os.path.isdir(args.i2v_images):
+        parser.error(f"argument --i2v-images: i2v_images='{args.i2v_images}' is not a folder")
+    options = {name: {"image_folder": args.i2v_images, "resolution": args.i2v_resolution} for name in image_dimensions}
 
     from ..evaluation.vbench import evaluate, vbench_totals
     from ..evaluation.vbench.results import results_path
@@ -116,7 +129,7 @@ def _run_vbench(args, parser) -> int:
         results = evaluate(
             args.videos, dimensions, weights_dir, mode=args.mode, name=args.name, output_dir=args.output,
             special_str=args.special_str, device=device, batch_size=args.batch_size, resume=not args.no_resume,
-            progress=True,
+            progress=True, dimension_options=options,
         )
     except (ValueError, FileNotFoundError, KeyError) as error:
         return _fail("vdp eval vbench", error)
@@ -153,9 +166,10 @@ def _run_prompts(args, parser) -> int:
         for name in registry.known_dimensions():
             print(f"{name}\t{'computed' if name in available else 'not computed by this version'}")
         return 0
-    if args.dimension not in suite.suite_dimensions():
+    dimensions = suite.suite_dimensions() + list(suite.I2V_SUITE_DIMENSIONS)
+    if args.dimension not in dimensions:
         parser.error(f"argument --dimension: dimension='{args.dimension}' is not a VBench dimension; allowed: "
-                     f"{', '.join(suite.suite_dimensions())}")
+                     f"{', '.join(dimensions)}")
     if args.samples is not None and not 1 <= args.samples <= suite.FLICKER_SAMPLES_PER_PROMPT:
         parser.error(f"argument --samples: samples={args.samples} must be in 1..{suite.FLICKER_SAMPLES_PER_PROMPT}")
     names = suite.prompts(args.dimension)

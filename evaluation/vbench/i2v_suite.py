@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 
 I2V_SUITE_DIMENSIONS = ("camera_motion", "i2v_subject", "i2v_background")
 RESOLUTIONS = ("1-1", "8-5", "7-4", "16-9")  # the aspect-ratio folders of the image suite's crop.zip
+IMAGE_DIMENSIONS = ("i2v_subject", "i2v_background")  # the dimensions that compare the video to its input image
 
 _DATA = Path(__file__).resolve().parent / "data"
 

@@ -145,3 +145,22 @@ def test_images_that_are_not_rgb_are_converted(checkpoints, tmp_path):
             (source, tmp_path / "rgba.png")]
     assert ours[0] == pytest.approx(ours[1], rel=1e-6)
     assert torch.equal(i2v_subject.image_transform(str(source)), i2v_subject.image_transform(str(tmp_path / "rgba.png")))
+
+
+def test_vdp_eval_vbench_scores_i2v_subject(checkpoints, tmp_path):
+    from tests.helpers.vdp import run_vdp
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    clip = OFFICIAL["per_video"][0]["clip"]
+    shutil.copyfile(FOLDER / clip, videos / clip)
+    weights = checkpoints["dino_vitb16"].parent
+    result = run_vdp("eval", "vbench", videos, "--dimensions", "i2v_subject", "--mode", "custom", "--weights-dir",
+                     weights, "--i2v-images", FOLDER, "--i2v-resolution", "16-9", "-o", tmp_path / "out",
+                     "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    aggregate, per_video = json.loads((tmp_path / "out" / "results_eval_results.json").read_text())["i2v_subject"]
+    np.testing.assert_allclose(per_video[0]["video_results"], expected_scores()[0], rtol=1e-5, atol=0)
+    missing = run_vdp("eval", "vbench", videos, "--dimensions", "i2v_subject", "--mode", "custom",
+                      "-o", tmp_path / "out")
+    assert missing.returncode == 2 and "argument --i2v-images: ['i2v_subject'] need the I2V image suite" in missing.stderr
