@@ -97,3 +97,26 @@ def input_images(prompts: List[str], auxiliary_info: List, image_folder, resolut
             f"{len(missing)} input image(s) of the I2V suite are missing in {folder!r}: {', '.join(missing[:10])}"
         )
     return images
+
+
+def resolve_input_images(name: str, video_paths, prompts, auxiliary_info, images, image_folder, resolution: str):
+    """The input image file of each video of an I2V dimension `name`: `images` (one file per video) or, from
+    `image_folder` and `resolution`, each video's image in the suite (`input_images`). An error naming the argument,
+    or listing every video whose image is unknown or missing."""
+    if images is not None:
+        if image_folder is not None:
+            raise ValueError(f"{name}: give images or image_folder, not both")
+        images = [os.fspath(path) for path in images]
+        if video_paths is not None and len(images) != len(video_paths):
+            raise ValueError(f"{name}: images gives {len(images)} files for {len(video_paths)} videos")
+        missing = [path for path in images if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(f"{name}: {len(missing)} input image(s) do not exist: {missing[:10]}")
+        return images
+    if prompts is None:
+        raise ValueError(f"{name}: prompts (one per video) or images are needed to find each video's input image")
+    auxiliary_info = list(auxiliary_info) if auxiliary_info is not None else [None] * len(prompts)
+    try:
+        return input_images(list(prompts), auxiliary_info, image_folder, resolution)
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"{name}: {error}") from None

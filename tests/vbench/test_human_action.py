@@ -153,3 +153,4 @@ def test_video_paths_are_required(checkpoints):
     with pytest.raises(ValueError, match=r"videos\[0\] must be a uint8 array"):
         human_action.compute([np.zeros((4, 32, 32), np.uint8)], checkpoints=checkpoints["recognises"],
                              video_paths=["a.mp4"])
+

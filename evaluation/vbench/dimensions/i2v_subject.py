@@ -29,29 +29,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def check_inputs(video_paths=None, prompts=None, auxiliary_info=None, *, images=None, image_folder=None,
                  resolution: str = "1-1", **options) -> List[str]:
-    """The input image file of each video; an error naming the argument, or listing every video whose image is
-    unknown or missing. Runs before any video is decoded."""
-    import os
+    """The input image file of each video (see `i2v_suite.resolve_input_images`); runs before any video is
+    decoded."""
+    from ..i2v_suite import resolve_input_images
 
-    from ..i2v_suite import input_images
-
-    if images is not None:
-        if image_folder is not None:
-            raise ValueError(f"{NAME}: give images or image_folder, not both")
-        images = [os.fspath(path) for path in images]
-        if video_paths is not None and len(images) != len(video_paths):
-            raise ValueError(f"{NAME}: images gives {len(images)} files for {len(video_paths)} videos")
-        missing = [path for path in images if not os.path.isfile(path)]
-        if missing:
-            raise FileNotFoundError(f"{NAME}: {len(missing)} input image(s) do not exist: {missing[:10]}")
-        return images
-    if prompts is None:
-        raise ValueError(f"{NAME}: prompts (one per video) or images are needed to find each video's input image")
-    auxiliary_info = list(auxiliary_info) if auxiliary_info is not None else [None] * len(prompts)
-    try:
-        return input_images(list(prompts), auxiliary_info, image_folder, resolution)
-    except (ValueError, FileNotFoundError) as error:
-        raise type(error)(f"{NAME}: {error}") from None
+    return resolve_input_images(NAME, video_paths, prompts, auxiliary_info, images, image_folder, resolution)
 
 
 def image_transform(path: str):
@@ -118,23 +100,28 @@ def compute(
     path = checkpoint_file(checkpoints, "dino_vitb16", NAME, CHECKPOINTS["dino_vitb16"][1])
     image_tensors = {image: image_transform(image) for image in dict.fromkeys(image_paths)}
 
-    import torch
-    import torch.nn.functional as F
-
     from ._dino import load_dino_vit
 
     model = load_dino_vit(path, NAME, device)
+    return score_videos(lambda pixels: model(pixel_values=pixels).last_hidden_state[:, 0], videos, image_paths,
+                        image_tensors, frames_transform, batch_size, device)
+
+
+def score_videos(embed, videos, image_paths, image_tensors, transform, batch_size: int, device):
+    """(mean over videos, per-video {'image_path', 'video_results'}) of the I2V consistency score, `embed` mapping
+    preprocessed pixels [B,3,224,224] to features, `transform` the uint8 frames (as float [T,3,H,W]) to pixels and
+    `image_tensors` each input image's pixels. Shared by i2v_subject and i2v_background."""
+    import torch
+    import torch.nn.functional as F
 
     def features(pixels):
-        out = []
-        for batch in pixels.split(batch_size):
-            out.append(model(pixel_values=batch.to(device)).last_hidden_state[:, 0].float().cpu())
+        out = [embed(batch.to(device)).float().cpu() for batch in pixels.split(batch_size)]
         return F.normalize(torch.cat(out), dim=-1, p=2)
 
     per_video = []
     with torch.no_grad():
         image_features = dict(zip(image_tensors, features(torch.stack(list(image_tensors.values())))))
         for video, image in zip(videos, image_paths):
-            frames = frames_transform(torch.from_numpy(video).permute(0, 3, 1, 2).float())
+            frames = transform(torch.from_numpy(video).permute(0, 3, 1, 2).float())
             per_video.append({"image_path": image, "video_results": video_score(image_features[image], features(frames))})
     return float(np.mean([result["video_results"] for result in per_video])), per_video
