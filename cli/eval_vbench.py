@@ -47,6 +47,8 @@ def add_subcommand(subcommands) -> None:
                                              "is its prompt's in the I2V suite")
     vbench.add_argument("--i2v-resolution", choices=RESOLUTIONS, default="1-1",
                         help="I2V dimensions: the aspect ratio of the input images (default: 1-1, as the official code)")
+    vbench.add_argument("--dreamsim-cache", help="i2v_background: the folder holding DreamSim's 'ensemble' weights "
+                                                 "(needs the optional dreamsim package; nothing is downloaded)")
     vbench.set_defaults(run=functools.partial(_run_vbench, parser=vbench))
 
     totals = subcommands.add_parser(
@@ -120,6 +122,11 @@ def _run_vbench(args, parser) -> int:
     if args.i2v_images is not None and not os.path.isdir(args.i2v_images):
         parser.error(f"argument --i2v-images: i2v_images='{args.i2v_images}' is not a folder")
     options = {name: {"image_folder": args.i2v_images, "resolution": args.i2v_resolution} for name in image_dimensions}
+    if "i2v_background" in options:
+        if args.dreamsim_cache is None or not os.path.isdir(args.dreamsim_cache):
+            parser.error(f"argument --dreamsim-cache: i2v_background needs DreamSim's weights folder, got "
+                         f"{args.dreamsim_cache!r}")
+        options["i2v_background"]["dreamsim_cache"] = args.dreamsim_cache
 
     from ..evaluation.vbench import evaluate, vbench_totals
     from ..evaluation.vbench.results import results_path
