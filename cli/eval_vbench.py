@@ -128,7 +128,8 @@ def _run_vbench(args, parser) -> int:
                          f"{args.dreamsim_cache!r}")
         options["i2v_background"]["dreamsim_cache"] = args.dreamsim_cache
 
-    from ..evaluation.vbench import evaluate, vbench_totals
+    from ..evaluation.vbench import evaluate, i2v_totals, vbench_totals
+    from ..evaluation.vbench.i2v_suite import I2V_SUITE_DIMENSIONS
     from ..evaluation.vbench.results import results_path
 
     device = _device(args, parser)
@@ -147,6 +148,10 @@ def _run_vbench(args, parser) -> int:
     print(f"wrote {results_path(args.output, args.name)}; with the dimensions not scored counted as 0: "
           f"quality {totals['quality_score']:.4%}, semantic {totals['semantic_score']:.4%}, "
           f"total {totals['total_score']:.4%}")
+    if any(name in I2V_SUITE_DIMENSIONS for name in results):
+        i2v = i2v_totals(results)
+        print(f"VBench-I2V, the same way: i2v {i2v['i2v_score']:.4%}, quality {i2v['quality_score']:.4%}, "
+              f"total {i2v['total_score']:.4%}")
     return 0
 
 

@@ -76,6 +76,15 @@ def test_the_i2v_suite_gives_prompts_and_images():
     assert "i2v_subject" not in suite.suite_dimensions() and len(prompts("subject_consistency")) == 72
 
 
+def test_standard_mode_looks_for_the_i2v_suite_files(checkpoints, tmp_path):
+    clip = OFFICIAL["per_video"][0]["clip"]
+    shutil.copyfile(FOLDER / clip, tmp_path / clip)
+    with pytest.raises(FileNotFoundError, match=r"1229 video\(s\) of the VBench suite are missing") as missing:
+        evaluate(tmp_path, ["i2v_subject"], checkpoints=checkpoints,
+                 dimension_options={"i2v_subject": {"image_folder": FOLDER}})
+    assert "a brown bear in the water with a fish in its mouth-0.mp4" in str(missing.value)  # the first prompt
+
+
 def test_evaluate_writes_the_official_results_file(checkpoints, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()
@@ -159,6 +168,7 @@ def test_vdp_eval_vbench_scores_i2v_subject(checkpoints, tmp_path):
                      weights, "--i2v-images", FOLDER, "--i2v-resolution", "16-9", "-o", tmp_path / "out",
                      "--device", "cpu")
     assert result.returncode == 0, result.stderr
+    assert "VBench-I2V, the same way: i2v " in result.stdout
     aggregate, per_video = json.loads((tmp_path / "out" / "results_eval_results.json").read_text())["i2v_subject"]
     np.testing.assert_allclose(per_video[0]["video_results"], expected_scores()[0], rtol=1e-5, atol=0)
     missing = run_vdp("eval", "vbench", videos, "--dimensions", "i2v_subject", "--mode", "custom",
