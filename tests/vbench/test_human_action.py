@@ -154,3 +154,36 @@ def test_video_paths_are_required(checkpoints):
         human_action.compute([np.zeros((4, 32, 32), np.uint8)], checkpoints=checkpoints["recognises"],
                              video_paths=["a.mp4"])
 
+
+
+def test_the_released_vit_l16_layout_maps_onto_videomae_exactly():
+    """The official file's 319 tensors (ViT-L/16: width 1024, 24 blocks, 16 frames), named as the official model
+    names them (the fixture's tiny table, widened), map one to one onto VideoMAEForVideoClassification (meta
+    tensors: no memory)."""
+    from video_diffusion_pack.evaluation.vbench.dimensions._umt import (
+        build_classifier,
+        key_pairs,
+        videomae_config_from_state_dict,
+    )
+    from video_diffusion_pack.models.checkpoint import key_table_problems
+
+    tiny = VARIANTS["recognises"]["checkpoint"]["keys"]
+    widths = {128: 1024, 3 * 128: 3 * 1024, 4 * 128: 4 * 1024}
+    table = {}
+    for key, shape in tiny.items():
+        shape = [widths.get(size, size) for size in shape]
+        for block in range(24) if key.startswith("blocks.0.") else [None]:
+            table[key.replace("blocks.0.", f"blocks.{block}.") if block is not None else key] = tuple(shape)
+    assert len(table) == 319 and table["pos_embed"] == (1, 3136, 1024)
+    with torch.device("meta"):
+        state = {key: torch.empty(shape) for key, shape in table.items()}
+        config = videomae_config_from_state_dict(state)
+        model = build_classifier(config)
+    assert (config.num_frames, config.num_attention_heads, config.intermediate_size, config.num_labels) == (
+        16, 16, 4096, 400)
+    ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    mapped = {"pos_embed": tuple(model.videomae.embeddings.position_embeddings.shape)}
+    for official, keys in key_pairs(config.num_hidden_layers, ours):
+        mapped[official] = (sum(ours[key][0] for key in keys), *ours[keys[0]][1:])
+    assert key_table_problems(mapped, table) == []
+    assert sum(len(keys) for _, keys in key_pairs(24, ours)) == len(ours)

@@ -83,12 +83,33 @@ def key_pairs(num_layers: int, model_keys) -> list:
     return pairs
 
 
+def build_classifier(config):
+    """VideoMAEForVideoClassification of `config` with a zero position table of the right size, to be overwritten
+    by the checkpoint's. transformers computes its sine table for every position in Python loops at construction
+    (about 4 s for ViT-L/16's 3136 x 1024 on one core, thrown away here), so the model is built for one tubelet of
+    frames and then given the full frame count; the patch embedding does not depend on it."""
+    import torch
+    from transformers import VideoMAEForVideoClassification
+
+    frames = config.num_frames
+    config.num_frames = config.tubelet_size
+    try:
+        model = VideoMAEForVideoClassification(config)
+    finally:
+        config.num_frames = frames
+    model.config.num_frames = frames
+    positions = (config.image_size // config.patch_size) ** 2 * (frames // config.tubelet_size)
+    embeddings = model.videomae.embeddings
+    embeddings.num_patches = embeddings.patch_embeddings.num_patches = positions
+    embeddings.position_embeddings = torch.zeros(1, positions, config.hidden_size)
+    return model
+
+
 def load_umt_classifier(path: str, name: str, device="cpu"):
     """transformers' VideoMAEForVideoClassification (fp32, eval) holding the UMT checkpoint `path`, with UMT's
     position table and eps; its logits are `model(pixel_values).logits` for pixel_values (B, T, C, 224, 224).
     ValueError naming the file and its missing, unexpected or mis-shaped keys otherwise."""
     import torch
-    from transformers import VideoMAEForVideoClassification
 
     from ._common import check_keys, load_torch_checkpoint
 
@@ -105,7 +126,7 @@ def load_umt_classifier(path: str, name: str, device="cpu"):
         config = videomae_config_from_state_dict(state_dict)
     except ValueError as error:
         raise ValueError(f"{name}: checkpoint {path!r}: {error}") from None
-    model = VideoMAEForVideoClassification(config)
+    model = build_classifier(config)
     ours = model.state_dict()
     pairs = key_pairs(config.num_hidden_layers, ours)
     expected = {
