@@ -14,6 +14,7 @@ from ._common import DEVICES
 
 def add_subcommand(subcommands) -> None:
     """Adds `vbench`, `totals`, `prompts` and `static-filter` to the `vdp eval` subcommands."""
+    from ..evaluation.vbench.i2v_suite import RESOLUTIONS
     from ..evaluation.vbench.suite import SUITE_VERSION
 
     vbench = subcommands.add_parser(
@@ -53,6 +54,13 @@ def add_subcommand(subcommands) -> None:
                          help="with --detector-python: add the backend's outputs to FILE, to rescore without it")
     backend.add_argument("--tracker-repo", metavar="DIR",
                          help="camera_motion: a local clone of facebookresearch/co-tracker for torch.hub")
+    vbench.add_argument("--i2v-images", help="I2V dimensions: the I2V image suite folder (its data folder holding "
+                                             "crop/<ratio>/<image>, or its crop folder); each video's input image "
+                                             "is its prompt's in the I2V suite")
+    vbench.add_argument("--i2v-resolution", choices=RESOLUTIONS, default="1-1",
+                        help="I2V dimensions: the aspect ratio of the input images (default: 1-1, as the official code)")
+    vbench.add_argument("--dreamsim-cache", help="i2v_background: the folder holding DreamSim's 'ensemble' weights "
+                                                 "(needs the optional dreamsim package; nothing is downloaded)")
     vbench.set_defaults(run=functools.partial(_run_vbench, parser=vbench))
 
     totals = subcommands.add_parser(
@@ -98,6 +106,7 @@ def _fail(prog: str, error: Exception) -> int:
 
 def _run_vbench(args, parser) -> int:
     from ..evaluation.vbench import registry
+    from ..evaluation.vbench.i2v_suite import IMAGE_DIMENSIONS
     from ..evaluation.vbench.suite import NEEDS_AUXILIARY_INFO
     from ..weights.manifest import default_models_root
 
@@ -119,10 +128,23 @@ def _run_vbench(args, parser) -> int:
     if os.path.abspath(args.output) == os.path.abspath(args.videos) and args.mode == "custom":
         parser.error("argument -o/--output: the output folder must not be the videos folder in custom mode")
     weights_dir = args.weights_dir if args.weights_dir is not None else str(default_models_root())
-    dimension_options = _backend_options(args, parser, dimensions)
+    image_dimensions = [name for name in dimensions if name in IMAGE_DIMENSIONS]
+    if image_dimensions and args.i2v_images is None:
+        parser.error(f"argument --i2v-images: {image_dimensions} need the I2V image suite folder")
+    if args.i2v_images is not None and not os.path.isdir(args.i2v_images):
+        parser.error(f"argument --i2v-images: i2v_images='{args.i2v_images}' is not a folder")
+    options = {name: {"image_folder": args.i2v_images, "resolution": args.i2v_resolution} for name in image_dimensions}
+    if "i2v_background" in options:
+        if args.dreamsim_cache is None or not os.path.isdir(args.dreamsim_cache):
+            parser.error(f"argument --dreamsim-cache: i2v_background needs DreamSim's weights folder, got "
+                         f"{args.dreamsim_cache!r}")
+        options["i2v_background"]["dreamsim_cache"] = args.dreamsim_cache
 
-    from ..evaluation.vbench import evaluate, vbench_totals
+    dimension_options = {**_backend_options(args, parser, dimensions), **options}
+
+    from ..evaluation.vbench import evaluate, i2v_totals, vbench_totals
     from ..evaluation.vbench.backend import BackendError
+    from ..evaluation.vbench.i2v_suite import I2V_SUITE_DIMENSIONS
     from ..evaluation.vbench.results import results_path
 
     device = _device(args, parser)
@@ -141,6 +163,10 @@ def _run_vbench(args, parser) -> int:
     print(f"wrote {results_path(args.output, args.name)}; with the dimensions not scored counted as 0: "
           f"quality {totals['quality_score']:.4%}, semantic {totals['semantic_score']:.4%}, "
           f"total {totals['total_score']:.4%}")
+    if any(name in I2V_SUITE_DIMENSIONS for name in results):
+        i2v = i2v_totals(results)
+        print(f"VBench-I2V, the same way: i2v {i2v['i2v_score']:.4%}, quality {i2v['quality_score']:.4%}, "
+              f"total {i2v['total_score']:.4%}")
     return 0
 
 
@@ -167,9 +193,10 @@ def _run_prompts(args, parser) -> int:
         for name in registry.known_dimensions():
             print(f"{name}\t{'computed' if name in available else 'not computed by this version'}")
         return 0
-    if args.dimension not in suite.suite_dimensions():
+    dimensions = suite.suite_dimensions() + list(suite.I2V_SUITE_DIMENSIONS)
+    if args.dimension not in dimensions:
         parser.error(f"argument --dimension: dimension='{args.dimension}' is not a VBench dimension; allowed: "
-                     f"{', '.join(suite.suite_dimensions())}")
+                     f"{', '.join(dimensions)}")
     if args.samples is not None and not 1 <= args.samples <= suite.FLICKER_SAMPLES_PER_PROMPT:
         parser.error(f"argument --samples: samples={args.samples} must be in 1..{suite.FLICKER_SAMPLES_PER_PROMPT}")
     names = suite.prompts(args.dimension)

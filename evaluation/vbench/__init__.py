@@ -239,6 +239,14 @@ def evaluate(
         if getattr(modules[dimension], "needs_checkpoints", lambda **_: True)(**options.get(dimension, {})) else {}
         for dimension in to_compute
     }
+    for dimension in to_compute:  # a module's own inputs (e.g. the I2V input images), checked before decoding
+        if hasattr(modules[dimension], "check_inputs"):
+            paths, found_prompts, infos = zip(*videos_of[dimension])
+            try:
+                modules[dimension].check_inputs(list(paths), list(found_prompts), list(infos),
+                                                **options.get(dimension, {}))
+            except ValueError as error:
+                raise ValueError(_name_videos(error, paths)) from None
 
     # how many of the dimensions still to compute need each video: a decoded video is dropped after its last one
     uses = {}

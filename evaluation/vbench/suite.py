@@ -5,7 +5,8 @@ Standard mode: for every prompt of the suite that belongs to a requested dimensi
 `{prompt}{special_str}-{i}{ext}` with i in 0..4 (0..24 for temporal_flickering before the static filter), `ext` the
 extension of the folder's videos. Unlike the official code, which prints a warning, missing files are an error that
 lists them. Custom-input mode: every video of the folder, its prompt the file stem without a trailing `-<number>`;
-the six dimensions that need the suite's auxiliary info are refused there.
+the six dimensions that need the suite's auxiliary info are refused there. The I2V dimensions take their prompts
+(and input images) from the VBench-I2V suite (`i2v_suite.py`).
 """
 
 import functools
@@ -14,6 +15,8 @@ import os
 import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from .i2v_suite import I2V_SUITE_DIMENSIONS, i2v_entries
 
 SUITE_VERSION = "vbench-0.1.5"
 SAMPLES_PER_PROMPT = 5
@@ -46,8 +49,13 @@ def suite_dimensions() -> List[str]:
     return names
 
 
+def _entries(dimension: str) -> tuple:
+    """The suite entries of `dimension`: the I2V suite's for the I2V dimensions, else the T2V suite's."""
+    return i2v_entries() if dimension in I2V_SUITE_DIMENSIONS else _full_info()
+
+
 def check_dimension(dimension: str) -> str:
-    if dimension not in suite_dimensions():
+    if dimension not in suite_dimensions() and dimension not in I2V_SUITE_DIMENSIONS:
         raise ValueError(
             f"dimension {dimension!r} is not a VBench dimension; allowed: {', '.join(sorted(suite_dimensions()))}"
         )
@@ -57,14 +65,14 @@ def check_dimension(dimension: str) -> str:
 def prompts(dimension: str) -> List[str]:
     """The suite's prompts of `dimension`, in the suite's order (the official prompts_per_dimension list)."""
     check_dimension(dimension)
-    return [entry["prompt_en"] for entry in _full_info() if dimension in entry["dimension"]]
+    return [entry["prompt_en"] for entry in _entries(dimension) if dimension in entry["dimension"]]
 
 
 def auxiliary_info(dimension: str) -> Dict[str, Dict]:
     """prompt -> the auxiliary info of `dimension` (e.g. {'color': 'red'}), for the prompts that have one."""
     check_dimension(dimension)
     info = {}
-    for entry in _full_info():
+    for entry in _entries(dimension):
         if dimension in entry["dimension"] and dimension in entry.get("auxiliary_info", {}):
             info[entry["prompt_en"]] = entry["auxiliary_info"][dimension]
     return info
@@ -118,7 +126,7 @@ def standard_videos(
     found, missing = {}, []
     for dimension in dimensions:
         found[dimension] = []
-        for entry in _full_info():
+        for entry in _entries(dimension):
             if dimension not in entry["dimension"]:
                 continue
             videos = []
