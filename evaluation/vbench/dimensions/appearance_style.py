@@ -1,0 +1,102 @@
+"""VBench appearance_style: how strongly CLIP ViT-B/32 (`ViT-B-32.pt`) matches every frame with the suite's style
+name of the prompt (auxiliary info `{'appearance_style': 'Van Gogh style'}`).
+
+As the official code: every frame as a PIL image through `clip_transform_Image(224)` (shorter side 224 by PIL's
+bicubic, which always antialiases, sizes truncated; centre crop; /255; CLIP mean/std); the style name tokenised by
+CLIP's BPE (`bpe_simple_vocab_16e6.txt.gz`, context 77); per frame `logits_per_text / 100` =
+exp(`logit_scale` of the checkpoint) * cos(image, text) / 100. Per video the mean over its frames (with the frame
+scores and the last one, `frame_results` and `cur_sim`, as the official results file has them), the aggregate the
+sum over all frames of all videos over their count. fp32 (the official CLI runs CLIP in fp16 on CUDA). Frames of all
+videos are batched together, `batch_size` at a time; each style is encoded once.
+"""
+
+from typing import Dict, List, Tuple
+
+from ._common import CLIP_MEAN, CLIP_STD, check_videos, checkpoint_file
+
+NAME = "appearance_style"
+CHECKPOINTS = {
+    "clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32"),
+    "clip_bpe": ("bpe_simple_vocab_16e6.txt.gz", "vbench-clip-bpe"),
+}
+CONTEXT_LENGTH = 77
+
+
+def clip_transform_image(frames, n_px: int = 224):
+    """VBench's `clip_transform_Image` on uint8 frames [T,H,W,3]: each frame as a PIL image, shorter side n_px by
+    PIL bicubic (antialiased), centre crop, /255, CLIP mean/std -> float [T,3,n_px,n_px]."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    out = []
+    for frame in frames:
+        image = TF.resize(Image.fromarray(frame), n_px, interpolation=InterpolationMode.BICUBIC)
+        out.append(TF.normalize(TF.to_tensor(TF.center_crop(image, n_px)), CLIP_MEAN, CLIP_STD))
+    return torch.stack(out)
+
+
+def styles_of(auxiliary_info, count: int) -> List[str]:
+    """The style name of each video from its auxiliary info; ValueError naming the video without one."""
+    if auxiliary_info is None or len(auxiliary_info) != count:
+        raise ValueError(
+            f"{NAME}: needs the suite's auxiliary info {{'appearance_style': <style>}} for each of the {count} videos "
+            "(standard mode; custom input cannot be scored on this dimension)"
+        )
+    styles = []
+    for index, info in enumerate(auxiliary_info):
+        style = info.get("appearance_style") if isinstance(info, dict) else None
+        if not isinstance(style, str) or not style.strip():
+            raise ValueError(
+                f"{NAME}: videos[{index}] has auxiliary info {info!r}; it needs {{'appearance_style': <style name>}}"
+            )
+        styles.append(style)
+    return styles
+
+
+def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 32, auxiliary_info=None,
+            **info) -> Tuple[float, List]:
+    """(sum of frame scores / number of frames, per-video {'video_results', 'frame_results', 'cur_sim'})."""
+    videos = check_videos(videos, NAME)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    styles = styles_of(auxiliary_info, len(videos))
+    clip_path = checkpoint_file(checkpoints, "clip_vit_b_32", NAME, CHECKPOINTS["clip_vit_b_32"][1])
+    bpe_path = checkpoint_file(checkpoints, "clip_bpe", NAME, CHECKPOINTS["clip_bpe"][1])
+
+    import numpy as np
+    import torch
+
+    from ._clip_tokenizer import load_bpe, tokenize
+    from ._openai_clip_text import image_features, load_openai_clip, text_features
+
+    tokenizer = load_bpe(bpe_path, NAME)
+    unique = list(dict.fromkeys(styles))
+    ids = tokenize(tokenizer, unique, CONTEXT_LENGTH, NAME)
+    model = load_openai_clip(clip_path, NAME, device)
+    if int(ids.max()) >= model.config.text_config.vocab_size:
+        raise ValueError(
+            f"{NAME}: the BPE vocabulary {bpe_path!r} gives token id {int(ids.max())}, beyond the "
+            f"{model.config.text_config.vocab_size} token embeddings of {clip_path!r}"
+        )
+    counts = [len(video) for video in videos]
+    frames = torch.cat([clip_transform_image(video) for video in videos])
+    with torch.no_grad():
+        texts = text_features(model, ids.to(device))
+        features = torch.cat([image_features(model, batch.to(device)) for batch in frames.split(batch_size)])
+        scale = model.logit_scale.exp()
+        text_of_frame = torch.cat([texts[unique.index(style)].expand(count, -1) for style, count in zip(styles, counts)])
+        logits = (scale * (features * text_of_frame).sum(-1)).cpu()
+    total, number, per_video = 0.0, 0, []
+    for scores in logits.split(counts):
+        frame_results = [float(score) / 100 for score in scores]
+        for score in frame_results:
+            total += score
+            number += 1
+        per_video.append({
+            "video_results": float(np.mean(frame_results)),
+            "frame_results": frame_results,
+            "cur_sim": frame_results[-1],
+        })
+    return total / number, per_video
