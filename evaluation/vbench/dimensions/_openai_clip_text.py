@@ -86,12 +86,15 @@ def load_openai_clip(path: str, name: str, device="cpu"):
     model = CLIPModel(config)
     state_dict = {key: value.float() for key, value in state_dict.items()}
     visual = {key: value for key, value in state_dict.items() if key.startswith(VISION_PREFIX)}
-    converted = vision_state_dict_to_transformers(visual, vision_config.num_hidden_layers)
     # the text tower and the scalars (`input_resolution`, `context_length`, `vocab_size` of JIT archives are not
     # weights and are left out)
     text = {key: value for key, value in state_dict.items()
             if not key.startswith(VISION_PREFIX) and key not in ("input_resolution", "context_length", "vocab_size")}
-    converted.update(text_state_dict_to_transformers(text, text_config.num_hidden_layers))
+    try:
+        converted = vision_state_dict_to_transformers(visual, vision_config.num_hidden_layers)
+        converted.update(text_state_dict_to_transformers(text, text_config.num_hidden_layers))
+    except KeyError as error:
+        raise ValueError(f"{name}: checkpoint {path!r} does not fit: missing key {error.args[0]!r}") from None
     check_keys(model.state_dict(), converted, path, name)
     stray = sorted(key for key in text if not _is_mapped_text_key(key, text_config.num_hidden_layers))
     if stray:
