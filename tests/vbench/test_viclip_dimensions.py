@@ -253,3 +253,27 @@ def test_checkpoints_of_another_layout_are_refused_with_the_file(checkpoints, tm
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"garbage\.pth.*is not a readable PyTorch file"):
         overall_consistency.compute(video, checkpoints={**checkpoints, "viclip": garbage}, prompts=["a"])
+
+
+def test_vdp_eval_vbench_scores_both_dimensions_from_a_flat_weights_folder(checkpoints, tmp_path):
+    from tests.helpers.vdp import run_vdp
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copyfile(checkpoints["viclip"], weights / "ViClip-InternVid-10M-FLT.pth")
+    shutil.copyfile(BPE, weights / "bpe_simple_vocab_16e6.txt.gz")  # the prefix merges under the official name
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    record = OVERALL["per_video"][1]
+    shutil.copyfile(FIXTURES / record["clip"], videos / f"{record['prompt']}-0.mp4")
+    result = run_vdp("eval", "vbench", videos, "--dimensions", "temporal_style", "overall_consistency", "--mode",
+                     "custom", "--weights-dir", weights, "-o", tmp_path / "out", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "out" / "results_eval_results.json").read_text(encoding="utf-8"))
+    for dimension in ("temporal_style", "overall_consistency"):
+        aggregate, [item] = results[dimension]
+        assert item["video_path"] == str(videos / f"{record['prompt']}-0.mp4")
+        assert item["video_results"] == pytest.approx(record["score"], rel=1e-5) and aggregate == item["video_results"]
+    refused = run_vdp("eval", "vbench", videos, "--dimensions", "appearance_style", "--mode", "custom",
+                      "--weights-dir", weights, "-o", tmp_path / "out")
+    assert refused.returncode == 2 and "custom input cannot score ['appearance_style']" in refused.stderr
