@@ -1,6 +1,6 @@
 """temporal_style and overall_consistency equal the official vbench 0.1.5 on a tiny seeded ViCLIP in the
 `ViClip-InternVid-10M-FLT.pth` layout (patch 14, 224 px, 8 frames, context 32), with the official CLIP BPE merges
-(a prefix of `bpe_simple_vocab_16e6.txt.gz`); frame sampling, uint8 preprocessing and tokenisation as the official
+the pack ships and with a prefix of them; frame sampling, uint8 preprocessing and tokenisation as the official
 code; standard and custom-input modes through evaluate(); bad checkpoints named."""
 
 import json
@@ -37,17 +37,20 @@ def checkpoints(tmp_path_factory):
     # both fixtures were made with the same seeded ViCLIP, as both dimensions read the same released file
     assert TEMPORAL["checkpoints"] == OVERALL["checkpoints"]
     path = tmp_path_factory.mktemp("viclip") / "ViClip-InternVid-10M-FLT.pth"
-    return {"viclip": write_seeded_checkpoint(TEMPORAL["checkpoints"]["viclip"], path, wrap="model"), "clip_bpe": BPE}
+    return {"viclip": write_seeded_checkpoint(TEMPORAL["checkpoints"]["viclip"], path, wrap="model")}
 
 
 @pytest.mark.parametrize("dimension", list(MODULES))
-@pytest.mark.parametrize("batch_size", [8, 32], ids=["one_video_a_pass", "four_videos_a_pass"])
-def test_scores_equal_the_official_code(dimension, batch_size, checkpoints):
+@pytest.mark.parametrize("batch_size, vocabulary", [(8, "prefix"), (32, "prefix"), (32, "full")],
+                         ids=["one_video_a_pass", "four_videos_a_pass", "full_vocabulary"])
+def test_scores_equal_the_official_code(dimension, batch_size, vocabulary, checkpoints):
     module, official = MODULES[dimension]
     videos = [fixture_clips()[r["clip"]] for r in official["per_video"]]
     aggregate, per_video = module.compute(
-        videos, checkpoints=checkpoints, batch_size=batch_size, prompts=[r["prompt"] for r in official["per_video"]]
+        videos, checkpoints=checkpoints, batch_size=batch_size, prompts=[r["prompt"] for r in official["per_video"]],
+        clip_bpe=BPE if vocabulary == "prefix" else None,
     )
+    official = official if vocabulary == "prefix" else official["full_vocab"]
     np.testing.assert_allclose(per_video, [r["score"] for r in official["per_video"]], rtol=1e-5, atol=0)
     np.testing.assert_allclose(aggregate, official["aggregate"], rtol=1e-5, atol=0)
 
@@ -81,8 +84,8 @@ def test_a_short_video_scores_as_its_frames_padded_with_the_last(checkpoints):
     video = fixture_clips()["wide_noise.mp4"]  # 4 frames
     padded = video[[0, 1, 2, 3, 3, 3, 3, 3]]
     text = ["an astronaut flying in space, oil painting"]
-    short, _ = overall_consistency.compute([video], checkpoints=checkpoints, prompts=text)
-    long, _ = overall_consistency.compute([padded], checkpoints=checkpoints, prompts=text)
+    short, _ = overall_consistency.compute([video], checkpoints=checkpoints, prompts=text, clip_bpe=BPE)
+    long, _ = overall_consistency.compute([padded], checkpoints=checkpoints, prompts=text, clip_bpe=BPE)
     assert short == long
     official = next(r["score"] for r in OVERALL["per_video"] if r["clip"] == "wide_noise.mp4")
     assert short == pytest.approx(official, rel=1e-5)
@@ -136,16 +139,15 @@ def test_token_ids_equal_the_official_tokenizers():
     assert end == 6513 and long[-1] == end and (long != 0).all() and (long[:-1] != end).all()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("VDP_VBENCH_CLIP_BPE"),
-    reason="needs the full bpe_simple_vocab_16e6.txt.gz (1.3 MB, not committed): set VDP_VBENCH_CLIP_BPE to it",
-)
-def test_token_ids_of_the_whole_suite_with_the_full_vocabulary_equal_the_official():
+def test_the_shipped_vocabulary_is_the_official_file_and_tokenises_the_suite_as_the_official_code():
     import hashlib
 
+    from video_diffusion_pack.evaluation.vbench.dimensions._clip_tokenizer import OFFICIAL_BPE
     from video_diffusion_pack.evaluation.vbench.suite import full_info
 
-    tokenizer = load_bpe(os.environ["VDP_VBENCH_CLIP_BPE"], "test")
+    assert hashlib.sha256(OFFICIAL_BPE.read_bytes()).hexdigest() == TOKENS["full_vocab_sha256"]
+    tokenizer = load_bpe(None, "test")
+    assert len(tokenizer) == 49408
     suite = full_info()
     # every text the three dimensions tokenise (all printable ASCII, so ftfy is not needed)
     texts = sorted({entry["prompt_en"] for entry in suite
@@ -163,7 +165,7 @@ def test_custom_input_takes_the_prompt_from_the_file_name(checkpoints, tmp_path)
     folder = tmp_path / "videos"
     folder.mkdir()
     expected = {}
-    for record in OVERALL["per_video"][1:]:
+    for record in OVERALL["full_vocab"]["per_video"][1:]:
         name = f"{record['prompt']}-3.mp4"
         shutil.copyfile(FIXTURES / record["clip"], folder / name)
         expected[str(folder / name)] = record["score"]
@@ -202,8 +204,9 @@ def test_standard_mode_scores_each_file_with_its_suite_prompt(tmp_path):
             os.link(sources[index % 2], folder / video_name(prompt, index))
     for path in sources:
         path.unlink()
-    checkpoints = {"viclip": small_viclip(tmp_path / "ViClip-InternVid-10M-FLT.pth"), "clip_bpe": BPE}
-    results = evaluate(folder, ["overall_consistency"], checkpoints=checkpoints, output_dir=tmp_path, name="run")
+    checkpoints = {"viclip": small_viclip(tmp_path / "ViClip-InternVid-10M-FLT.pth")}
+    results = evaluate(folder, ["overall_consistency"], checkpoints=checkpoints, output_dir=tmp_path, name="run",
+                       dimension_options={"overall_consistency": {"clip_bpe": BPE}})
     aggregate, per_video = results["overall_consistency"]
     assert len(per_video) == 93 * 5
     assert [item["video_path"] for item in per_video[:2]] == [str(folder / video_name(suite[0], i)) for i in (0, 1)]
@@ -214,7 +217,7 @@ def test_standard_mode_scores_each_file_with_its_suite_prompt(tmp_path):
         assert scores[0] == pytest.approx(scores[2], rel=1e-6) and scores[0] == pytest.approx(scores[4], rel=1e-6)
     assert len({round(item["video_results"], 6) for item in per_video[::5]}) > 80
     direct, _ = overall_consistency.compute([video_io.read_video(per_video[5]["video_path"]).frames],
-                                            checkpoints=checkpoints, prompts=[suite[1]])
+                                            checkpoints=checkpoints, prompts=[suite[1]], clip_bpe=BPE)
     assert per_video[5]["video_results"] == pytest.approx(direct, rel=1e-5)
     assert aggregate == pytest.approx(np.mean([item["video_results"] for item in per_video]), rel=1e-12)
 
@@ -222,12 +225,13 @@ def test_standard_mode_scores_each_file_with_its_suite_prompt(tmp_path):
 def test_missing_checkpoints_name_their_manifest_entries(checkpoints, tmp_path):
     video = [np.zeros((2, 32, 32, 3), np.uint8)]
     with pytest.raises(FileNotFoundError, match=r"ViClip.*does not exist; `vdp download vbench-viclip`"):
-        temporal_style.compute(video, checkpoints={**checkpoints, "viclip": tmp_path / "ViClip-InternVid-10M-FLT.pth"},
-                               prompts=["a"])
-    with pytest.raises(KeyError, match=r"checkpoints\['clip_bpe'\] is missing.*vdp download vbench-clip-bpe"):
-        overall_consistency.compute(video, checkpoints={"viclip": checkpoints["viclip"]}, prompts=["a"])
+        temporal_style.compute(video, checkpoints={"viclip": tmp_path / "ViClip-InternVid-10M-FLT.pth"}, prompts=["a"])
+    with pytest.raises(KeyError, match=r"checkpoints\['viclip'\] is missing.*vdp download vbench-viclip"):
+        overall_consistency.compute(video, checkpoints={}, prompts=["a"])
     with pytest.raises(FileNotFoundError, match=r"ViClip-InternVid-10M-FLT\.pth.*`vdp download vbench-viclip`"):
         resolve_checkpoints("temporal_style", tmp_path)
+    with pytest.raises(ValueError, match=r"clip_bpe='.*nowhere\.txt\.gz' is not a file"):
+        overall_consistency.compute(video, checkpoints=checkpoints, prompts=["a"], clip_bpe=tmp_path / "nowhere.txt.gz")
     with pytest.raises(ValueError, match=r"videos\[1\] has prompt ''"):
         temporal_style.compute(video * 2, checkpoints=checkpoints, prompts=["a", ""])
     with pytest.raises(ValueError, match="needs the prompt of each of the 1 videos"):
@@ -239,7 +243,8 @@ def test_checkpoints_of_another_layout_are_refused_with_the_file(checkpoints, tm
     state = torch.load(checkpoints["viclip"], weights_only=True)["model"]
     clip_like = tmp_path / "clip.pth"
     torch.save({"visual.conv1.weight": torch.zeros(8, 3, 14, 14)}, clip_like)
-    with pytest.raises(ValueError, match=r"clip\.pth.*is not a ViCLIP checkpoint.*no vision_encoder\.conv1\.weight"):
+    with pytest.raises(ValueError, match=r"clip\.pth.*is not a ViCLIP checkpoint.*no vision_encoder\.conv1\.weight.*"
+                                         r"`vdp download vbench-viclip`"):
         temporal_style.compute(video, checkpoints={**checkpoints, "viclip": clip_like}, prompts=["a"])
     wrong = tmp_path / "wrong.pth"
     torch.save({"model": {**state, "vision_encoder.ln_post.weight": torch.ones(64)}}, wrong)
@@ -261,10 +266,9 @@ def test_vdp_eval_vbench_scores_both_dimensions_from_a_flat_weights_folder(check
     weights = tmp_path / "weights"
     weights.mkdir()
     shutil.copyfile(checkpoints["viclip"], weights / "ViClip-InternVid-10M-FLT.pth")
-    shutil.copyfile(BPE, weights / "bpe_simple_vocab_16e6.txt.gz")  # the prefix merges under the official name
     videos = tmp_path / "videos"
     videos.mkdir()
-    record = OVERALL["per_video"][1]
+    record = OVERALL["full_vocab"]["per_video"][1]
     shutil.copyfile(FIXTURES / record["clip"], videos / f"{record['prompt']}-0.mp4")
     result = run_vdp("eval", "vbench", videos, "--dimensions", "temporal_style", "overall_consistency", "--mode",
                      "custom", "--weights-dir", weights, "-o", tmp_path / "out", "--device", "cpu")

@@ -1,5 +1,6 @@
 """OpenAI CLIP's byte-level BPE tokenisation (`clip.tokenize`, and ViCLIP's `tokenize` with context 32) as
-transformers' CLIPTokenizer built from the official merges file `bpe_simple_vocab_16e6.txt.gz`.
+transformers' CLIPTokenizer built from the official merges file `bpe_simple_vocab_16e6.txt.gz` (shipped unchanged
+as package data, MIT licence, beside its licence text; another merges file of the same format may be given).
 
 The vocabulary is made from the file as the official tokenizer makes it: the 256 byte symbols (GPT-2's byte to
 unicode table), the same with `</w>`, one symbol per merge of lines 1..48894 of the file, then `<|startoftext|>`
@@ -14,10 +15,12 @@ import functools
 import gzip
 import html
 import os
-from typing import List, Sequence
+from pathlib import Path
+from typing import List, Optional, Sequence
 
 MERGES_END = 49152 - 256 - 2 + 1  # the official tokenizer reads merge lines 1 .. 48894
 START, END = "<|startoftext|>", "<|endoftext|>"
+OFFICIAL_BPE = Path(__file__).resolve().parent.parent / "data" / "bpe_simple_vocab_16e6.txt.gz"
 
 
 def _clean(text: str, name: str) -> str:
@@ -59,10 +62,12 @@ def _tokenizer(path: str, name: str, mtime_ns: int):
     return CLIPTokenizer(vocab={token: index for index, token in enumerate(vocab)}, merges=merges)
 
 
-def load_bpe(path: str, name: str):
-    """transformers' CLIPTokenizer of the official merges file `path` (cached per file); ValueError naming the file
-    when it is not one."""
-    path = os.fspath(path)
+def load_bpe(path: Optional[str], name: str):
+    """transformers' CLIPTokenizer of the merges file `path` (None: the official one shipped with the pack; cached
+    per file); ValueError naming the file when it is missing or not a merges file."""
+    path = os.fspath(OFFICIAL_BPE if path is None else path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{name}: clip_bpe={path!r} is not a file (a CLIP BPE merges file, .txt.gz)")
     return _tokenizer(path, name, os.stat(path).st_mtime_ns)
 
 

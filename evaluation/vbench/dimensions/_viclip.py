@@ -231,27 +231,31 @@ def clip_transform_uint8(frames, n_px: int = 224):
     return TF.normalize(frames.float().div(255.0), CLIP_MEAN, CLIP_STD)
 
 
-def video_text_similarity(videos, texts, *, checkpoints, keys, name, device="cpu", batch_size: int = 32):
+def video_text_similarity(videos, texts, *, checkpoints, entry, name, device="cpu", batch_size: int = 32,
+                          clip_bpe=None):
     """(mean over videos, per-video scores) of cos(ViCLIP video feature, ViCLIP text feature of the video's text),
     as VBench's temporal_style and overall_consistency: each video's frames sampled by `middle_frame_indices`,
-    `clip_transform_uint8`, encoded in fp32; `batch_size` frames (whole videos, at least one) a forward pass."""
+    `clip_transform_uint8`, encoded in fp32; `batch_size` frames (whole videos, at least one) a forward pass. The
+    checkpoint is `checkpoints['viclip']` (manifest entry `entry`), the merges file `clip_bpe` (None: the
+    official one)."""
     import numpy as np
     import torch.nn.functional as F
 
     from ._clip_tokenizer import load_bpe, tokenize
     from ._common import checkpoint_file
 
-    viclip_key, bpe_key = keys
-    viclip_path = checkpoint_file(checkpoints, viclip_key[0], name, viclip_key[1])
-    bpe_path = checkpoint_file(checkpoints, bpe_key[0], name, bpe_key[1])
-    tokenizer = load_bpe(bpe_path, name)
+    viclip_path = checkpoint_file(checkpoints, "viclip", name, entry)
+    tokenizer = load_bpe(clip_bpe, name)
     unique = list(dict.fromkeys(texts))
-    model = load_viclip(viclip_path, name, device)
+    try:
+        model = load_viclip(viclip_path, name, device)
+    except ValueError as error:
+        raise ValueError(f"{error}; `vdp download {entry}` fetches the official file") from None
     config = model.config
     ids = tokenize(tokenizer, unique, config.context_length, name)
     if int(ids.max()) >= config.vocab_size:
         raise ValueError(
-            f"{name}: the BPE vocabulary {bpe_path!r} gives token id {int(ids.max())}, beyond the "
+            f"{name}: the BPE vocabulary {clip_bpe or 'of CLIP'} gives token id {int(ids.max())}, beyond the "
             f"{config.vocab_size} token embeddings of {viclip_path!r}"
         )
     clips = torch.stack([

@@ -3,7 +3,7 @@ name of the prompt (auxiliary info `{'appearance_style': 'Van Gogh style'}`).
 
 As the official code: every frame as a PIL image through `clip_transform_Image(224)` (shorter side 224 by PIL's
 bicubic, which always antialiases, sizes truncated; centre crop; /255; CLIP mean/std); the style name tokenised by
-CLIP's BPE (`bpe_simple_vocab_16e6.txt.gz`, context 77); per frame `logits_per_text / 100` =
+CLIP's BPE (the official `bpe_simple_vocab_16e6.txt.gz` shipped with the pack, context 77); per frame `logits_per_text / 100` =
 exp(`logit_scale` of the checkpoint) * cos(image, text) / 100. Per video the mean over its frames (with the frame
 scores and the last one, `frame_results` and `cur_sim`, as the official results file has them), the aggregate the
 sum over all frames of all videos over their count. fp32 (the official CLI runs CLIP in fp16 on CUDA). Frames of all
@@ -15,10 +15,7 @@ from typing import Dict, List, Tuple
 from ._common import CLIP_MEAN, CLIP_STD, check_videos, checkpoint_file
 
 NAME = "appearance_style"
-CHECKPOINTS = {
-    "clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32"),
-    "clip_bpe": ("bpe_simple_vocab_16e6.txt.gz", "vbench-clip-bpe"),
-}
+CHECKPOINTS = {"clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32")}
 CONTEXT_LENGTH = 77
 
 
@@ -56,14 +53,15 @@ def styles_of(auxiliary_info, count: int) -> List[str]:
 
 
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 32, auxiliary_info=None,
-            **info) -> Tuple[float, List]:
-    """(sum of frame scores / number of frames, per-video {'video_results', 'frame_results', 'cur_sim'})."""
+            clip_bpe=None, **info) -> Tuple[float, List]:
+    """(sum of frame scores / number of frames, per-video {'video_results', 'frame_results', 'cur_sim'}).
+
+    `clip_bpe`: another CLIP BPE merges file than the official one."""
     videos = check_videos(videos, NAME)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
     styles = styles_of(auxiliary_info, len(videos))
     clip_path = checkpoint_file(checkpoints, "clip_vit_b_32", NAME, CHECKPOINTS["clip_vit_b_32"][1])
-    bpe_path = checkpoint_file(checkpoints, "clip_bpe", NAME, CHECKPOINTS["clip_bpe"][1])
 
     import numpy as np
     import torch
@@ -71,13 +69,16 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     from ._clip_tokenizer import load_bpe, tokenize
     from ._openai_clip_text import image_features, load_openai_clip, text_features
 
-    tokenizer = load_bpe(bpe_path, NAME)
+    tokenizer = load_bpe(clip_bpe, NAME)
     unique = list(dict.fromkeys(styles))
     ids = tokenize(tokenizer, unique, CONTEXT_LENGTH, NAME)
-    model = load_openai_clip(clip_path, NAME, device)
+    try:
+        model = load_openai_clip(clip_path, NAME, device)
+    except ValueError as error:
+        raise ValueError(f"{error}; `vdp download {CHECKPOINTS['clip_vit_b_32'][1]}` fetches the official file") from None
     if int(ids.max()) >= model.config.text_config.vocab_size:
         raise ValueError(
-            f"{NAME}: the BPE vocabulary {bpe_path!r} gives token id {int(ids.max())}, beyond the "
+            f"{NAME}: the BPE vocabulary {clip_bpe or 'of CLIP'} gives token id {int(ids.max())}, beyond the "
             f"{model.config.text_config.vocab_size} token embeddings of {clip_path!r}"
         )
     counts = [len(video) for video in videos]

@@ -16,14 +16,14 @@ CHECKPOINTS = dict(CHECKPOINTS)
 
 
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 32, prompts=None,
-            **info) -> Tuple[float, List[float]]:
-    """(mean over videos, per-video cosine similarities of video and prompt)."""
+            clip_bpe=None, **info) -> Tuple[float, List[float]]:
+    """(mean over videos, per-video cosine similarities of video and prompt); `clip_bpe`: another CLIP BPE merges
+    file than the official one."""
     videos = check_videos(videos, NAME)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
     texts = check_prompts(NAME, prompts, len(videos))
     from ._viclip import video_text_similarity
 
-    keys = (("viclip", CHECKPOINTS["viclip"][1]), ("clip_bpe", CHECKPOINTS["clip_bpe"][1]))
-    return video_text_similarity(videos, texts, checkpoints=checkpoints, keys=keys, name=NAME, device=device,
-                                 batch_size=batch_size)
+    return video_text_similarity(videos, texts, checkpoints=checkpoints, entry=CHECKPOINTS["viclip"][1], name=NAME,
+                                 device=device, batch_size=batch_size, clip_bpe=clip_bpe)
