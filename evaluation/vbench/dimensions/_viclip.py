@@ -247,6 +247,7 @@ def video_text_similarity(videos, texts, *, checkpoints, entry, name, device="cp
     viclip_path = checkpoint_file(checkpoints, "viclip", name, entry)
     tokenizer = load_bpe(clip_bpe, name)
     unique = list(dict.fromkeys(texts))
+    tokenize(tokenizer, unique, 2, name)  # text the tokenizer refuses is named before the model loads
     try:
         model = load_viclip(viclip_path, name, device)
     except ValueError as error:
@@ -258,19 +259,20 @@ def video_text_similarity(videos, texts, *, checkpoints, entry, name, device="cp
             f"{name}: the BPE vocabulary {clip_bpe or 'of CLIP'} gives token id {int(ids.max())}, beyond the "
             f"{config.vocab_size} token embeddings of {viclip_path!r}"
         )
-    clips = torch.stack([
-        clip_transform_uint8(
-            torch.from_numpy(video[middle_frame_indices(config.num_frames, len(video))]).permute(0, 3, 1, 2),
-            config.image_size,
-        )
-        for video in videos
-    ])
     per_batch = max(1, batch_size // config.num_frames)
+
+    def clip_of(video):
+        frames = torch.from_numpy(video[middle_frame_indices(config.num_frames, len(video))]).permute(0, 3, 1, 2)
+        return clip_transform_uint8(frames, config.image_size)
+
     with torch.no_grad():
         text_features = F.normalize(model.encode_text(ids.to(device)).float(), dim=-1)
-        video_features = torch.cat([
-            F.normalize(model.encode_vision(batch.to(device)).float(), dim=-1).cpu() for batch in clips.split(per_batch)
-        ])
+        video_features = []
+        # whole videos, `per_batch` at a time, preprocessed as they are encoded
+        for start in range(0, len(videos), per_batch):
+            clips = torch.stack([clip_of(video) for video in videos[start:start + per_batch]])
+            video_features.append(F.normalize(model.encode_vision(clips.to(device)).float(), dim=-1).cpu())
+        video_features = torch.cat(video_features)
     text_of_video = text_features.cpu()[[unique.index(text) for text in texts]]
     per_video = [float(score) for score in (video_features * text_of_video).sum(-1)]
     return float(np.mean(per_video)), per_video

@@ -7,7 +7,7 @@ CLIP's BPE (the official `bpe_simple_vocab_16e6.txt.gz` shipped with the pack, c
 exp(`logit_scale` of the checkpoint) * cos(image, text) / 100. Per video the mean over its frames (with the frame
 scores and the last one, `frame_results` and `cur_sim`, as the official results file has them), the aggregate the
 sum over all frames of all videos over their count. fp32 (the official CLI runs CLIP in fp16 on CUDA). Frames of all
-videos are batched together, `batch_size` at a time; each style is encoded once.
+videos are preprocessed and batched together, `batch_size` at a time; each style is encoded once.
 """
 
 from typing import Dict, List, Tuple
@@ -32,6 +32,26 @@ def clip_transform_image(frames, n_px: int = 224):
         image = TF.resize(Image.fromarray(frame), n_px, interpolation=InterpolationMode.BICUBIC)
         out.append(TF.normalize(TF.to_tensor(TF.center_crop(image, n_px)), CLIP_MEAN, CLIP_STD))
     return torch.stack(out)
+
+
+def frame_batches(videos, owners, batch_size: int):
+    """(pixels [<= batch_size, 3, 224, 224], owner of each frame) over all frames of all videos in order, each
+    frame through `clip_transform_image` once."""
+    import torch
+
+    pending, pending_owners, size = [], [], 0
+    for video, owner in zip(videos, owners):
+        for start in range(0, len(video), batch_size):
+            chunk = clip_transform_image(video[start:start + batch_size])
+            pending.append(chunk)
+            pending_owners += [owner] * len(chunk)
+            size += len(chunk)
+            while size >= batch_size:
+                joined = torch.cat(pending)
+                yield joined[:batch_size], torch.tensor(pending_owners[:batch_size])
+                pending, pending_owners, size = [joined[batch_size:]], pending_owners[batch_size:], size - batch_size
+    if size:
+        yield torch.cat(pending), torch.tensor(pending_owners)
 
 
 def styles_of(auxiliary_info, count: int) -> List[str]:
@@ -82,13 +102,16 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
             f"{model.config.text_config.vocab_size} token embeddings of {clip_path!r}"
         )
     counts = [len(video) for video in videos]
-    frames = torch.cat([clip_transform_image(video) for video in videos])
+    owners = [unique.index(style) for style in styles]
+    logits = []
     with torch.no_grad():
         texts = text_features(model, ids.to(device))
-        features = torch.cat([image_features(model, batch.to(device)) for batch in frames.split(batch_size)])
         scale = model.logit_scale.exp()
-        text_of_frame = torch.cat([texts[unique.index(style)].expand(count, -1) for style, count in zip(styles, counts)])
-        logits = (scale * (features * text_of_frame).sum(-1)).cpu()
+        # frames preprocessed batch by batch (across videos), so only one batch of pixels is held at a time
+        for pixels, text_rows in frame_batches(videos, owners, batch_size):
+            features = image_features(model, pixels.to(device))
+            logits.append((scale * (features * texts[text_rows.to(device)]).sum(-1)).cpu())
+    logits = torch.cat(logits)
     total, number, per_video = 0.0, 0, []
     for scores in logits.split(counts):
         frame_results = [float(score) / 100 for score in scores]
