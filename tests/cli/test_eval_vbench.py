@@ -58,8 +58,6 @@ def test_prompts_lists_a_dimension_and_its_file_names():
 
 ARGUMENT_ERRORS = [
     (["vbench", "{videos}", "--dimensions", "colr", "-o", "{out}"], "dimension 'colr' is not a VBench dimension"),
-    (["vbench", "{videos}", "--dimensions", "i2v_background", "--mode", "custom", "-o", "{out}"],
-     "is not computed by this version"),
     (["vbench", "{videos}", "--dimensions", "color", "--mode", "custom", "-o", "{out}"],
      "custom input cannot score ['color']"),
     (["vbench", "{videos}", "--dimensions", "scene", "--detections", "{videos}/none.json", "-o", "{out}"],

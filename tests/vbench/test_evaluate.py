@@ -156,7 +156,6 @@ def test_a_results_file_of_other_videos_or_another_suite_is_refused(tmp_path):
     "dimensions, named",
     [
         (["temporal_flickers"], "dimension 'temporal_flickers' is not a VBench dimension"),
-        (["i2v_background"], "dimension 'i2v_background' is not computed by this version of the pack"),
         ([], "dimensions must name at least one"),
         (["temporal_flickering", "temporal_flickering"], "more than once"),
     ],
