@@ -112,12 +112,7 @@ def standard_videos(
     """dimension -> [{'prompt_en', 'video_list', 'auxiliary_info'?}] of the suite's files in `folder`.
 
     FileNotFoundError listing every missing file (at most 20 named, with the count)."""
-    from .totals import I2V_DIMENSIONS
-
     for dimension in dimensions:
-        if dimension in I2V_DIMENSIONS:
-            raise ValueError(f"{dimension} is a VBench-I2V dimension, whose suite is not shipped: score it in custom "
-                             f"mode (the file names say what they show)")
         check_dimension(dimension)
     names = _folder_videos(folder)
     if ext is None:
@@ -152,11 +147,8 @@ def standard_videos(
 
 def custom_videos(folder_or_file: str, dimensions: Sequence[str]) -> Dict[str, List[Dict]]:
     """dimension -> [{'prompt_en', 'video_list'}] for every video of a folder (or one file), prompt from the name."""
-    from .totals import I2V_DIMENSIONS
-
     for dimension in dimensions:
-        if dimension not in I2V_DIMENSIONS:  # the I2V suite is not shipped: its dimensions take custom input
-            check_dimension(dimension)
+        check_dimension(dimension)
     refused = [dimension for dimension in dimensions if dimension in NEEDS_AUXILIARY_INFO]
     if refused:
         raise ValueError(

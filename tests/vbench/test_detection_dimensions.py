@@ -526,10 +526,10 @@ def test_camera_motion_through_evaluate_keeps_the_per_type_means_and_resumes(tmp
     assert again["camera_motion"][:2] == [aggregate, per_type]
 
 
-def test_camera_motion_in_standard_mode_points_to_custom_mode(tmp_path):
+def test_camera_motion_in_standard_mode_lists_the_i2v_suite_files_missing(tmp_path):
     shutil.copy(FIXTURES / "moving_gradient.mp4", tmp_path / "a lake, camera pans left-0.mp4")
-    with pytest.raises(ValueError, match="camera_motion is a VBench-I2V dimension, whose suite is not shipped: score "
-                                         "it in custom mode"):
+    # the I2V suite has 763 camera_motion prompts, 5 videos each
+    with pytest.raises(FileNotFoundError, match=r"3815 video\(s\) of the VBench suite are missing"):
         evaluate(str(tmp_path), ["camera_motion"], dimension_options={"camera_motion": {"model_outputs": "x.json"}})
 
 

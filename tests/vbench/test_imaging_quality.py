@@ -41,7 +41,8 @@ def test_preprocessing_resizes_only_above_512():
     frames = torch.full((1, 3, 100, 600), 255.0)
     assert imaging_quality.preprocess(frames).shape[-2:] == (85, 512)
     assert imaging_quality.preprocess(frames[..., :500]).shape[-2:] == (100, 500)
-    assert float(imaging_quality.preprocess(frames).max()) == 1.0
+    # 255 maps to 1 (the antialiased resize of a constant frame may round by one float32 ulp, thread count dependent)
+    assert abs(float(imaging_quality.preprocess(frames).max()) - 1.0) <= 1.2e-7
 
 
 def test_unknown_preprocessing_mode_is_named(checkpoints):
