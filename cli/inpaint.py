@@ -49,8 +49,8 @@ def add_commands(commands) -> None:
         description=(
             "Edit a video as a referring expression says ('remove the bird on the left'), or, with --lgvi-i, as a "
             "chat request that LLaVA turns into the edit prompt; no mask is needed. Without --model it runs the "
-            "embedded LGVI, a small model trained on the pack's shapes world: it removes the shape of a one-shape "
-            "video at 32x32 (other videos come out resized and blurred, not edited); with --lgvi-i and no --model, a "
+            "embedded LGVI, a small model trained on the pack's shapes world: it removes the shapes of a shapes-world "
+            "video at 32x32, whatever the instruction names (other videos come out resized and blurred, not edited); with --lgvi-i and no --model, a "
             "random-weight smoke-test model whose output is noise. Settings not given are the official ones (with "
             "--model) or the embedded model's."
         ),

@@ -57,8 +57,8 @@ class VDPEmbeddedLGVILoader:
     DESCRIPTION = (f"The pack's built-in LGVI, trained briefly on its shapes world (no download): it removes the shape "
                    f"of a one-shape video ('remove the red circle') at {EMBEDDED.width}x{EMBEDDED.height}, "
                    f"{EMBEDDED.num_inference_steps} steps, guidance off (text and video guidance "
-                   f"{EMBEDDED.guidance_scale:g}). It does not pick the named object among several; other videos "
-                   "come out blurred, not edited.")
+                   f"{EMBEDDED.guidance_scale:g}). It does not read the instruction: it removes every shape, the "
+                   "named one or not; other videos come out blurred, not edited.")
 
     @classmethod
     def INPUT_TYPES(cls):

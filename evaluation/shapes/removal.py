@@ -22,13 +22,15 @@ REMOVAL_SEED = 1
 
 @dataclasses.dataclass(frozen=True)
 class RemovalCase:
-    """One removal: the video, the instruction, the truth (the scene without the object) and the object's pixels."""
+    """One removal: the video, the instruction, the truth (the scene without the object), the object's pixels and
+    those of the objects that must stay."""
 
     input_video: np.ndarray  # [F, H, W, 3] uint8
     target: np.ndarray  # [F, H, W, 3] uint8
     mask: np.ndarray  # [F, H, W] bool: the removed object's visible pixels
     instruction: str
     seed: int
+    kept: np.ndarray  # [F, H, W] bool: the other objects' visible pixels (none in a one-object scene)
 
 
 def fixed_removal_set(count: int = 24, num_frames: int = 8, height: int = 32, width: int = 32,
@@ -45,5 +47,5 @@ def fixed_removal_set(count: int = 24, num_frames: int = 8, height: int = 32, wi
         cases.append(RemovalCase(
             input_video=rendered.frames, target=render_scene(scene.without(removed)).frames,
             mask=rendered.labels == removed + 1, instruction=f"remove {referring_expression(scene, removed)}",
-            seed=index))
+            seed=index, kept=(rendered.labels > 0) & (rendered.labels != removed + 1)))
     return cases
