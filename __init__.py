@@ -28,6 +28,7 @@ _LAZY_EXPORTS = {
     "InpaintByInstructionPipeline": ".diffusers_pipelines.lgvi",
     "InpaintByInstructionPipelineOutput": ".diffusers_pipelines.lgvi",
     "build_tiny_inpaint_pipeline": ".diffusers_pipelines.lgvi.tiny",
+    "load_embedded_lgvi_pipeline": ".diffusers_pipelines.lgvi.embedded",
     "LGVIInstructionEncoder": ".models.lgvi_instruction_encoder",
     "build_tiny_lgvi_instruction_encoder": ".models.lgvi_instruction_encoder",
     "load_lgvi_i_pipeline": ".diffusers_pipelines.lgvi.lgvi_i",

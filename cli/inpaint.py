@@ -8,7 +8,7 @@ import functools
 import sys
 from pathlib import Path
 
-from ..diffusers_pipelines.lgvi.defaults import OFFICIAL, SMOKE_TEST
+from ..diffusers_pipelines.lgvi.defaults import EMBEDDED, EMBEDDED_DESCRIPTION, OFFICIAL, SMOKE_TEST
 from ..video_io import SUPPORTED_EXTENSIONS
 from ._common import (
     add_device_arguments,
@@ -21,6 +21,7 @@ from ._common import (
     check_seed,
     check_steps,
     device_and_dtype,
+    embedded_notice,
     load_or_embedded,
     place_pipeline,
     run_settings,
@@ -29,7 +30,7 @@ from ._common import (
 )
 from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
 
-# the embedded LGVI's scheduler (DDIM, 1000 trained timesteps shifted by steps_offset=1) plans at most 999 steps
+# the embedded LGVI's (and the LGVI-I smoke test's) scheduler (DDIM, 1000 trained timesteps shifted by steps_offset=1) plans at most 999 steps
 SMOKE_TEST_MAX_STEPS = 999
 
 
@@ -48,7 +49,10 @@ def add_commands(commands) -> None:
         description=(
             "Edit a video as a referring expression says ('remove the bird on the left'), or, with --lgvi-i, as a "
             "chat request that LLaVA turns into the edit prompt; no mask is needed. Without --model it runs the "
-            "embedded random-weight smoke-test model, whose output is noise."
+            "embedded LGVI, a small model trained on the pack's shapes world: it removes the shapes of a shapes-world "
+            "video at 32x32, whatever the instruction names (other videos come out resized and blurred, not edited); with --lgvi-i and no --model, a "
+            "random-weight smoke-test model whose output is noise. Settings not given are the official ones (with "
+            "--model) or the embedded model's."
         ),
     )
     inpaint.add_argument("input_video", help=f"the video to edit ({', '.join(SUPPORTED_EXTENSIONS)})")
@@ -67,15 +71,20 @@ def add_commands(commands) -> None:
                          help=f"LGVI-I: the most tokens LLaVA may write (official: {OFFICIAL.max_new_tokens}; smoke "
                               f"test: {SMOKE_TEST.max_new_tokens})")
     inpaint.add_argument("--steps", type=int, help=f"denoising steps (official: {OFFICIAL.num_inference_steps}; "
-                                                   f"smoke test: {SMOKE_TEST.num_inference_steps})")
-    inpaint.add_argument("--gs", type=float, help=f"text guidance scale (official: {OFFICIAL.guidance_scale})")
-    inpaint.add_argument("--igs", type=float, help=f"video guidance scale (official: {OFFICIAL.image_guidance_scale})")
+                                                   f"embedded: {EMBEDDED.num_inference_steps}; LGVI-I smoke test: "
+                                                   f"{SMOKE_TEST.num_inference_steps})")
+    inpaint.add_argument("--gs", type=float, help=f"text guidance scale (official: {OFFICIAL.guidance_scale}; "
+                                                   f"embedded: {EMBEDDED.guidance_scale})")
+    inpaint.add_argument("--igs", type=float, help=f"video guidance scale (official: {OFFICIAL.image_guidance_scale}; "
+                                                   f"embedded: {EMBEDDED.image_guidance_scale})")
     inpaint.add_argument("--seed", type=int, help=f"seed of the VAE sample and the noise (official: {OFFICIAL.seed})")
-    inpaint.add_argument("--width", type=int, help=f"frame width, a multiple of 8 (official: {OFFICIAL.width}; smoke "
-                                                   f"test: {SMOKE_TEST.width})")
+    inpaint.add_argument("--width", type=int, help=f"frame width, a multiple of 8 (official: {OFFICIAL.width}; "
+                                                   f"embedded: {EMBEDDED.width}; LGVI-I smoke test: {SMOKE_TEST.width})")
     inpaint.add_argument("--height", type=int, help=f"frame height, a multiple of 8 (official: {OFFICIAL.height}; "
-                                                    f"smoke test: {SMOKE_TEST.height})")
-    inpaint.add_argument("--max-frames", type=int, help=f"use the first N frames (official: {OFFICIAL.max_frames})")
+                                                    f"embedded: {EMBEDDED.height}; LGVI-I smoke test: "
+                                                    f"{SMOKE_TEST.height})")
+    inpaint.add_argument("--max-frames", type=int, help=f"use the first N frames (official: {OFFICIAL.max_frames}; "
+                                                       f"embedded: {EMBEDDED.max_frames})")
     inpaint.add_argument("--fps", type=float,
                          help=f"frame rate of the written video (default: the input's, else {OFFICIAL.fps:g})")
     add_device_arguments(inpaint, cuda_dtype="fp16", cuda_dtype_note=" (official)")
@@ -84,8 +93,9 @@ def add_commands(commands) -> None:
 
 
 def _settings(args, parser) -> dict:
-    """The run's settings: the official (or smoke-test) ones, overridden by the given arguments, checked."""
-    settings = _settings_of(SMOKE_TEST if args.model is None else OFFICIAL)
+    """The run's settings: the official ones (with --model), else the embedded LGVI's (or the LGVI-I smoke test's),
+    overridden by the given arguments, checked."""
+    settings = _settings_of(OFFICIAL if args.model is not None else SMOKE_TEST if args.lgvi_i else EMBEDDED)
     for name in ("steps", "gs", "igs", "seed", "width", "height", "max_frames"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -144,10 +154,11 @@ def _inpaint(args, parser) -> int:
     max_new_tokens = settings["max_new_tokens"]
     check_memory_before_loading(parser, model, device, dtype, frames.shape[0], settings["height"], settings["width"],
                                 option="--max-frames")
-    if model is None:
-        name = "lgvi-i" if args.lgvi_i else "lgvi"
-        smoke_test_notice(f"a tiny {name.upper()}", f"Its output is noise, not an edited video. For real edits: vdp "
-                                                    f"download {name}, then pass --model with its folder.")
+    if model is None and args.lgvi_i:
+        smoke_test_notice("a tiny LGVI-I", "Its output is noise, not an edited video. For real edits: vdp download "
+                                           "lgvi-i, then pass --model with its folder.")
+    elif model is None:
+        embedded_notice(EMBEDDED_DESCRIPTION, "For real videos: vdp download lgvi, then pass --model with its folder.")
     if args.lgvi_i:
         from ..diffusers_pipelines.lgvi.lgvi_i import (
             build_tiny_lgvi_i_pipeline,
@@ -195,9 +206,9 @@ def _load_lgvi(folder: str, dtype):
 
 
 def _build_lgvi():
-    from ..diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
+    from ..diffusers_pipelines.lgvi.embedded import load_embedded_lgvi_pipeline
 
-    return build_tiny_inpaint_pipeline()
+    return load_embedded_lgvi_pipeline()
 
 
 def _lgvi_i_folders(args, parser, manifest, model: Path):

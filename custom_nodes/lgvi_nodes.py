@@ -6,8 +6,8 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 
 import torch
 
-from ..diffusers_pipelines.lgvi.defaults import MAX_INFERENCE_STEPS, OFFICIAL
-from . import _comfy, _model_cache, _sampler
+from ..diffusers_pipelines.lgvi.defaults import EMBEDDED, MAX_INFERENCE_STEPS, OFFICIAL
+from . import _comfy, _memory, _model_cache, _sampler
 
 CATEGORY = "video_diffusion_pack/lgvi"
 WEIGHTS_KIND = "lgvi"
@@ -42,6 +42,36 @@ class VDPTinyLGVILoader(_comfy.TinyPipelineLoader):
     OUTPUT_TOOLTIPS = ("A tiny random-weight LGVI pipeline (any size that is a multiple of 8) on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny LGVI pipeline with seeded random weights: a smoke test for graphs."
+
+
+class VDPEmbeddedLGVILoader:
+    """Loads the pack's embedded LGVI: a small model trained on the shapes world's removal pairs, shipped in the
+    package."""
+
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = (f"The embedded LGVI ({EMBEDDED.width}x{EMBEDDED.height}, {EMBEDDED.max_frames} frames) on "
+                       "ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = (f"The pack's built-in LGVI, trained briefly on its shapes world (no download): it removes the shape "
+                   f"of a one-shape video ('remove the red circle') at {EMBEDDED.width}x{EMBEDDED.height}, "
+                   f"{EMBEDDED.num_inference_steps} steps, guidance off (text and video guidance "
+                   f"{EMBEDDED.guidance_scale:g}). It does not read the instruction: it removes every shape, the "
+                   "named one or not; other videos come out blurred, not edited.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}, "optional": _memory.memory_inputs()}
+
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return _comfy.cache_key(cls, **inputs)
+
+    def load(self, memory="none"):
+        _memory.check_memory(memory, _comfy.torch_device())
+        build = _comfy._pack_export("load_embedded_lgvi_pipeline")
+        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
 
 
 class VDPInpaintByInstruction:
@@ -121,10 +151,12 @@ class VDPInpaintByInstruction:
 NODE_CLASS_MAPPINGS = {
     "VDPLGVILoader": VDPLGVILoader,
     "VDPTinyLGVILoader": VDPTinyLGVILoader,
+    "VDPEmbeddedLGVILoader": VDPEmbeddedLGVILoader,
     "VDPInpaintByInstruction": VDPInpaintByInstruction,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VDPLGVILoader": "LGVI Loader (VDP)",
     "VDPTinyLGVILoader": "LGVI Tiny Loader (VDP, smoke test)",
+    "VDPEmbeddedLGVILoader": "LGVI Embedded Loader (VDP, shapes world)",
     "VDPInpaintByInstruction": "Inpaint by Instruction (VDP, LGVI)",
 }

@@ -5,7 +5,9 @@ models: their VAE is trained on the shapes world's frames, then frozen while the
 ``metadata.jsonl`` (``file_name`` column) of DIR, decodes every frame, trains it as a deterministic autoencoder
 (the posterior mean decoded, mean squared error, on random crops), fixes the posterior's variance near zero, sets ``shift_factor`` and ``scaling_factor`` of the VAE's config to
 the mean and inverse standard deviation of the posterior means (SD3's convention: ``(z - shift) * scale`` has unit
-variance) and saves the VAE with ``save_pretrained``.
+variance) and saves the VAE with ``save_pretrained``. ``--family lgvi`` trains the embedded LGVI's VAE instead (Stable
+Diffusion's layout: 4 latent channels, quant convs): its pipeline scales latents without a shift, so only
+``scaling_factor`` is set, to the inverse root mean square of the posterior means.
 """
 
 import argparse
@@ -80,19 +82,25 @@ def make_deterministic(vae, log_variance: float = -30.0) -> None:
     import torch
 
     channels = vae.config.latent_channels
+    # the posterior's moments are the output of quant_conv where the VAE has one (Stable Diffusion's layout)
+    last = vae.quant_conv if getattr(vae, "quant_conv", None) is not None else vae.encoder.conv_out
     with torch.no_grad():
-        vae.encoder.conv_out.weight[channels:] = 0.0
-        vae.encoder.conv_out.bias[channels:] = log_variance
+        last.weight[channels:] = 0.0
+        last.bias[channels:] = log_variance
 
 
-def set_latent_statistics(vae, frames, count: int = 512) -> None:
-    """``shift_factor`` / ``scaling_factor``: mean and 1 / std of the posterior means of ``count`` frames."""
+def set_latent_statistics(vae, frames, count: int = 512, shift: bool = True) -> None:
+    """``shift_factor`` / ``scaling_factor``: mean and 1 / std of the posterior means of ``count`` frames; with
+    ``shift=False`` only ``scaling_factor``, 1 / root mean square (for pipelines that scale without a shift)."""
     import torch
 
     pixels = torch.from_numpy(frames[:: max(1, len(frames) // count)][:count]).permute(0, 3, 1, 2).float()
     with torch.no_grad():
         means = vae.encode(pixels / 127.5 - 1.0).latent_dist.mean
-    vae.register_to_config(shift_factor=float(means.mean()), scaling_factor=float(1.0 / means.std()))
+    if shift:
+        vae.register_to_config(shift_factor=float(means.mean()), scaling_factor=float(1.0 / means.std()))
+    else:
+        vae.register_to_config(scaling_factor=float(1.0 / means.pow(2).mean().sqrt()))
 
 
 def main(argv=None) -> int:
@@ -106,13 +114,18 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=24, help="square crop side of the training frames")
     parser.add_argument("--videos", type=int, default=0, help="use only the first N videos (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", choices=("vchitect", "lgvi"), default="vchitect",
+                        help="whose embedded VAE layout to train (default: vchitect)")
     parser.add_argument("--decoder-only", metavar="VAE", help="fine-tune only the decoder of this trained VAE "
                         "folder (squared error + L1); the encoder, and so the latents, stay as they are")
     args = parser.parse_args(argv)
     import torch
     from diffusers import AutoencoderKL
 
-    from ..diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
+    if args.family == "lgvi":
+        from ..diffusers_pipelines.lgvi.embedded import EMBEDDED_VAE_CONFIG
+    else:
+        from ..diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
 
     frames = read_frames(Path(args.data), limit=args.videos)
     torch.manual_seed(args.seed)
@@ -123,9 +136,10 @@ def main(argv=None) -> int:
                               crop=args.crop, seed=args.seed, decoder_only=bool(args.decoder_only))
     if not args.decoder_only:
         make_deterministic(vae)
-        set_latent_statistics(vae, frames)
+        set_latent_statistics(vae, frames, shift=args.family != "lgvi")
     vae.save_pretrained(args.output, safe_serialization=True)
-    summary = {"frames": int(len(frames)), "decoder_only": bool(args.decoder_only), "steps": args.steps, "batch_size": args.batch_size, "final_mse": final,
+    summary = {"frames": int(len(frames)), "family": args.family, "decoder_only": bool(args.decoder_only),
+               "steps": args.steps, "batch_size": args.batch_size, "final_mse": final,
                "seconds": time.time() - began, "shift_factor": vae.config.shift_factor,
                "scaling_factor": vae.config.scaling_factor}
     Path(args.output, "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -29,15 +29,16 @@ def input_video(tmp_path):
     return write_video(tmp_path / "birds.mp4", frames, fps=12)
 
 
-def test_smoke_test_inpaints_an_mp4_into_an_mp4_at_the_input_frame_rate(input_video, tmp_path, capsys):
+def test_the_embedded_model_inpaints_an_mp4_into_an_mp4_at_the_input_frame_rate(input_video, tmp_path, capsys):
     output = tmp_path / "out.mp4"
     status, out, err = run_in_process(capsys, "inpaint", input_video, "remove the bird on the left", "-o", output,
                                       "--max-frames", "4")
     assert status == 0, err
-    assert "smoke-test model" in err
+    assert "runs the embedded model: a small LGVI (32x32, 8 frames) trained" in err
+    assert "smoke-test" not in err and "noise" not in err
     assert out.strip() == str(output)
     frames, fps = read_video(output)
-    assert frames.shape == (4, 32, 48, 3)
+    assert frames.shape == (4, 32, 32, 3)  # the embedded model's frame size
     assert fps == pytest.approx(12.0)
 
 

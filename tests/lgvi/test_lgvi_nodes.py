@@ -19,8 +19,9 @@ def api_workflow(name: str) -> dict:
 
 
 # ---------------------------------------------------------------- as Python objects
-def test_the_pack_registers_three_lgvi_nodes():
-    assert sorted(LGVI_NODES) == ["VDPInpaintByInstruction", "VDPLGVILoader", "VDPTinyLGVILoader"]
+def test_the_pack_registers_four_lgvi_nodes():
+    assert sorted(LGVI_NODES) == ["VDPEmbeddedLGVILoader", "VDPInpaintByInstruction", "VDPLGVILoader",
+                                  "VDPTinyLGVILoader"]
 
 
 # the loader's INPUT_TYPES lists ComfyUI's model folders, so it is checked in the real ComfyUI below
@@ -64,6 +65,35 @@ def test_tiny_inpaint_workflow_saves_the_edited_video(comfyui):
     assert [(item["value"], item["max"]) for item in progress] == [(1, 3), (2, 3), (3, 3)]
     # LGVI edits with the instruction itself, and the node shows it
     assert history["outputs"][TINY_INPAINT]["text"] == [graph[TINY_INPAINT]["inputs"]["instruction"]]
+
+
+def test_the_embedded_loader_runs_the_trained_model_in_a_graph_and_loads_it_once(comfyui):
+    """The embedded LGVI (trained on the shapes world) through its loader: the graph saves 32x32 frames, and two equal
+    embedded loaders in one graph share one loaded pipeline (one load line in the server log)."""
+    import copy
+    import time
+
+    graph = api_workflow("lgvi_tiny_inpaint_api.json")
+    graph["1"] = {"inputs": {"memory": "none"}, "class_type": "VDPEmbeddedLGVILoader"}
+    graph["2"]["inputs"].update(width=32, height=32, batch_size=4)
+    graph[TINY_INPAINT]["inputs"].update(instruction="remove the red circle", steps=2, width=32, height=32)
+    graph["5"] = {"inputs": {"memory": "none"}, "class_type": "VDPEmbeddedLGVILoader"}
+    graph["6"] = copy.deepcopy(graph[TINY_INPAINT])
+    graph["6"]["inputs"]["pipeline"] = ["5", 0]
+    graph["7"] = copy.deepcopy(graph[TINY_SAVE])
+    graph["7"]["inputs"].update(images=["6", 0], filename_prefix="vdp_lgvi_embedded_b")
+    graph[TINY_SAVE]["inputs"]["filename_prefix"] = "vdp_lgvi_embedded"
+    log_before = comfyui.log_text()
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (item,) = history["outputs"][TINY_SAVE]["images"]
+    with Image.open(comfyui.output_dir / item["subfolder"] / item["filename"]) as webp:
+        assert webp.size == (32, 32)
+    line = "loaded pipeline VDPEmbeddedLGVILoader(memory='none') on cpu"
+    deadline = time.monotonic() + 10
+    while line not in comfyui.log_text()[len(log_before):] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert comfyui.log_text()[len(log_before):].count(line) == 1
 
 
 def test_a_graph_that_swaps_the_tiny_lgvi_i_loader_for_the_lgvi_one_under_the_same_id_gets_the_lgvi_pipeline(comfyui):
