@@ -35,6 +35,11 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
     :func:`make_deterministic` fixes the posterior's variance near zero."""
     import torch
 
+    video_vae = vae.__class__.__name__ == "AutoencoderKLCogVideoX"
+    if video_vae:  # frame by frame: each frame is a one-frame video, the causal convolutions keep their current tap
+        from ..diffusers_pipelines.das.embedded import collapse_time_taps
+
+        collapse_time_taps(vae)
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -54,6 +59,8 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
         top = int(torch.randint(0, (height - crop) // factor + 1, (1,), generator=generator)) * factor
         left = int(torch.randint(0, (width - crop) // factor + 1, (1,), generator=generator)) * factor
         batch = pixels[index, :, top:top + crop, left:left + crop].float() / 127.5 - 1.0
+        if video_vae:
+            batch = batch[:, :, None]
         with torch.set_grad_enabled(not decoder_only):
             latents = vae.encode(batch).latent_dist.mean
         reconstruction = vae.decode(latents).sample
@@ -65,6 +72,8 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
         schedule.step()
+        if video_vae:
+            collapse_time_taps(vae)
         recent.append(loss.item())
         if (step + 1) % 100 == 0 or step + 1 == steps:
             final = sum(recent) / len(recent)
@@ -80,9 +89,10 @@ def make_deterministic(vae, log_variance: float = -30.0) -> None:
     import torch
 
     channels = vae.config.latent_channels
+    conv_out = getattr(vae.encoder.conv_out, "conv", vae.encoder.conv_out)  # CogVideoX's causal wrapper, or a conv
     with torch.no_grad():
-        vae.encoder.conv_out.weight[channels:] = 0.0
-        vae.encoder.conv_out.bias[channels:] = log_variance
+        conv_out.weight[channels:] = 0.0
+        conv_out.bias[channels:] = log_variance
 
 
 def set_latent_statistics(vae, frames, count: int = 512) -> None:
@@ -90,9 +100,13 @@ def set_latent_statistics(vae, frames, count: int = 512) -> None:
     import torch
 
     pixels = torch.from_numpy(frames[:: max(1, len(frames) // count)][:count]).permute(0, 3, 1, 2).float()
+    video_vae = vae.__class__.__name__ == "AutoencoderKLCogVideoX"
     with torch.no_grad():
-        means = vae.encode(pixels / 127.5 - 1.0).latent_dist.mean
-    vae.register_to_config(shift_factor=float(means.mean()), scaling_factor=float(1.0 / means.std()))
+        means = vae.encode(pixels[:, :, None] / 127.5 - 1.0 if video_vae else pixels / 127.5 - 1.0).latent_dist.mean
+    if video_vae:  # CogVideoX's pipelines scale the latents only
+        vae.register_to_config(scaling_factor=float(1.0 / means.std()))
+    else:
+        vae.register_to_config(shift_factor=float(means.mean()), scaling_factor=float(1.0 / means.std()))
 
 
 def main(argv=None) -> int:
@@ -106,18 +120,23 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=24, help="square crop side of the training frames")
     parser.add_argument("--videos", type=int, default=0, help="use only the first N videos (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", choices=("sd3", "cogvideox"), default="sd3",
+                        help="sd3: the embedded Vchitect-2.0's AutoencoderKL (default); cogvideox: the embedded DaS's "
+                             "AutoencoderKLCogVideoX, trained frame by frame")
     parser.add_argument("--decoder-only", metavar="VAE", help="fine-tune only the decoder of this trained VAE "
                         "folder (squared error + L1); the encoder, and so the latents, stay as they are")
     args = parser.parse_args(argv)
     import torch
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
 
+    from ..diffusers_pipelines.das.embedded import EMBEDDED_DAS_VAE_CONFIG
     from ..diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
 
     frames = read_frames(Path(args.data), limit=args.videos)
     torch.manual_seed(args.seed)
-    vae = AutoencoderKL.from_pretrained(args.decoder_only) if args.decoder_only else AutoencoderKL(
-        **EMBEDDED_VAE_CONFIG)
+    family, config = {"sd3": (AutoencoderKL, EMBEDDED_VAE_CONFIG),
+                      "cogvideox": (AutoencoderKLCogVideoX, EMBEDDED_DAS_VAE_CONFIG)}[args.family]
+    vae = family.from_pretrained(args.decoder_only) if args.decoder_only else family(**config)
     began = time.time()
     final = train_autoencoder(vae, frames, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                               crop=args.crop, seed=args.seed, decoder_only=bool(args.decoder_only))
@@ -125,7 +144,7 @@ def main(argv=None) -> int:
         make_deterministic(vae)
         set_latent_statistics(vae, frames)
     vae.save_pretrained(args.output, safe_serialization=True)
-    summary = {"frames": int(len(frames)), "decoder_only": bool(args.decoder_only), "steps": args.steps, "batch_size": args.batch_size, "final_mse": final,
+    summary = {"family": args.family, "frames": int(len(frames)), "decoder_only": bool(args.decoder_only), "steps": args.steps, "batch_size": args.batch_size, "final_mse": final,
                "seconds": time.time() - began, "shift_factor": vae.config.shift_factor,
                "scaling_factor": vae.config.scaling_factor}
     Path(args.output, "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
