@@ -12,6 +12,9 @@ the scenes, and the fraction of scenes whose object the bed found):
 - ``followed``: videos generated with the other trajectory's tracking video (the caption still names the scene's
   own motion), against the tracking video they were given;
 - ``ground truth``: the world's own rendered videos against their tracking videos (the bed's floor).
+
+Each error by the bed's detector (the caption's object, found by its colour) and colour-free (the centroid of every
+pixel that is not the scene's background; see ``das_bed.foreground_centroid_error``).
 """
 
 import argparse
@@ -65,8 +68,9 @@ def main() -> None:
     print(f"# {datetime.date.today()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s); {args.count} scenes, {args.steps} steps, guidance {args.guidance:g}, "
           f"{seconds:.2f} s a video")
-    print("| videos | scored against | median error (px) | mean error (px) | found |")
-    print("|---|---|---|---|---|")
+    print("| videos | scored against | median error (px) | mean error (px) | found | colour-free median (px) | "
+          "colour-free mean (px) |")
+    print("|---|---|---|---|---|---|---|")
     rows = (("generated with the matching tracking video", "that tracking video", summary, "matched"),
             ("generated with the matching tracking video", "another trajectory's tracking video", summary, "other"),
             ("generated with another trajectory's tracking video", "that tracking video", summary, "followed"),
@@ -74,11 +78,13 @@ def main() -> None:
             ("the world's own videos (ground truth)", "another trajectory's tracking video", floor, "other"))
     for videos, against, values, key in rows:
         print(f"| {videos} | {against} | {values[key + '_median_px']:.2f} | {values[key + '_mean_px']:.2f} | "
-              f"{values[key + '_found']:.2f} |")
-    ratio = summary["other_median_px"] / max(summary["matched_median_px"], 1e-9)
-    print(f"other / matched (median): {ratio:.1f}x")
-    print("per scene (matched, other, followed):", [tuple(round(v, 2) for v in (s.matched, s.other, s.followed))
-                                                      for s in scores])
+              f"{values[key + '_found']:.2f} | {values[key + '_any_median_px']:.2f} | {values[key + '_any_mean_px']:.2f} |")
+    for suffix, name in (("", "bed detector"), ("_any", "colour-free")):
+        ratio = summary[f"other{suffix}_median_px"] / max(summary[f"matched{suffix}_median_px"], 1e-9)
+        print(f"other / matched (median, {name}): {ratio:.2f}x")
+    print("per scene (matched, other, followed; colour-free):",
+          [tuple(round(v, 2) for v in (s.matched, s.other, s.followed, s.matched_any, s.other_any, s.followed_any))
+           for s in scores])
 
 
 if __name__ == "__main__":

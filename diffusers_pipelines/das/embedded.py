@@ -162,6 +162,10 @@ def export_embedded_das(run_folder: Union[str, pathlib.Path], destination: Union
     config_path = pathlib.Path(destination) / "transformer" / "config.json"
     saved = json.loads(config_path.read_text())
     saved.update(_class_name="CogVideoXTransformer3DModelTracking")
-    saved.pop("_name_or_path", None)
     write_json(config_path, saved)
+    # no config names the folder the model was trained in
+    for path in pathlib.Path(destination).glob("*/config.json"):
+        saved = json.loads(path.read_text())
+        if saved.pop("_name_or_path", None) is not None:
+            write_json(path, saved)
     return pathlib.Path(destination)

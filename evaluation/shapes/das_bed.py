@@ -9,6 +9,12 @@ start, moving in another direction), and the centroid errors of a DaS pipeline's
   own motion), scored against the tracking video it was given: small when the tracking video, not the caption,
   steers the motion.
 
+Each error is measured twice: by the quality bed's ``score_control`` (the object of the caption's colour, as the
+bed detects it: ``inf`` when the video has no object of that colour), and colour-free (``*_any``): the centroid of
+every pixel that differs from the scene's background colour (by more than the bed's colour tolerance, after a 3x3
+opening), whatever its colour, against the tracking video's object points. The colour-free error tells whether
+something moves where the tracking video says even when its colour is wrong.
+
 numpy only at import; :func:`generate` imports torch.
 """
 
@@ -17,10 +23,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .quality import score_control
-from .world import DIRECTIONS, Scene, caption, render_scene, sample_scene, tracking_video
+from .quality import COLOR_TOLERANCE, _centroids, check_video, opened, score_control, tracking_regions
+from .world import COLORS, DIRECTIONS, Scene, caption, render_scene, sample_scene, tracking_video
 
-__all__ = ["DaSCase", "DaSCaseScores", "das_cases", "generate", "other_trajectory", "score_case", "summarise_cases"]
+__all__ = ["DaSCase", "DaSCaseScores", "background_image", "das_cases", "foreground_centroid_error", "generate",
+           "other_trajectory", "score_case", "summarise_cases"]
 
 # the translations the embedded DaS model was trained on (one object a video)
 TRANSLATIONS = ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right")
@@ -96,13 +103,39 @@ def generate(pipeline, case: DaSCase, tracking: np.ndarray, num_inference_steps:
                     generator=torch.Generator("cpu").manual_seed(case.seed), output_type="np", **extra).frames[0]
 
 
+def background_image(scene: Scene) -> np.ndarray:
+    """The scene's background alone, float [H, W, 3] (two-tone: the first colour on the top half)."""
+    image = np.empty((scene.height, scene.width, 3), dtype=np.float32)
+    image[:] = COLORS[scene.background[0]]
+    image[scene.height // 2:] = COLORS[scene.background[-1]]
+    return image
+
+
+def foreground_centroid_error(video, tracking, scene: Scene) -> float:
+    """Colour-free centroid error (pixels): the centroid of the pixels of ``video`` that differ from the scene's
+    background against the centroid of the object points of ``tracking``, averaged over the frames that have both
+    (``inf`` when none has)."""
+    video = check_video(video).astype(np.float32)
+    foreground = np.linalg.norm(video - background_image(scene), axis=-1) > COLOR_TOLERANCE
+    foreground = opened(foreground)
+    _, centres = _centroids(foreground)
+    _, track_centres = _centroids(tracking_regions(tracking) == 0)
+    distance = np.linalg.norm(centres - track_centres, axis=1)
+    distance = distance[np.isfinite(distance)]
+    return float(distance.mean()) if distance.size else float("inf")
+
+
 @dataclasses.dataclass(frozen=True)
 class DaSCaseScores:
-    """Centroid errors in pixels (``inf`` when the object is not found in the video)."""
+    """Centroid errors in pixels (``inf`` when the object is not found in the video): by the bed's detector of the
+    caption's object, and colour-free (``*_any``)."""
 
     matched: float
     other: float
+    matched_any: float
+    other_any: float
     followed: Optional[float] = None
+    followed_any: Optional[float] = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,19 +144,22 @@ class DaSCaseScores:
 def score_case(case: DaSCase, video: np.ndarray, followed_video: Optional[np.ndarray] = None) -> DaSCaseScores:
     """The case's errors: ``video`` (generated with its own tracking video) against both tracking videos, and
     ``followed_video`` (generated with the other one) against the other one."""
-    followed = None
+    followed = followed_any = None
     if followed_video is not None:
         followed = score_control(followed_video, case.other_tracking, case.caption).centroid_error_pixels
+        followed_any = foreground_centroid_error(followed_video, case.other_tracking, case.scene)
     return DaSCaseScores(matched=score_control(video, case.tracking, case.caption).centroid_error_pixels,
                          other=score_control(video, case.other_tracking, case.caption).centroid_error_pixels,
-                         followed=followed)
+                         matched_any=foreground_centroid_error(video, case.tracking, case.scene),
+                         other_any=foreground_centroid_error(video, case.other_tracking, case.scene),
+                         followed=followed, followed_any=followed_any)
 
 
 def summarise_cases(scores: Sequence[DaSCaseScores]) -> Dict[str, float]:
     """Median and mean of each error over the cases (a case whose object was not found counts as ``inf``: the
     median stays finite while most are found), and the fraction found."""
     summary: Dict[str, float] = {}
-    for name in ("matched", "other", "followed"):
+    for name in ("matched", "other", "followed", "matched_any", "other_any", "followed_any"):
         values = np.array([getattr(s, name) for s in scores if getattr(s, name) is not None], dtype=np.float64)
         if values.size == 0:
             continue

@@ -36,9 +36,10 @@ def saved_files(comfyui, history: dict, node_id: str) -> list:
 # ---------------------------------------------------------------- as Python objects
 
 
-def test_the_pack_registers_eight_das_nodes():
+def test_the_pack_registers_nine_das_nodes():
     assert sorted(DAS_NODES) == sorted([
-        "VDPDaSLoader", "VDPTinyDaSLoader", "VDPDaSCameraTrajectory", "VDPDaSDepthToTracks", "VDPDaSObjectMotion",
+        "VDPDaSLoader", "VDPTinyDaSLoader", "VDPEmbeddedDaSLoader", "VDPDaSCameraTrajectory", "VDPDaSDepthToTracks",
+        "VDPDaSObjectMotion",
         "VDPDaSLoadTracks", "VDPDaSRenderTracking", "VDPDaSSampler",
     ])
 
