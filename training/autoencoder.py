@@ -5,7 +5,8 @@ models: their VAE is trained on the shapes world's frames, then frozen while the
 ``metadata.jsonl`` (``file_name`` column) of DIR, decodes every frame, trains it as a deterministic autoencoder
 (the posterior mean decoded, mean squared error, on random crops), fixes the posterior's variance near zero, sets ``shift_factor`` and ``scaling_factor`` of the VAE's config to
 the mean and inverse standard deviation of the posterior means (SD3's convention: ``(z - shift) * scale`` has unit
-variance) and saves the VAE with ``save_pretrained``.
+variance; ``--family cogvideox``: ``scaling_factor`` only, as CogVideoX's pipelines use) and saves the VAE with
+``save_pretrained``.
 """
 
 import argparse

@@ -8,7 +8,8 @@ transformer classes, ``AutoencoderKLCogVideoX``, a T5 encoder, ``CogVideoXDDIMSc
 - VAE: ``AutoencoderKLCogVideoX`` at its smallest, 4x spatial compression (blocks 16/16/32, 8 latent channels) and
   no temporal compression; trained first as an autoencoder on the world's frames
   (``python -m video_diffusion_pack.training.autoencoder --family cogvideox``), frame by frame: each causal
-  convolution keeps only the tap of the current frame, so a video is encoded frame by frame. Then frozen.
+  convolution keeps only the tap of the current frame (the group norms' statistics still span a video's frames).
+  Then frozen.
 - text encoder: a tiny T5 with random, frozen weights whose vocabulary holds the shapes grammar's words whole.
 - transformer: ``DaSTransformer3DModel`` (4 blocks, 2 of them copied as the tracking branch), trained from scratch
   with the base (``vdp train --model das --train-base``): a random base cannot draw anything.
@@ -70,7 +71,7 @@ EMBEDDED_DAS_TRANSFORMER_CONFIG = {
 def collapse_time_taps(vae) -> None:
     """Moves the weights of every causal 3-D convolution of ``vae`` onto its current-frame tap (the sum of its time
     taps, the others zeroed): on a single frame (whose history is that frame repeated) the convolution computes the
-    same, and on a video each frame is then encoded and decoded on its own."""
+    same, and on a video no convolution mixes frames (the group norms' statistics still span them)."""
     from diffusers.models.autoencoders.autoencoder_kl_cogvideox import CogVideoXCausalConv3d
 
     with torch.no_grad():

@@ -98,3 +98,31 @@ def test_another_trajectory_s_tracking_video_steers_it_against_the_caption(score
     followed = float(np.median([s.followed_any for s in scores]))
     assert followed <= FOLLOWED_MEDIAN_MAX_PX, scores
 
+
+
+def test_the_autoencoder_trainer_trains_the_cogvideox_vae_frame_by_frame():
+    from diffusers import AutoencoderKLCogVideoX
+    from diffusers.models.autoencoders.autoencoder_kl_cogvideox import CogVideoXCausalConv3d
+
+    from video_diffusion_pack.diffusers_pipelines.das.embedded import EMBEDDED_DAS_VAE_CONFIG
+    from video_diffusion_pack.evaluation.shapes import world
+    from video_diffusion_pack.training.autoencoder import make_deterministic, set_latent_statistics, train_autoencoder
+
+    frames = world.render_scene(world.sample_scene(np.random.default_rng([3, 0]), 32, 32, 3)).frames
+    torch.manual_seed(0)
+    vae = AutoencoderKLCogVideoX(**EMBEDDED_DAS_VAE_CONFIG)
+    final = train_autoencoder(vae, frames, steps=5, batch_size=2, learning_rate=2e-3, crop=16,
+                              log=lambda line, flush=True: None)
+    assert np.isfinite(final)
+    convolutions = [m.conv.weight for m in vae.modules()
+                    if isinstance(m, CogVideoXCausalConv3d) and m.conv.weight.shape[2] > 1]
+    assert convolutions and all(bool((w[:, :, :-1] == 0).all()) and bool(w[:, :, -1].abs().sum() > 0)
+                                for w in convolutions)
+    make_deterministic(vae)
+    set_latent_statistics(vae, frames)
+    video = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        posterior = vae.encode(video).latent_dist
+    assert posterior.mean.shape == (1, 8, 3, 8, 8)  # 4x in space, none in time
+    assert torch.allclose(posterior.sample(torch.Generator().manual_seed(1)), posterior.mean, atol=1e-5)
+    assert vae.config.scaling_factor != 1.0
