@@ -20,6 +20,7 @@ _LAZY_EXPORTS = {
     "DaSTransformer3DModel": ".models.das_transformer",
     "DaSPipeline": ".diffusers_pipelines.das",
     "build_tiny_das_pipeline": ".diffusers_pipelines.das.tiny",
+    "load_embedded_das_pipeline": ".diffusers_pipelines.das.embedded",
     "CogVideoXRepVideoTransformer3DModel": ".models.cogvideox_repvideo",
     "CogVideoXRepVideoPipeline": ".diffusers_pipelines.repvideo",
     "build_tiny_cogvideox_repvideo_pipeline": ".diffusers_pipelines.repvideo.tiny",

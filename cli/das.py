@@ -10,7 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..diffusers_pipelines.das.defaults import OFFICIAL, SMOKE_TEST
+from ..diffusers_pipelines.das.defaults import EMBEDDED, EMBEDDED_DESCRIPTION, OFFICIAL
 from ..video_io import SUPPORTED_EXTENSIONS
 from ._common import (
     add_device_arguments,
@@ -23,10 +23,10 @@ from ._common import (
     check_seed,
     check_steps,
     device_and_dtype,
+    embedded_notice,
     load_or_embedded,
     place_pipeline,
     run_settings,
-    smoke_test_notice,
     write_output,
 )
 from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler, upscale_frames, upscaler_settings
@@ -34,7 +34,7 @@ from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler
 DEPTH_FILE_EXTENSIONS = (".npy", ".npz", ".pt")
 DEPTH_MEANINGS = ("depth", "disparity")
 # the embedded DaS's scheduler (CogVideoX's DDIM: 1000 trained timesteps, no offset) plans at most this many steps
-SMOKE_TEST_MAX_STEPS = 1000
+EMBEDDED_MAX_STEPS = 1000
 # control.camera.MAX_CAMERA_VALUE (control imports torch, so it is repeated here; a test compares them)
 MAX_OBJECT_DISTANCE = 1e6
 
@@ -53,8 +53,9 @@ def add_commands(commands) -> None:
         description=(
             "Generate a video from an image and a prompt that follows a 3D tracking video: built from --depth and "
             "--camera (and optional object motion), read from --tracks, or given with --tracking-video. Without "
-            f"--model it runs the embedded random-weight smoke-test model ({SMOKE_TEST.height}x{SMOKE_TEST.width}, "
-            f"{SMOKE_TEST.num_frames} frames), whose output is noise."
+            f"--model it runs the embedded model, trained on the pack's shapes world ({EMBEDDED.height}x"
+            f"{EMBEDDED.width}, {EMBEDDED.num_frames} frames): it moves one flat shape of its first frame along the "
+            "tracking video."
         ),
     )
     das.add_argument("--prompt", required=True, help="what the video shows")
@@ -62,10 +63,11 @@ def add_commands(commands) -> None:
                                      "ComfyUI's models folder / a models root holding das/Diffusion-As-Shader")
     das.add_argument("--tracking-video", help="a tracking video to use as it is (its frames and size must be the model's)")
     das.add_argument("--save-tracking", help="also write the tracking video built here to this file")
-    das.add_argument("--steps", type=int, help=f"denoising steps (official: {OFFICIAL.num_inference_steps}; smoke "
-                                                f"test: {SMOKE_TEST.num_inference_steps})")
+    das.add_argument("--steps", type=int, help=f"denoising steps (official: {OFFICIAL.num_inference_steps}; embedded: "
+                                                f"{EMBEDDED.num_inference_steps})")
     das.add_argument("--seed", type=int, help=f"seed of the noise (official: {OFFICIAL.seed})")
-    das.add_argument("--guidance", type=float, help=f"classifier-free guidance (official: {OFFICIAL.guidance_scale:g})")
+    das.add_argument("--guidance", type=float, help=f"classifier-free guidance (official: {OFFICIAL.guidance_scale:g}; "
+                                                    f"embedded: {EMBEDDED.guidance_scale:g}, none)")
     das.add_argument("--no-dynamic-cfg", action="store_true", help="constant guidance instead of the official ramp")
     das.add_argument("--negative-prompt", help="default: the official negative prompt")
     add_device_arguments(das)
@@ -355,7 +357,7 @@ def _das(args, parser) -> int:
             parser.error("argument --tracking-video: give a tracking video or --depth/--tracks to build one, not both")
     elif args.depth is None and args.tracks is None:
         parser.error("argument --depth: give --depth and --camera (or --tracks, or --tracking-video)")
-    settings = _settings_of(SMOKE_TEST if args.model is None else OFFICIAL)
+    settings = _settings_of(EMBEDDED if args.model is None else OFFICIAL)
     for name in ("steps", "seed", "guidance"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -373,7 +375,7 @@ def _das(args, parser) -> int:
         except FileNotFoundError as error:
             parser.error(f"argument --model: {error}")
         settings.update(_model_geometry(model, parser))
-    check_steps(parser, settings["steps"], model, SMOKE_TEST_MAX_STEPS)
+    check_steps(parser, settings["steps"], model, EMBEDDED_MAX_STEPS)
     image = _read_image(parser, "--image", args.image, "RGB")
 
     import torch
@@ -389,7 +391,7 @@ def _das(args, parser) -> int:
         if tuple(video.shape[:3]) != (frames, height, width):
             parser.error(
                 f"argument --tracking-video: it has {video.shape[0]} frames of {video.shape[1]}x{video.shape[2]}; the "
-                f"{'smoke-test ' if model is None else ''}model needs {frames} frames of {height}x{width} (HxW)"
+                f"{'embedded ' if model is None else ''}model needs {frames} frames of {height}x{width} (HxW)"
             )
     else:
         video = build_tracking_video(args, parser, height, width, frames)
@@ -399,9 +401,8 @@ def _das(args, parser) -> int:
     device, dtype = device_and_dtype(args, parser)
     upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
     if model is None:
-        smoke_test_notice(f"a tiny DaS ({SMOKE_TEST.height}x{SMOKE_TEST.width}, {SMOKE_TEST.num_frames} frames)",
-                          "Its output is noise, not a real video. For real videos: vdp download Diffusion-As-Shader, "
-                          "then pass --model with its folder.")
+        embedded_notice(EMBEDDED_DESCRIPTION, "For real videos: vdp download Diffusion-As-Shader, then pass --model "
+                                              "with its folder.")
     check_memory_before_loading(parser, model, device, dtype, frames, height, width)
     pipe = load_or_embedded(parser, model, _load_das, _build_das, dtype)
     place_pipeline(pipe, args, parser, device)
@@ -416,7 +417,7 @@ def _das(args, parser) -> int:
         num_frames=frames,
         num_inference_steps=settings["steps"],
         guidance_scale=settings["guidance"],
-        use_dynamic_cfg=not args.no_dynamic_cfg,
+        use_dynamic_cfg=not args.no_dynamic_cfg and (model is not None or EMBEDDED.use_dynamic_cfg),
         generator=torch.Generator("cpu").manual_seed(settings["seed"]),
         output_type="np",
     )
@@ -436,6 +437,6 @@ def _load_das(folder: str, dtype):
 
 
 def _build_das():
-    from ..diffusers_pipelines.das.tiny import build_tiny_das_pipeline
+    from ..diffusers_pipelines.das.embedded import load_embedded_das_pipeline
 
-    return build_tiny_das_pipeline()
+    return load_embedded_das_pipeline()

@@ -68,6 +68,8 @@ _FLAGS = {
     "buckets": "each video keeps its own size rounded down to the model's multiple (batches of one size)",
     "precompute": "encode latents and text once into a cache; train without loading the VAE and text encoders",
     "overwrite": "start a new run in an OUTPUT folder that is not empty",
+    "train_base": "DaS: train the whole transformer (base and tracking branch), not only the tracking branch as the "
+                  "official recipe does (for a base trained from scratch)",
     "fsdp": "shard the denoiser with accelerate's FSDP plugin (version 2, its transformer blocks as units); CUDA GPUs "
             "only, launched with accelerate launch or torchrun",
 }
@@ -93,7 +95,7 @@ def add_commands(commands) -> None:
     train.add_argument("--lora-targets", nargs="+", metavar="MODULE", help="peft target modules (default: the "
                                                                             "family's attention projections)")
     for name, text in _FLAGS.items():
-        train.add_argument("--" + name, dest=name, action="store_true", default=None, help=text)
+        train.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=text)
     train.set_defaults(run=functools.partial(_train, parser=train))
 
 

@@ -11,7 +11,7 @@ import os
 import torch
 
 from ..diffusers_pipelines.das.defaults import OFFICIAL
-from . import _comfy, _sampler
+from . import _comfy, _memory, _sampler
 
 CATEGORY = "video_diffusion_pack/das"
 TRACKS_TYPE = "VDP_TRACKS"
@@ -64,6 +64,32 @@ class VDPTinyDaSLoader(_comfy.TinyPipelineLoader):
     OUTPUT_TOOLTIPS = ("A tiny random-weight DaS pipeline (32x32, 9 frames) on ComfyUI's device.",)
     CATEGORY = CATEGORY
     DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
+
+
+class VDPEmbeddedDaSLoader:
+    """Loads the pack's embedded DaS: a small model trained on the shapes world, shipped in the package."""
+
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    OUTPUT_TOOLTIPS = ("The embedded DaS (32x32, 5 frames) on ComfyUI's device.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = ("The pack's built-in Diffusion as Shader, trained on a CPU on its shapes world (no download): from "
+                   "a 32x32 first frame of one flat shape on a plain or two-tone background and a 5-frame tracking "
+                   "video, it moves the shape along the tracking video. Nothing outside that world.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}, "optional": _memory.memory_inputs()}
+
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return _comfy.cache_key(cls, **inputs)
+
+    def load(self, memory="none"):
+        _memory.check_memory(memory, _comfy.torch_device())
+        build = _comfy._pack_export("load_embedded_das_pipeline")
+        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
 
 
 class VDPDaSCameraTrajectory:
@@ -281,6 +307,7 @@ class VDPDaSSampler:
 NODE_CLASS_MAPPINGS = {
     "VDPDaSLoader": VDPDaSLoader,
     "VDPTinyDaSLoader": VDPTinyDaSLoader,
+    "VDPEmbeddedDaSLoader": VDPEmbeddedDaSLoader,
     "VDPDaSCameraTrajectory": VDPDaSCameraTrajectory,
     "VDPDaSDepthToTracks": VDPDaSDepthToTracks,
     "VDPDaSObjectMotion": VDPDaSObjectMotion,
@@ -292,6 +319,7 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VDPDaSLoader": "DaS Loader (VDP)",
     "VDPTinyDaSLoader": "DaS Tiny Loader (VDP, smoke test)",
+    "VDPEmbeddedDaSLoader": "DaS Embedded Loader (VDP, shapes world)",
     "VDPDaSCameraTrajectory": "DaS Camera Trajectory (VDP)",
     "VDPDaSDepthToTracks": "DaS Depth to Tracks (VDP)",
     "VDPDaSObjectMotion": "DaS Object Motion (VDP)",

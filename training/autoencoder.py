@@ -5,9 +5,10 @@ models: their VAE is trained on the shapes world's frames, then frozen while the
 ``metadata.jsonl`` (``file_name`` column) of DIR, decodes every frame, trains it as a deterministic autoencoder
 (the posterior mean decoded, mean squared error, on random crops), fixes the posterior's variance near zero, sets ``shift_factor`` and ``scaling_factor`` of the VAE's config to
 the mean and inverse standard deviation of the posterior means (SD3's convention: ``(z - shift) * scale`` has unit
-variance) and saves the VAE with ``save_pretrained``. ``--family lgvi`` trains the embedded LGVI's VAE instead (Stable
-Diffusion's layout: 4 latent channels, quant convs): its pipeline scales latents without a shift, so only
-``scaling_factor`` is set, to the inverse root mean square of the posterior means.
+variance; ``--family lgvi`` trains the embedded LGVI's VAE (Stable Diffusion's layout: 4 latent channels, quant
+convs), whose pipeline scales latents without a shift, so only ``scaling_factor`` is set, to the inverse root mean
+square of the posterior means; ``--family cogvideox`` the embedded DaS's ``AutoencoderKLCogVideoX`` frame by
+frame, ``scaling_factor`` only, 1 / std, as CogVideoX's pipelines use) and saves the VAE with ``save_pretrained``.
 """
 
 import argparse
@@ -37,6 +38,11 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
     :func:`make_deterministic` fixes the posterior's variance near zero."""
     import torch
 
+    video_vae = vae.__class__.__name__ == "AutoencoderKLCogVideoX"
+    if video_vae:  # frame by frame: each frame is a one-frame video, the causal convolutions keep their current tap
+        from ..diffusers_pipelines.das.embedded import collapse_time_taps
+
+        collapse_time_taps(vae)
     generator = torch.Generator().manual_seed(seed)
     pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -56,6 +62,8 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
         top = int(torch.randint(0, (height - crop) // factor + 1, (1,), generator=generator)) * factor
         left = int(torch.randint(0, (width - crop) // factor + 1, (1,), generator=generator)) * factor
         batch = pixels[index, :, top:top + crop, left:left + crop].float() / 127.5 - 1.0
+        if video_vae:
+            batch = batch[:, :, None]
         with torch.set_grad_enabled(not decoder_only):
             latents = vae.encode(batch).latent_dist.mean
         reconstruction = vae.decode(latents).sample
@@ -67,6 +75,8 @@ def train_autoencoder(vae, frames, *, steps: int, batch_size: int = 32, learning
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
         schedule.step()
+        if video_vae:
+            collapse_time_taps(vae)
         recent.append(loss.item())
         if (step + 1) % 100 == 0 or step + 1 == steps:
             final = sum(recent) / len(recent)
@@ -82,8 +92,12 @@ def make_deterministic(vae, log_variance: float = -30.0) -> None:
     import torch
 
     channels = vae.config.latent_channels
-    # the posterior's moments are the output of quant_conv where the VAE has one (Stable Diffusion's layout)
-    last = vae.quant_conv if getattr(vae, "quant_conv", None) is not None else vae.encoder.conv_out
+    # the posterior's moments are the output of quant_conv where the VAE has one (Stable Diffusion's layout), else of
+    # the encoder's last convolution (CogVideoX wraps it in a causal convolution)
+    if getattr(vae, "quant_conv", None) is not None:
+        last = vae.quant_conv
+    else:
+        last = getattr(vae.encoder.conv_out, "conv", vae.encoder.conv_out)
     with torch.no_grad():
         last.weight[channels:] = 0.0
         last.bias[channels:] = log_variance
@@ -95,9 +109,12 @@ def set_latent_statistics(vae, frames, count: int = 512, shift: bool = True) -> 
     import torch
 
     pixels = torch.from_numpy(frames[:: max(1, len(frames) // count)][:count]).permute(0, 3, 1, 2).float()
+    video_vae = vae.__class__.__name__ == "AutoencoderKLCogVideoX"
     with torch.no_grad():
-        means = vae.encode(pixels / 127.5 - 1.0).latent_dist.mean
-    if shift:
+        means = vae.encode(pixels[:, :, None] / 127.5 - 1.0 if video_vae else pixels / 127.5 - 1.0).latent_dist.mean
+    if video_vae:  # CogVideoX's pipelines scale the latents only
+        vae.register_to_config(scaling_factor=float(1.0 / means.std()))
+    elif shift:
         vae.register_to_config(shift_factor=float(means.mean()), scaling_factor=float(1.0 / means.std()))
     else:
         vae.register_to_config(scaling_factor=float(1.0 / means.pow(2).mean().sqrt()))
@@ -114,23 +131,26 @@ def main(argv=None) -> int:
     parser.add_argument("--crop", type=int, default=24, help="square crop side of the training frames")
     parser.add_argument("--videos", type=int, default=0, help="use only the first N videos (default: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--family", choices=("vchitect", "lgvi"), default="vchitect",
-                        help="whose embedded VAE layout to train (default: vchitect)")
+    parser.add_argument("--family", choices=("vchitect", "lgvi", "cogvideox"), default="vchitect",
+                        help="whose embedded VAE layout to train: vchitect (SD3's AutoencoderKL, default), lgvi "
+                             "(Stable Diffusion's AutoencoderKL) or cogvideox (the embedded DaS's "
+                             "AutoencoderKLCogVideoX, trained frame by frame)")
     parser.add_argument("--decoder-only", metavar="VAE", help="fine-tune only the decoder of this trained VAE "
                         "folder (squared error + L1); the encoder, and so the latents, stay as they are")
     args = parser.parse_args(argv)
     import torch
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL, AutoencoderKLCogVideoX
 
-    if args.family == "lgvi":
-        from ..diffusers_pipelines.lgvi.embedded import EMBEDDED_VAE_CONFIG
-    else:
-        from ..diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
+    from ..diffusers_pipelines.das.embedded import EMBEDDED_DAS_VAE_CONFIG
+    from ..diffusers_pipelines.lgvi.embedded import EMBEDDED_VAE_CONFIG as EMBEDDED_LGVI_VAE_CONFIG
+    from ..diffusers_pipelines.vchitect.embedded import EMBEDDED_VAE_CONFIG
 
     frames = read_frames(Path(args.data), limit=args.videos)
     torch.manual_seed(args.seed)
-    vae = AutoencoderKL.from_pretrained(args.decoder_only) if args.decoder_only else AutoencoderKL(
-        **EMBEDDED_VAE_CONFIG)
+    family, config = {"vchitect": (AutoencoderKL, EMBEDDED_VAE_CONFIG),
+                      "lgvi": (AutoencoderKL, EMBEDDED_LGVI_VAE_CONFIG),
+                      "cogvideox": (AutoencoderKLCogVideoX, EMBEDDED_DAS_VAE_CONFIG)}[args.family]
+    vae = family.from_pretrained(args.decoder_only) if args.decoder_only else family(**config)
     began = time.time()
     final = train_autoencoder(vae, frames, steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                               crop=args.crop, seed=args.seed, decoder_only=bool(args.decoder_only))

@@ -70,6 +70,9 @@ class TrainingSettings:
         auglocal_depth, auglocal_tau: AugLocal's d and tau (2, 0.5). man_momentum: MAN's EMA momentum (0.995).
         hpff_wx, hpff_wy, hpff_patches: HPFF's loss weights of the independent and cascade paths (0.001, 0.999)
             and its n x n patch split (2). Each option belongs to its mode and is refused with another.
+        train_base (`bool`): DaS only, full training: train the whole transformer (the CogVideoX base and the
+            tracking branch) instead of the tracking branch alone (the official recipe); for a base trained from
+            scratch, as the embedded DaS model.
     """
 
     model: str
@@ -121,6 +124,7 @@ class TrainingSettings:
     hpff_wx: Optional[float] = None
     hpff_wy: Optional[float] = None
     hpff_patches: Optional[int] = None
+    train_base: bool = False
 
     def check(self) -> "TrainingSettings":
         """Raise ValueError naming the setting, its value and what is allowed; fill the clip geometry. Torch-free."""
@@ -183,6 +187,9 @@ class TrainingSettings:
             except HFValidationError as error:
                 raise ValueError(f"push_to_hub={self.push_to_hub!r} is not a Hub repo id ('name' or 'namespace/name'; "
                                  f"{error})") from None
+        if self.train_base and (self.model != "das" or self.training_type != "full"):
+            raise ValueError(f"train_base=True trains the whole DaS transformer; it needs model='das' and "
+                             f"training_type='full' (got model={self.model!r}, training_type={self.training_type!r})")
         self._check_local_learning()
         self._check_paths()
         return self

@@ -59,7 +59,7 @@ RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulatio
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
                    "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp",
                    "local_learning", "local_groups", "local_cuts", "auglocal_depth", "auglocal_tau", "man_momentum",
-                   "hpff_wx", "hpff_wy", "hpff_patches")
+                   "hpff_wx", "hpff_wy", "hpff_patches", "train_base")
 
 
 @dataclasses.dataclass
@@ -166,6 +166,8 @@ class Trainer:
         self.command = command or " ".join(sys.argv)
         self.output = Path(settings.output)
         self.spec: ModelSpecification = get_specification(settings.model)
+        if settings.train_base:  # DaS: the whole transformer trains (TrainingSettings.check allows it for DaS only)
+            self.spec.train_base = True
         self._resolve_recipe()
         rules = family_rules(settings.model)
         self.clip = ClipSettings(num_frames=settings.num_frames, height=settings.height, width=settings.width,

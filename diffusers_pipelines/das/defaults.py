@@ -7,7 +7,7 @@ the seed of the noise.
 
 import dataclasses
 
-__all__ = ["OFFICIAL", "OFFICIAL_NEGATIVE_PROMPT", "SMOKE_TEST", "DaSSettings"]
+__all__ = ["EMBEDDED", "EMBEDDED_DESCRIPTION", "OFFICIAL", "OFFICIAL_NEGATIVE_PROMPT", "SMOKE_TEST", "DaSSettings"]
 
 # the negative prompt of the official inference (`models/pipelines.py::_infer`)
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -40,3 +40,14 @@ OFFICIAL = DaSSettings(
 # the embedded smoke-test model's geometry (`build_tiny_das_pipeline`: 32x32, 9 frames) and few steps: it runs in
 # seconds on a CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=32, width=32, num_frames=9, num_inference_steps=4)
+# the embedded model (`embedded_models/das`, trained on the shapes world at 32x32, 5 frames): the default of `vdp das`
+# without --model, of `load_embedded_das_pipeline` and of the embedded ComfyUI loader; it was trained without text
+# dropout, so it samples without classifier-free guidance
+EMBEDDED = dataclasses.replace(OFFICIAL, height=32, width=32, num_frames=5, num_inference_steps=20, guidance_scale=1.0,
+                               use_dynamic_cfg=False)
+EMBEDDED_DESCRIPTION = (
+    "a small Diffusion as Shader (32x32, 5 frames) trained on a CPU on the pack's shapes world: from a first frame of "
+    "one flat circle, square, triangle or star on a plain or two-tone background and a tracking video, it moves that "
+    "shape along the tracking video (left, right, up, down or diagonally). It draws nothing outside that world "
+    "(scores in embedded_models/das/MODEL_CARD.md)."
+)

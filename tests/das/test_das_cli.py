@@ -1,4 +1,4 @@
-"""`vdp das` and `vdp track-video`: the smoke test as the installed console script, the rest through `cli.main`."""
+"""`vdp das` and `vdp track-video`: the embedded model as the installed console script, the rest through `cli.main`."""
 
 import numpy as np
 import pytest
@@ -42,20 +42,21 @@ def test_track_video_renders_the_requested_frames_and_size(inputs, capsys):
     assert frames[0].mean() > 20  # every pixel is a track at frame 0: no black background
 
 
-def test_das_smoke_test_writes_the_video_and_the_tracking_video(inputs):
+def test_das_embedded_model_writes_the_video_and_the_tracking_video(inputs):
     output, tracking = inputs / "video.mp4", inputs / "tracking.webp"
     result = run_vdp("das", "--image", inputs / "image.png", "--depth", inputs / "depth.npy", "--camera", "rot y 10",
                      "--prompt", "a red panda", "--steps", "2", "-o", output, "--save-tracking", tracking)
     assert result.returncode == 0, result.stderr
-    assert "smoke-test model" in result.stderr
+    assert "runs the embedded model: a small Diffusion as Shader (32x32, 5 frames)" in result.stderr
+    assert "noise" not in result.stderr
     assert result.stdout.strip().splitlines() == [str(tracking), str(output)]
     frames, _ = read_video(output)
-    assert frames.shape == (9, 32, 32, 3)
+    assert frames.shape == (5, 32, 32, 3)
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--camera", "zoom 3"], "argument --camera: camera command 'zoom 3': unknown command 'zoom'"),
-    (["--camera", "rot y 30 0 60"], "frame range 0..60 must satisfy 0 <= start <= end <= 8"),
+    (["--camera", "rot y 30 0 60"], "frame range 0..60 must satisfy 0 <= start <= end <= 4"),
     (["--object-mask", "{mask}"], "--object-mask and --object-motion go together"),
     (["--object-mask", "{empty}", "--object-motion", "up"], "mask selects no track point"),
     (["--depth", "{nan_depth}"], "argument --depth: depth must be finite and > 0 everywhere"),
@@ -78,12 +79,12 @@ def test_bad_tracking_input_exits_with_status_2_naming_the_argument(inputs, caps
 
 
 def test_tracking_video_of_the_wrong_length_is_refused_before_loading_a_model(inputs, capsys):
-    write_video(inputs / "short.mp4", np.zeros((5, 32, 32, 3), np.uint8), fps=8)
+    write_video(inputs / "short.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=8)
     status, _, err = run_in_process(capsys, "das", "--image", inputs / "image.png", "--tracking-video",
                                     inputs / "short.mp4", "--prompt", "x", "-o", inputs / "out.mp4")
     assert status == 2
-    assert "it has 5 frames of 32x32; the smoke-test model needs 9 frames of 32x32 (HxW)" in err
-    assert "smoke-test model: a tiny DaS" not in err
+    assert "it has 3 frames of 32x32; the embedded model needs 5 frames of 32x32 (HxW)" in err
+    assert "runs the embedded model" not in err
 
 
 def test_model_may_be_a_models_root_holding_the_download_layout(inputs, capsys):

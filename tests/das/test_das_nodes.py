@@ -36,9 +36,10 @@ def saved_files(comfyui, history: dict, node_id: str) -> list:
 # ---------------------------------------------------------------- as Python objects
 
 
-def test_the_pack_registers_eight_das_nodes():
+def test_the_pack_registers_nine_das_nodes():
     assert sorted(DAS_NODES) == sorted([
-        "VDPDaSLoader", "VDPTinyDaSLoader", "VDPDaSCameraTrajectory", "VDPDaSDepthToTracks", "VDPDaSObjectMotion",
+        "VDPDaSLoader", "VDPTinyDaSLoader", "VDPEmbeddedDaSLoader", "VDPDaSCameraTrajectory", "VDPDaSDepthToTracks",
+        "VDPDaSObjectMotion",
         "VDPDaSLoadTracks", "VDPDaSRenderTracking", "VDPDaSSampler",
     ])
 
@@ -121,6 +122,20 @@ def test_tiny_camera_workflow_saves_the_video_and_the_tracking_video(comfyui):
             assert webp.n_frames == graph["4"]["inputs"]["frames"]
     progress = [e["data"] for e in events if e["type"] == "progress" and e["data"]["node"] == TINY_SAMPLER]
     assert [(item["value"], item["max"]) for item in progress] == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_embedded_loader_runs_the_trained_model_in_a_graph(comfyui):
+    """The embedded DaS (trained on the shapes world) through its loader: the camera graph at the model's geometry
+    (32x32, 5 frames) saves 5 frames of 32x32."""
+    graph = api_workflow("das_tiny_camera_api.json")
+    graph["1"] = {"inputs": {"memory": "none"}, "class_type": "VDPEmbeddedDaSLoader"}
+    graph["4"]["inputs"]["frames"] = 5
+    graph[TINY_SAMPLER]["inputs"].update(steps=2, cfg=1.0, dynamic_cfg=False)
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (path,) = saved_files(comfyui, history, TINY_SAVE)
+    with Image.open(path) as webp:
+        assert webp.size == (32, 32) and webp.n_frames == 5
 
 
 def test_bad_camera_command_is_rejected_at_validation(comfyui):

@@ -1,4 +1,5 @@
-"""Diffusion as Shader: training the tracking (control) branch of ``DaSTransformer3DModel``, as the official recipe.
+"""Diffusion as Shader: training the tracking (control) branch of ``DaSTransformer3DModel``, as the official recipe
+(or, with ``train_base``, the whole transformer: a base trained from scratch, as the embedded DaS model).
 
 The official script (``training/cogvideox_image_to_video_sft.py`` of the DaS repository, adapted from finetrainers)
 trains only the tracking branch (copy blocks, combine linears, initial combine linear) of CogVideoX-5B-I2V with:
@@ -76,8 +77,10 @@ class DaSSpecification(ModelSpecification):
     data_columns = ("tracking_video", "image", "caption")
     recipe = DAS_RECIPE
 
-    def __init__(self, recipe: DaSTrainingRecipe = DAS_RECIPE):
+    def __init__(self, recipe: DaSTrainingRecipe = DAS_RECIPE, train_base: bool = False):
         self.recipe = recipe
+        #: full training of the whole transformer (base + tracking branch) instead of the branch alone
+        self.train_base = train_base
         self._pretrained: Optional[str] = None
 
     # -- loading ---------------------------------------------------------------------------------
@@ -235,13 +238,16 @@ class DaSSpecification(ModelSpecification):
         components["transformer"].add_adapter(config, adapter_name=adapter_name)
 
     def trainable_parameters(self, components: Mapping[str, Any], training_type: str) -> List[Tuple[str, nn.Parameter]]:
-        """``full``: the tracking branch (``tracking_parameters()``); ``lora``: the LoRA adapters in that branch."""
+        """``full``: the tracking branch (``tracking_parameters()``), or with ``train_base`` every parameter of the
+        transformer (``vdp train --train-base``); ``lora``: the LoRA adapters in that branch."""
         transformer = components["transformer"]
         if training_type == "lora":
             return [(n, p) for n, p in transformer.named_parameters()
                     if "lora_" in n and n.startswith("transformer_blocks_copy.")]
         if training_type != "full":
             raise ValueError(f"training_type={training_type!r}; allowed: full, lora")
+        if self.train_base:
+            return [(n, p) for n, p in transformer.named_parameters() if "lora_" not in n]
         branch = {id(p) for p in transformer.tracking_parameters()}
         return [(n, p) for n, p in transformer.named_parameters() if id(p) in branch and "lora_" not in n]
 
