@@ -345,6 +345,8 @@ def _generate(args, parser) -> int:
     check_generate_arguments(args, parser)
     if args.vbench is not None:  # a folder another run began is refused before the pipeline loads
         _check_vbench_folder(args, parser)
+        if vbench_complete(args):  # nothing to sample: no model loads
+            return _generate_vbench(args, parser, None, fastercache_preset(args), None)
     pipe, preset, upscaler = prepare_pipeline(args, parser)
     if args.vbench is not None:
         return _generate_vbench(args, parser, pipe, preset, upscaler)
@@ -359,6 +361,18 @@ def _vbench_settings(args, preset, upscaler) -> dict:
                             **(upscaler_settings(upscaler) if upscaler is not None else {}))
     settings.pop("prompt", None)  # each video records its own prompt and seed
     return settings
+
+
+def vbench_complete(args) -> bool:
+    """Whether every video of the --vbench run is already in its -o folder (False with --upscale, whose settings
+    are known once the upscaler loads)."""
+    from ..evaluation.vbench import sampling
+
+    if args.upscale is not None:
+        return False
+
+    planned = sampling.plan(args.vbench, args.samples, args.seed, args.max_prompts)
+    return all(os.path.isfile(os.path.join(args.output, video.file_name)) for video in planned)
 
 
 def _check_vbench_folder(args, parser) -> None:

@@ -136,3 +136,18 @@ def test_ab_refuses_a_bad_switch_setting_before_loading(tmp_path):
                    "-o", tmp_path / "ab")
     assert done.returncode == 2 and "steps=0 must be >= 1" in done.stderr
     assert not (tmp_path / "ab").exists()
+
+
+@pytest.mark.parametrize("arguments", [
+    ["eval", "ab", "--help"],
+    ["eval", "ab", "--switch", "freeinit", "--dimensions", "sharpness", "-o", "out"],
+    ["eval", "ab", "--switch", "freeinit", "--dimensions", "temporal_flickering", "--height", "50", "-o", "out"],
+], ids=["help", "bad-dimension", "bad-height"])
+def test_ab_help_and_argument_errors_import_neither_torch_nor_diffusers(tmp_path, arguments):
+    script = ("import sys\nfrom video_diffusion_pack.cli import main\ntry:\n    main(sys.argv[1:])\n"
+              "except SystemExit as e:\n    print('exit', e.code, [m for m in ('torch', 'diffusers') if m in sys.modules],"
+              " file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.stderr.splitlines()[-1] in ("exit 0 []", "exit 2 []"), done.stderr
+    assert not (tmp_path / "out").exists()
