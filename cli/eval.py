@@ -3,7 +3,7 @@
 import importlib
 
 # modules of this package that add one `vdp eval <name>` subcommand each through `add_subcommand(subcommands)`
-_SUBCOMMAND_MODULES = ("eval_vbench", "eval_shapes")
+_SUBCOMMAND_MODULES = ("eval_vbench", "eval_shapes", "eval_ab")
 
 
 def add_commands(commands) -> None:

@@ -7,7 +7,9 @@ message naming the argument and its value.
 import argparse
 import dataclasses
 import functools
+import os
 import shlex
+import sys
 from pathlib import Path
 
 from ..diffusers_pipelines.repvideo import defaults as repvideo_defaults
@@ -109,7 +111,19 @@ def add_commands(commands) -> None:
     generate.add_argument("--like", metavar="FILE",
                           help="repeat the run that wrote FILE (a video written by vdp generate): its settings fill "
                                "every option not given")
-    generate.add_argument("-o", "--output", required=True, help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)})")
+    generate.add_argument("-o", "--output", required=True,
+                          help=f"video file to write ({', '.join(SUPPORTED_EXTENSIONS)}); with --vbench a folder")
+    generate.add_argument(
+        "--vbench", metavar="DIMENSION",
+        help="instead of one prompt, the VBench suite's prompts of DIMENSION (`vdp eval prompts --list`): writes the "
+             "official file set {prompt}-{i}.mp4 into the -o folder, sample i from seed --seed + i, recorded in "
+             "vbench_samples.json; files already there are kept, so a stopped run continues",
+    )
+    generate.add_argument("--samples", type=int, help="with --vbench: samples a prompt (default: 5, 25 for "
+                                                      "temporal_flickering, which the static filter then thins)")
+    generate.add_argument("--max-prompts", type=int, metavar="K",
+                          help="with --vbench: only the suite's first K prompts of the dimension (a trial run; "
+                               "standard-mode scoring needs them all)")
     generate.add_argument(
         "--pipeline", choices=tuple(PIPELINES),
         help="; ".join(f"{name}: {p.title}" for name, p in PIPELINES.items()) + " (default: vchitect)",
@@ -171,9 +185,13 @@ REMEMBERED = ("pipeline", "prompt", "negative_prompt", "model", "steps", "frames
 
 def check_generate_arguments(args, parser) -> None:
     """Fill in the defaults and check every argument of `vdp generate`; exit with status 2 on the first bad one."""
+    if args.vbench is not None:
+        _check_vbench_arguments(args, parser)
+    elif args.samples is not None or args.max_prompts is not None:
+        parser.error(f"argument {'--samples' if args.samples is not None else '--max-prompts'}: only goes with --vbench")
     if args.like is not None:
         apply_like(args, parser, "generate", REMEMBERED)
-    if args.prompt is None:
+    if args.prompt is None and args.vbench is None:
         parser.error("the following arguments are required: prompt (or --like FILE)")
     if args.pipeline is None:
         args.pipeline = DEFAULT_PIPELINE
@@ -185,8 +203,11 @@ def check_generate_arguments(args, parser) -> None:
         if getattr(args, option) is None:
             setattr(args, option, getattr(defaults, field))
 
-    check_output(parser, args.output, args.fps)
-    check_upscale_argument(args, parser, output=args.output)
+    if args.vbench is None:
+        check_output(parser, args.output, args.fps)
+    else:  # a file in the folder (or the nearest folder that exists) stands for the videos
+        check_output(parser, os.path.join(args.vbench_folder, "x.mp4"), args.fps)
+    check_upscale_argument(args, parser, output=args.output if args.vbench is None else "x.mp4")
     for name in ("height", "width"):
         value = getattr(args, name)
         if value <= 0:
@@ -199,8 +220,11 @@ def check_generate_arguments(args, parser) -> None:
                      f"--pipeline {args.pipeline} (its VAE encodes 4 frames in one and decodes an odd number of "
                      f"latent frames exactly), e.g. {pipeline.defaults.OFFICIAL.num_frames}")
     check_at_least(parser, "steps", args.steps)
-    check_prompt_argument(parser, "prompt", args.prompt)
+    if args.vbench is None:
+        check_prompt_argument(parser, "prompt", args.prompt)
     check_seed(parser, args.seed)
+    if args.vbench is not None and args.seed + args.samples > 2**64:
+        parser.error(f"argument --seed: seed={args.seed} + samples={args.samples} must be <= 2**64 (sample i uses seed + i)")
     check_finite(parser, "guidance", args.guidance)
     if args.dynamic_cfg and args.guidance < 0:
         parser.error(f"argument --guidance: guidance={args.guidance} must be >= 0 with --dynamic-cfg")
@@ -210,6 +234,38 @@ def check_generate_arguments(args, parser) -> None:
     if args.model is not None:
         args.model = str(_pipeline_folder(args.model, pipeline, parser))
     check_steps(parser, args.steps, args.model, pipeline.max_steps)
+
+
+def _check_vbench_arguments(args, parser) -> None:
+    """--vbench, --samples, --max-prompts and the -o folder (torch-free); fills --samples' default."""
+    from ..evaluation.vbench.sampling import default_samples
+    from ..evaluation.vbench.suite import FLICKER_SAMPLES_PER_PROMPT, prompts, suite_dimensions
+
+    if args.vbench not in suite_dimensions():
+        parser.error(f"argument --vbench: dimension='{args.vbench}' is not a VBench dimension; allowed: "
+                     f"{', '.join(suite_dimensions())}")
+    if args.prompt is not None:
+        parser.error(f"argument prompt: --vbench takes the suite's prompts of {args.vbench}; give no prompt "
+                     f"(got {args.prompt!r})")
+    if args.like is not None:
+        parser.error("argument --like: repeats one video; it does not go with --vbench")
+    if args.samples is None:
+        args.samples = default_samples(args.vbench)
+    if not 1 <= args.samples <= FLICKER_SAMPLES_PER_PROMPT:
+        parser.error(f"argument --samples: samples={args.samples} must be in 1..{FLICKER_SAMPLES_PER_PROMPT}")
+    count = len(prompts(args.vbench))
+    if args.max_prompts is not None and not 1 <= args.max_prompts:
+        parser.error(f"argument --max-prompts: max_prompts={args.max_prompts} must be >= 1 ({args.vbench} has "
+                     f"{count} prompts)")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        parser.error(f"argument -o/--output: output='{args.output}' exists and is not a folder (--vbench writes a "
+                     "folder of videos)")
+    parent = os.path.abspath(args.output)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        parser.error(f"argument -o/--output: output='{args.output}' cannot be written (no write access to '{parent}')")
+    args.vbench_folder = parent
 
 
 def _converted_name(entry) -> str:
@@ -287,13 +343,80 @@ _REAL_WEIGHTS_ADVICE = {
 
 def _generate(args, parser) -> int:
     check_generate_arguments(args, parser)
+    if args.vbench is not None:  # a folder another run began is refused before the pipeline loads
+        _check_vbench_folder(args, parser)
+        if vbench_complete(args):  # nothing to sample: no model loads
+            return _generate_vbench(args, parser, None, fastercache_preset(args), None)
+    pipe, preset, upscaler = prepare_pipeline(args, parser)
+    if args.vbench is not None:
+        return _generate_vbench(args, parser, pipe, preset, upscaler)
+    frames, upscaled = sample_frames(args, parser, pipe, args.prompt, args.seed, upscaler)
+    write_output(args.output, frames, args.fps,
+                 run_settings(args, "generate", REMEMBERED, fastercache=preset, **upscaled))
+    return 0
+
+
+def _vbench_settings(args, preset, upscaler) -> dict:
+    settings = run_settings(args, "generate", REMEMBERED, fastercache=preset,
+                            **(upscaler_settings(upscaler) if upscaler is not None else {}))
+    settings.pop("prompt", None)  # each video records its own prompt and seed
+    return settings
+
+
+def vbench_complete(args) -> bool:
+    """Whether every video of the --vbench run is already in its -o folder (False with --upscale, whose settings
+    are known once the upscaler loads)."""
+    from ..evaluation.vbench import sampling
+
+    if args.upscale is not None:
+        return False
+
+    planned = sampling.plan(args.vbench, args.samples, args.seed, args.max_prompts)
+    return all(os.path.isfile(os.path.join(args.output, video.file_name)) for video in planned)
+
+
+def _check_vbench_folder(args, parser) -> None:
+    """Exit 1 when the -o folder holds videos of a run with other settings or seeds (before any model loads)."""
+    from ..evaluation.vbench import sampling
+
+    if args.upscale is not None:  # the upscaler's settings are known once it loads; generate() checks then
+        return
+    planned = sampling.plan(args.vbench, args.samples, args.seed, args.max_prompts)
+    try:
+        sampling.check_folder(planned, args.output, _vbench_settings(args, fastercache_preset(args), None))
+    except ValueError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+
+
+def _generate_vbench(args, parser, pipe, preset, upscaler) -> int:
+    """The official file set of --vbench's prompts in the -o folder (`evaluation.vbench.sampling`)."""
+    from ..evaluation.vbench import sampling
+
+    planned = sampling.plan(args.vbench, args.samples, args.seed, args.max_prompts)
+    settings = _vbench_settings(args, preset, upscaler)
+
+    def sample(prompt, seed):
+        return sample_frames(args, parser, pipe, prompt, seed, upscaler)[0]
+
+    try:
+        done = sampling.generate(planned, args.output, sample, fps=args.fps, settings=settings,
+                                 progress=lambda line: print(f"vdp generate --vbench {args.vbench}: {line}",
+                                                             file=sys.stderr, flush=True))
+    except ValueError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+    print(f"{args.output}: {len(done['written'])} video(s) written, {len(done['kept'])} already there "
+          f"({len(planned)} = {len(planned) // args.samples} prompt(s) x {args.samples} of {args.vbench}); "
+          f"seeds in {os.path.join(args.output, sampling.RECORD_NAME)}")
+    return 0
+
+
+def prepare_pipeline(args, parser):
+    """(pipeline with the switches of `args` applied, FasterCache preset or None, upscaler or None), for checked
+    `args`."""
     pipeline = PIPELINES[args.pipeline]
     args.cuda_dtype = pipeline.cuda_dtype
     device, dtype = device_and_dtype(args, parser)
     upscaler = None if args.upscale is None else load_upscaler(parser, args.upscale, device)
-
-    import torch
-
     if args.model is None and args.pipeline == "vchitect":
         embedded_notice(vchitect_defaults.EMBEDDED_DESCRIPTION, _REAL_WEIGHTS_ADVICE[args.pipeline])
     elif args.model is None:
@@ -314,13 +437,20 @@ def _generate(args, parser) -> int:
         from ..hooks.faster_cache import FasterCacheConfig, apply_faster_cache
 
         apply_faster_cache(pipe, FasterCacheConfig.preset(preset))
+    return pipe, preset, upscaler
+
+
+def sample_frames(args, parser, pipe, prompt: str, seed: int, upscaler=None):
+    """(frames [F,H,W,3] in 0..1, upscaler settings) of one video of `prompt` from `seed` with the settings of
+    `args`."""
+    import torch
 
     extra = {}
     if args.pipeline == "repvideo":  # T5 is cut to the transformer's text positions (226 for the released model)
         extra["max_sequence_length"] = pipe.transformer.config.max_text_seq_length
     output = call_pipeline(
         parser, pipe, {"prompt": "prompt"},
-        prompt=args.prompt,
+        prompt=prompt,
         negative_prompt=args.negative_prompt,
         height=args.height,
         width=args.width,
@@ -328,13 +458,11 @@ def _generate(args, parser) -> int:
         num_inference_steps=args.steps,
         guidance_scale=args.guidance,
         use_dynamic_cfg=args.dynamic_cfg,
-        generator=torch.Generator("cpu").manual_seed(args.seed),
+        generator=torch.Generator("cpu").manual_seed(seed),
         output_type="np",
         **extra,
     )
     frames, upscaled = output.frames[0], {}
     if upscaler is not None:
         frames, upscaled = upscale_frames(frames, upscaler, prog="vdp generate"), upscaler_settings(upscaler)
-    write_output(args.output, frames, args.fps,
-                 run_settings(args, "generate", REMEMBERED, fastercache=preset, **upscaled))
-    return 0
+    return frames, upscaled

@@ -30,7 +30,7 @@ def add_commands(commands) -> None:
         help="download official weights from the Hugging Face Hub, verified, into the pack's folder layout",
         description=(
             "Download a checkpoint of the weights manifest (and the checkpoints it is used with) from the Hugging Face "
-            "Hub, check every file's size and hash, and place it in <models root>/<kind>/<name>/, the layout of "
+            "Hub (VBench's evaluator checkpoints: from the URLs the manifest gives), check every file's size and hash, and place it in <models root>/<kind>/<name>/, the layout of "
             "ComfyUI/models/video_diffusion_pack/. Files already there are kept when they match and never replaced "
             "when they differ, unless --overwrite. Gated repositories need HF_TOKEN (or `hf auth login`)."
         ),
@@ -73,7 +73,7 @@ def _info(args) -> int:
     manifest = load_manifest()
     root = default_models_root()
     print(f"official weights ({manifest.path.name}), in {root}/<kind>/<name>/ (set {MODELS_DIR_VARIABLE} to look elsewhere):")
-    hub_cache = _hub_cache_snapshots({entry.repo_id for entry in manifest})
+    hub_cache = _hub_cache_snapshots({entry.repo_id for entry in manifest if entry.repo_id is not None})
     for entry in manifest:
         state = local_state(entry, entry.folder_in(root))
         if state.status == MISSING:
@@ -123,6 +123,7 @@ def _download(args, parser) -> int:
         comfyui_models_root,
         download_entry,
         load_manifest,
+        missing_dimensions,
         missing_pack_classes,
     )
 
@@ -151,6 +152,9 @@ def _download(args, parser) -> int:
         parser.error(f"argument NAME: {error}")
     if args.revision is not None and (not args.revision.strip() or args.revision != args.revision.strip()):
         parser.error(f"argument --revision: revision={args.revision!r} must be a branch, tag or commit name")
+    if args.revision is not None and entry.repo_id is None:
+        parser.error(f"argument --revision: {entry.name} is downloaded from {entry.source}, not a Hub repository, "
+                     "so it has no revisions")
     if args.dest is not None:
         if Path(args.dest).exists() and not Path(args.dest).is_dir():
             parser.error(f"argument --dest: dest='{args.dest}' is a file, not a folder")
@@ -173,7 +177,7 @@ def _download(args, parser) -> int:
         if report.replaced:
             parts.append(f"{len(report.replaced)} replaced")
         print(
-            f"{item.name}: {report.file_count} files verified against {item.repo_id} at commit {report.commit} "
+            f"{item.name}: {report.file_count} files verified against {item.source} at commit {report.commit} "
             f"({', '.join(parts)})",
             file=sys.stderr,
         )
@@ -183,9 +187,9 @@ def _download(args, parser) -> int:
         if item.conversion_description is not None:
             step = f"`{item.conversion_command}`" if item.conversion_command else "the converter is planned, not in this version"
             print(f"{item.name}: before use: {item.conversion_description} ({step})", file=sys.stderr)
-        not_yet = missing_pack_classes(item)
+        not_yet = missing_pack_classes(item) + missing_dimensions(item)
         if not_yet:
-            print(f"{item.name}: the pack classes that use these weights ({', '.join(not_yet)}) are planned, "
+            print(f"{item.name}: the pack classes or VBench dimensions that use these weights ({', '.join(not_yet)}) are planned, "
                   f"not in this version", file=sys.stderr)
         print(folder)
     return 0
@@ -214,17 +218,19 @@ def _stop_at_once_on_ctrl_c(prog: str, name: str):
 
 def _list_weights(manifest, root: Path, comfyui_models) -> int:
     """`vdp download --list`: one line per entry with its state in `root`, then its folder and what to do."""
-    from ..weights import VERIFIED, local_state, missing_pack_classes
+    from ..weights import VERIFIED, local_state, missing_dimensions, missing_pack_classes
 
     print(f"weights in {root}/<kind>/<name>/ ({len(manifest)} entries of {manifest.path}):")
-    header = ["NAME", "STATE", "HUB REPO", "DOWNLOAD", "LICENCE", "GATED", "PACK CODE"]
+    header = ["NAME", "STATE", "HUB REPO / HOST", "DOWNLOAD", "LICENCE", "GATED", "PACK CODE"]
     rows = []
     for entry in manifest:
         state = local_state(entry, entry.folder_in(root))
         size = f"~{entry.approximate_download_gb:g} GB" if entry.approximate_download_gb is not None else "?"
         gated = {True: "yes", False: "no", None: "?"}[entry.gated]
-        pack_code = "planned" if missing_pack_classes(entry) else "available"
-        rows.append((entry, state, [entry.name, state.status, entry.repo_id, size, entry.licence or "?", gated, pack_code]))
+        planned = missing_pack_classes(entry) or (entry.evaluates and len(missing_dimensions(entry)) == len(entry.evaluates))
+        pack_code = "planned" if planned else "available"
+        source = entry.repo_id or entry.urls[0].url.split("/")[2]  # a Hub repo, or the host of the URLs
+        rows.append((entry, state, [entry.name, state.status, source, size, entry.licence or "?", gated, pack_code]))
     widths = [max(len(cells[column]) for cells in [header] + [row[2] for row in rows]) for column in range(len(header))]
     print("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
     for entry, state, cells in rows:

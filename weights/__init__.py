@@ -18,11 +18,13 @@ from .manifest import (
     Manifest,
     ManifestFile,
     UnknownEntryError,
+    UrlFile,
     WeightsEntry,
     comfyui_models_root,
     default_models_root,
     find_local_folder,
     load_manifest,
+    missing_dimensions,
     missing_pack_classes,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "PRESENT",
     "SCHEMA_PATH",
     "UnknownEntryError",
+    "UrlFile",
     "UnsafeFileNameError",
     "VERIFIED",
     "WeightsDownloadError",
@@ -51,5 +54,6 @@ __all__ = [
     "find_local_folder",
     "load_manifest",
     "local_state",
+    "missing_dimensions",
     "missing_pack_classes",
 ]

@@ -300,7 +300,8 @@ def download_entry(
     cache_dir=None,
     log: Callable[[str], None] = _stderr,
 ) -> DownloadReport:
-    """Puts ``entry``'s files in ``folder`` and verifies them; see the module docstring for the steps.
+    """Puts ``entry``'s files in ``folder`` and verifies them; see the module docstring for the steps (and
+    `url_download` for an entry published at URLs instead of a Hub repository).
 
     Args:
         entry (`WeightsEntry`): the manifest entry.
@@ -316,6 +317,13 @@ def download_entry(
         GatedRepoAccessError, LocalFilesDifferError, HashMismatchError, WeightsDownloadError: with the entry, the
             files and what was expected.
     """
+    if entry.repo_id is None:  # published at URLs, not on the Hub
+        if revision is not None:
+            raise WeightsDownloadError(f"{entry.name}: is downloaded from {entry.source}, which has no revisions; "
+                                       f"leave out the revision")
+        from .url_download import download_url_entry
+
+        return download_url_entry(entry, folder, overwrite=overwrite, log=log)
     from huggingface_hub import snapshot_download
 
     folder = Path(folder)

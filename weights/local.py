@@ -157,7 +157,7 @@ def local_state(entry: WeightsEntry, folder: Path) -> LocalState:
         shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
         return LocalState(MISSING, folder, f"{len(absent)} of {len(entry.files)} expected files absent: {shown}")
     record = read_record(folder)
-    if record is None or record.repo_id != entry.repo_id:
+    if record is None or record.repo_id != entry.source:
         return LocalState(PRESENT, folder, "not verified")
     changed = [path for path, recorded in record.files.items() if not recorded.unchanged(folder / path)]
     if changed:

@@ -1,6 +1,7 @@
 """The weights manifest: every official checkpoint the pack can use, read from ``weights_manifest.json``.
 
-An entry says where a checkpoint is on the Hub (repo, pinned revision, files to fetch), how to check
+An entry says where a checkpoint is on the Hub (repo, pinned revision, files to fetch) or, for checkpoints
+published elsewhere (VBench's evaluators), at which URLs (a file, or a member of a zip archive), how to check
 it (sizes and sha256 where known), where it goes on disk (``<models root>/<kind>/<name>``, the same
 layout as ComfyUI's ``models/video_diffusion_pack/``) and which class of the pack loads it.
 """
@@ -34,12 +35,22 @@ class ManifestFile:
 
 
 @dataclass(frozen=True)
+class UrlFile:
+    """Where a file of an entry without a Hub repository is downloaded from: the content at ``url``, or the member
+    ``archive_member`` of the zip archive there."""
+
+    path: str
+    url: str
+    archive_member: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class WeightsEntry:
     """One checkpoint of the manifest (the fields are documented in ``weights_manifest.schema.json``)."""
 
     name: str
     description: str
-    repo_id: str
+    repo_id: Optional[str]
     revision: Optional[str]
     allow_patterns: Tuple[str, ...]
     files: Tuple[ManifestFile, ...]
@@ -54,6 +65,13 @@ class WeightsEntry:
     conversion_description: Optional[str]
     conversion_command: Optional[str]
     notes: str
+    urls: Tuple[UrlFile, ...] = ()
+    evaluates: Tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The Hub repo id, or the URL of the first file for an entry published at URLs."""
+        return self.repo_id if self.repo_id is not None else self.urls[0].url
 
     @property
     def kind(self) -> str:
@@ -108,7 +126,7 @@ class Manifest:
             UnknownEntryError: naming the value, the entries there are and the closest one.
         """
         for entry in self.entries.values():
-            if name.lower() in (entry.name.lower(), entry.repo_id.lower()):
+            if name.lower() in (entry.name.lower(), (entry.repo_id or entry.name).lower()):
                 return entry
         close = difflib.get_close_matches(name.lower(), [n.lower() for n in self.entries], n=1)
         hint = ""
@@ -170,6 +188,8 @@ def _entry_from_json(item: dict) -> WeightsEntry:
         conversion_description=conversion.get("description"),
         conversion_command=conversion.get("command"),
         notes=item["notes"],
+        urls=tuple(UrlFile(path=u["path"], url=u["url"], archive_member=u.get("archive_member")) for u in item.get("urls", ())),
+        evaluates=tuple(item.get("evaluates", ())),
     )
 
 
@@ -193,6 +213,14 @@ def _check_consistency(entries: List[WeightsEntry], path: Path) -> None:
                     f"{path}: entry {entry.name!r} lists file {file.path!r}, which none of its allow_patterns "
                     f"{list(entry.allow_patterns)} fetches"
                 )
+        if not entry.pack_classes and not entry.evaluates:
+            raise ValueError(f"{path}: entry {entry.name!r} names no pack class and no VBench dimension (evaluates)")
+        by_path = [url.path for url in entry.urls]
+        if entry.urls and sorted(by_path) != sorted(file.path for file in entry.files):
+            raise ValueError(
+                f"{path}: entry {entry.name!r} has urls for {sorted(by_path)} but lists the files "
+                f"{sorted(file.path for file in entry.files)}; every file needs exactly one URL"
+            )
     names = {entry.name for entry in entries}
     for entry in entries:
         unknown = [name for name in entry.requires if name not in names]
@@ -257,6 +285,15 @@ def missing_pack_classes(entry: WeightsEntry) -> List[str]:
         if module_path is None or not (module_path.with_suffix(".py").is_file() or (module_path / "__init__.py").is_file()):
             missing.append(name)
     return missing
+
+
+def missing_dimensions(entry: WeightsEntry) -> List[str]:
+    """The VBench dimensions of ``entry.evaluates`` that this version of the pack does not compute yet (found
+    without importing torch)."""
+    from ..evaluation.vbench.registry import available_dimensions
+
+    available = set(available_dimensions())
+    return [name for name in entry.evaluates if name not in available]
 
 
 def default_models_root() -> Path:

@@ -67,6 +67,7 @@ def test_registry_metadata_names_the_publisher_and_an_icon_of_the_checkout():
 def test_registry_models_are_the_weights_manifest_entries_at_their_comfyui_folders():
     manifest = json.loads((REPO_ROOT / "weights_manifest.json").read_text())["entries"]
     expected = [{"location": "/" + entry["comfyui_folder"].removeprefix("models/"),
-                 "model_url": f"https://huggingface.co/{entry['repo_id']}"} for entry in manifest]
+                 "model_url": f"https://huggingface.co/{entry['repo_id']}" if entry["repo_id"] else entry["urls"][0]["url"]}
+                for entry in manifest]
 
     assert pyproject()["tool"]["comfy"]["Models"] == expected

@@ -217,3 +217,18 @@ def test_other_bad_arguments_are_named(tmp_path):
         evaluate(tmp_path, ["temporal_flickering"], output_dir=tmp_path / "file")
     with pytest.raises(ValueError, match="dimension_options must map dimensions"):
         evaluate(tmp_path, ["temporal_flickering"], dimension_options={"imaging_quality": {}})
+
+
+def test_scorer_key_checks_word_problems_as_the_strict_loaders_do():
+    import torch
+
+    from video_diffusion_pack.evaluation.vbench.dimensions._common import key_problems
+    from video_diffusion_pack.models.checkpoint import key_table_problems
+
+    expected = {f"w{i}": torch.zeros(2, 3) for i in range(25)} | {"b": torch.zeros(3)}
+    found = {f"w{i}": torch.zeros(2, 3) for i in range(3, 25)} | {"b": torch.zeros(4), "extra": torch.zeros(1)}
+    shapes = {key: tuple(value.shape) for key, value in expected.items()}
+    assert key_problems(expected, found) == key_table_problems(
+        shapes, {key: tuple(value.shape) for key, value in found.items()})
+    assert key_problems(expected, found) == [
+        "missing keys (3): w0, w1, w2", "unexpected keys (1): extra", "shape mismatches (1): b (4,) != (3,)"]

@@ -364,7 +364,8 @@ def test_list_works_offline_and_names_every_entry_of_the_shipped_manifest(tmp_pa
 
     assert result.returncode == 0, result.stderr
     for entry in load_manifest(MANIFEST_PATH):
-        assert state_line(result.stdout, entry.name).split()[1:3] == ["missing", entry.repo_id]
+        source = entry.repo_id or entry.urls[0].url.split("/")[2]  # the Hub repo, or the host of the URLs
+        assert state_line(result.stdout, entry.name).split()[1:3] == ["missing", source]
         assert f"get it with `vdp download {entry.name}`" in result.stdout
 
 

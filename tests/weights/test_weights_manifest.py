@@ -51,7 +51,7 @@ def test_shipped_manifest_follows_its_json_schema():
 
 
 def test_manifest_has_an_entry_for_every_checkpoint_the_pack_uses():
-    assert {entry.repo_id for entry in MANIFEST} == REQUIRED_REPOS
+    assert {entry.repo_id for entry in MANIFEST if entry.pack_classes} == REQUIRED_REPOS
 
 
 def test_repvideo_comes_with_the_cogvideox_text_encoder_tokenizer_and_vae():
@@ -79,7 +79,7 @@ def test_every_pack_class_the_package_exports_is_a_class(entry, class_name):
     assert isinstance(getattr(video_diffusion_pack, class_name), type)
 
 
-@pytest.mark.parametrize("entry", list(MANIFEST), ids=lambda entry: entry.name)
+@pytest.mark.parametrize("entry", [e for e in MANIFEST if not e.evaluates], ids=lambda entry: entry.name)
 def test_every_entry_names_pack_classes_this_version_has(entry):
     assert entry.pack_classes
     assert missing_pack_classes(entry) == []

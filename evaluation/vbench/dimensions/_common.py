@@ -57,14 +57,33 @@ def load_torch_checkpoint(path: str, name: str) -> Dict:
         raise ValueError(f"{name}: checkpoint file {path!r} is not a readable PyTorch file: {error}") from None
 
 
+MAX_LISTED_KEYS = 20
+
+
+def _listed(keys) -> str:
+    keys = sorted(keys)
+    more = f" ... and {len(keys) - MAX_LISTED_KEYS} more" if len(keys) > MAX_LISTED_KEYS else ""
+    return ", ".join(keys[:MAX_LISTED_KEYS]) + more
+
+
+def key_problems(expected: Mapping, found: Mapping) -> List[str]:
+    """The missing, unexpected and mis-shaped keys of `found` against `expected` (key -> tensor), one line per kind,
+    worded as the pipelines' strict loading words them (`models.checkpoint`, which is not imported here: it brings
+    diffusers, which no scorer needs)."""
+    expected = {key: tuple(value.shape) for key, value in expected.items()}
+    found = {key: tuple(value.shape) for key, value in found.items()}
+    common = expected.keys() & found.keys()
+    parts = [
+        ("missing keys", sorted(expected.keys() - found.keys())),
+        ("unexpected keys", sorted(found.keys() - expected.keys())),
+        ("shape mismatches", [f"{key} {found[key]} != {expected[key]}" for key in common if found[key] != expected[key]]),
+    ]
+    return [f"{label} ({len(items)}): {_listed(items)}" for label, items in parts if items]
+
+
 def check_keys(expected: Mapping, found: Mapping, path: str, name: str) -> None:
     """ValueError naming the file with its missing, unexpected and mis-shaped keys, when there are any."""
-    from ....models.checkpoint import key_table_problems
-
-    problems = key_table_problems(
-        {key: tuple(value.shape) for key, value in expected.items()},
-        {key: tuple(value.shape) for key, value in found.items()},
-    )
+    problems = key_problems(expected, found)
     if problems:
         raise ValueError(f"{name}: checkpoint {path!r} does not fit: " + "; ".join(problems))
     import torch
