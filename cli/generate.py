@@ -39,7 +39,7 @@ from .upscale import add_upscale_argument, check_upscale_argument, load_upscaler
 
 # FasterCache presets (hooks/faster_cache.py FASTER_CACHE_PRESETS), repeated so that --fastercache is checked before
 # torch is imported; a bare --fastercache takes the preset of the --pipeline.
-FASTERCACHE_PRESETS = ("vchitect-2.0", "cogvideox", "default")
+FASTERCACHE_PRESETS = ("vchitect-2.0", "cogvideox", "default", "few-steps")
 
 # FreeInitConfig's MAX_NUM_ITERS (hooks/free_init imports torch, so the bound is repeated here; a test compares them)
 MAX_FREEINIT_ITERS = 16

@@ -24,7 +24,8 @@ class VDPFasterCache:
                 "preset": (sorted(FASTER_CACHE_PRESETS), {
                     "default": "vchitect-2.0",
                     "tooltip": "Official settings per model (vchitect-2.0: Vchitect-2.0's script; cogvideox: the "
-                               "CogVideoX SAT script; default: a middle ground for other models). Schedules are "
+                               "CogVideoX SAT script; default: a middle ground for other models; few-steps: about 20 steps, "
+                               "as the embedded model samples). Schedules are "
                                "fractions of the steps, so a preset means the same at any step count.",
                 }),
                 "start_fraction": ("FLOAT", {

@@ -41,6 +41,21 @@ FASTER_CACHE_PRESETS: Dict[str, Dict[str, Any]] = {
         high_frequency_start_fraction=0.58,
         radius_divisor=5,
     ),
+    # Short trajectories (about 20 steps, the embedded Vchitect-2.0's default), measured on the shapes world
+    # (benchmarks/shapes_fastercache.py): from 40% of the trajectory the unconditional branch runs on every third
+    # step (so each rebuilt step is at most two steps from its residual) and attention on every other step (w = 0.3),
+    # and the residuals are not compounded (factors 1), which drifts too far over few, large steps.
+    "few-steps": dict(
+        start_fraction=0.40,
+        attention_interval=2,
+        attention_weight=0.3,
+        uncond_interval=3,
+        low_frequency_factor=1.0,
+        low_frequency_end_fraction=0.80,
+        high_frequency_factor=1.0,
+        high_frequency_start_fraction=0.60,
+        radius_divisor=5,
+    ),
     # For models without a tuned preset: the middle of the official per-model settings (start at about a third of
     # the trajectory, attention every other step with w = 0.3, unconditional branch every fifth step, both
     # frequency factors 1.1, radius min(H, W) // 5).

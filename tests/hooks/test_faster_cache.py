@@ -73,6 +73,16 @@ def test_cogvideox_preset_at_50_steps_is_the_official_sat_schedule():
     assert_official_residual_scales(plan, counters, 1.1, lambda c: c <= 40, 1.1, lambda c: c >= 30)
 
 
+def test_few_steps_preset_at_20_steps_rebuilds_each_unconditional_step_from_a_residual_at_most_two_steps_old():
+    plan = FasterCacheConfig.preset("few-steps").plan(20)
+    skipped = (9, 10, 12, 13, 15, 16, 18, 19)  # from step 8 (40%), every step whose 1-based number is not 3k
+    assert plan.uncond_skip == tuple(i in skipped for i in range(20))
+    assert plan.residual_record == tuple(i in (8, 11, 14, 17) for i in range(20))
+    # every other step from step 8, except the full steps whose residual feeds the skipped ones (11 and 17)
+    assert plan.attention_reuse == tuple(i in (9, 13, 15, 19) for i in range(20))
+    assert set(plan.low_frequency_scale) == set(plan.high_frequency_scale) == {1.0}
+
+
 def test_attention_is_computed_where_the_cfg_residual_is_measured_unless_told_otherwise():
     config = FasterCacheConfig()
     exact, official_vchitect_way = config.plan(50), dataclasses.replace(
