@@ -45,6 +45,8 @@ class TrainingSettings:
         gradient_accumulation_steps (`int`): micro-batches per optimiser step.
         learning_rate, adam_beta1, adam_beta2, weight_decay, lr_scheduler, lr_warmup_steps, max_grad_norm: the
             optimiser; ``None`` takes the specification's recipe.
+        ema_decay (`float`, *optional*): keep an exponential moving average of the trained weights (diffusers'
+            ``EMAModel`` with its warm-up, decay at most this) and export it instead of the last weights.
         mixed_precision (`str`): ``no``, ``fp16`` or ``bf16`` (accelerate's autocast).
         gradient_checkpointing (`float`): fraction of each block list recomputed in the backward (0: none, 1: all).
         lora_rank, lora_alpha, lora_dropout, lora_targets: the LoRA (``alpha`` defaults to the rank, ``targets`` to
@@ -87,6 +89,7 @@ class TrainingSettings:
     lr_scheduler: Optional[str] = None
     lr_warmup_steps: Optional[int] = None
     max_grad_norm: Optional[float] = None
+    ema_decay: Optional[float] = None
     mixed_precision: str = "no"
     gradient_checkpointing: float = 0.0
     lora_rank: int = 16
@@ -143,7 +146,8 @@ class TrainingSettings:
         for name, low, high, low_open in (("learning_rate", 0, math.inf, True), ("adam_beta1", 0, 1, False),
                                           ("adam_beta2", 0, 1, False), ("weight_decay", 0, math.inf, False),
                                           ("max_grad_norm", 0, math.inf, True), ("lora_alpha", 0, math.inf, True),
-                                          ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False)):
+                                          ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False),
+                                          ("ema_decay", 0, 1, True)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -154,6 +158,9 @@ class TrainingSettings:
                 bounds = f"{'>' if low_open else '>='} {low}" + ("" if high == math.inf else
                                                                    f" and {'<=' if closed_high else '<'} {high}")
                 raise ValueError(f"{name}={value!r} must be a finite number {bounds}")
+        if self.ema_decay is not None and self.fsdp:
+            raise ValueError(f"ema_decay={self.ema_decay}: an average of sharded weights is not supported; train "
+                             "without --fsdp or without --ema-decay")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed={self.seed} must be in 0..2**63-1")
         if self.lora_targets is not None and (not self.lora_targets or not all(self.lora_targets)):

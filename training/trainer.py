@@ -401,6 +401,13 @@ class Trainer:
         self.wrapped, self.optimiser = acc.prepare(self.denoiser, self.optimiser)
         wrapped = self.wrapped
         acc.register_for_checkpointing(self.lr_scheduler)
+        self.ema = None
+        if s.ema_decay is not None:
+            from diffusers.training_utils import EMAModel
+
+            # the average of the trained parameters, checkpointed with the run and exported in their place
+            self.ema = EMAModel([p for _, p in self.trainable], decay=s.ema_decay, use_ema_warmup=True)
+            acc.register_for_checkpointing(self.ema)
         self.train_components = dict(self.components)
         self.train_components[self.spec.denoiser_key] = (wrapped if wrapped is self.denoiser
                                                          else _Prepared(wrapped, self.denoiser))
@@ -561,6 +568,8 @@ class Trainer:
                         acc.clip_grad_norm_(self.clipped, s.max_grad_norm)
                     self.optimiser.step()
                     self.optimiser.zero_grad()
+                    if self.ema is not None and acc.sync_gradients:
+                        self.ema.step([p for _, p in self.trainable])
                 losses.append(result.loss.float())
                 for name, value in result.logs.items():
                     logs.setdefault(name, []).append(value.float())
@@ -585,6 +594,8 @@ class Trainer:
         self._save_checkpoint(s.steps)
         elapsed = time.time() - began
         summary = None
+        if self.ema is not None:  # the average is what the run exports
+            self.ema.copy_to([p for _, p in self.trainable])
         exported = self._exported_components()
         if acc.is_main_process:
             self.spec.save(exported, str(self.output), training_type=s.training_type)
