@@ -59,7 +59,7 @@ RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulatio
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
                    "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp",
                    "local_learning", "local_groups", "local_cuts", "auglocal_depth", "auglocal_tau", "man_momentum",
-                   "hpff_wx", "hpff_wy", "hpff_patches")
+                   "hpff_wx", "hpff_wy", "hpff_patches", "ema_decay", "weighting_scheme")
 
 
 @dataclasses.dataclass
@@ -167,6 +167,8 @@ class Trainer:
         self.output = Path(settings.output)
         self.spec: ModelSpecification = get_specification(settings.model)
         self._resolve_recipe()
+        if settings.weighting_scheme is not None:  # this run's timestep density in place of the recipe's
+            self.spec.recipe = dataclasses.replace(self.spec.recipe, weighting_scheme=settings.weighting_scheme)
         rules = family_rules(settings.model)
         self.clip = ClipSettings(num_frames=settings.num_frames, height=settings.height, width=settings.width,
                                  frame_stride=settings.frame_stride, frame_multiple=rules.frame_multiple,
