@@ -8,7 +8,7 @@ import functools
 import sys
 
 from ..evaluation.shapes import dataset as shapes_dataset
-from ..evaluation.shapes.world import COLORS, MAX_OBJECTS, MOTIONS, SHAPES
+from ..evaluation.shapes.world import COLORS, MAX_OBJECTS, MOTIONS, SHAPES, SIZE_RANGE, TWO_TONE_PROBABILITY
 
 
 def add_commands(commands) -> None:
@@ -43,6 +43,14 @@ def add_commands(commands) -> None:
                         help=f"comma-separated motions (default: all: {','.join(MOTIONS)})")
     shapes.add_argument("--max-objects", type=int, default=MAX_OBJECTS, choices=range(1, MAX_OBJECTS + 1),
                         help=f"at most this many objects a video (default: {MAX_OBJECTS})")
+    shapes.add_argument("--object-size", default=f"{SIZE_RANGE[0]},{SIZE_RANGE[1]}", metavar="MIN,MAX",
+                        help="range of an object's radius at the first frame, as fractions of the shorter side, "
+                             f"within 0.05..0.3 (default: {SIZE_RANGE[0]},{SIZE_RANGE[1]})")
+    shapes.add_argument("--two-tone", type=float, default=TWO_TONE_PROBABILITY, metavar="P",
+                        help=f"probability of a two-tone background (default: {TWO_TONE_PROBABILITY})")
+    shapes.add_argument("--hold-out", default="", metavar="LIST",
+                        help="comma-separated colour-shape pairs never drawn, e.g. green-star,blue-triangle, so that "
+                             "prompts naming them test unseen combinations (default: none)")
     shapes.set_defaults(run=functools.partial(_write_shapes, parser=shapes))
 
 
@@ -57,11 +65,31 @@ def _list(text: str):
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _draw_options(args) -> dict:
+    """--object-size, --two-tone and --hold-out, checked (a ValueError names the option's value)."""
+    size = _list(args.object_size)
+    try:
+        size = tuple(float(value) for value in size)
+    except ValueError:
+        size = ()
+    if len(size) != 2:
+        raise ValueError(f"object_size={args.object_size!r}: must be MIN,MAX, two numbers, e.g. 0.17,0.21")
+    pairs = []
+    for item in _list(args.hold_out):
+        parts = item.split("-")
+        if len(parts) != 2:
+            raise ValueError(f"hold_out={args.hold_out!r}: {item!r} is not <colour>-<shape>, e.g. green-star")
+        pairs.append((parts[0], parts[1]))
+    object_size, two_tone, hold_out = shapes_dataset.check_draw_options(size, args.two_tone, pairs)
+    return dict(object_size=object_size, two_tone=two_tone, hold_out=tuple(sorted(hold_out)))
+
+
 def _write_shapes(args, parser) -> int:
     height, width = _size(parser, args.size)
     options = {"count": "--videos", "num_frames": "--frames", "height": "--size", "width": "--size",
                "seed": "--seed", "fps": "--fps", "colors": "--colors", "shapes": "--shapes", "motions": "--motions",
-               "output": "-o/--output"}
+               "output": "-o/--output", "object_size": "--object-size", "two_tone": "--two-tone",
+               "hold_out": "--hold-out"}
     settings = dict(count=args.count, num_frames=args.frames, height=height, width=width, seed=args.seed,
                     fps=args.fps)
     try:
@@ -70,9 +98,10 @@ def _write_shapes(args, parser) -> int:
             settings[name] = shapes_dataset.check_choices(name, _list(getattr(args, name)),
                                                           {"colors": tuple(COLORS), "shapes": SHAPES,
                                                            "motions": MOTIONS}[name])
+        draw = _draw_options(args)
         shapes_dataset.check_output_folder(args.output)
         # a scene must fit the size with these choices: drawn once here so the error comes before any file
-        shapes_dataset.first_scene(max_objects=args.max_objects, **settings)
+        shapes_dataset.first_scene(max_objects=args.max_objects, **draw, **settings)
     except ValueError as error:
         name = str(error).split("=", 1)[0]
         parser.error(f"argument {options.get(name, '--max-objects')}: {error}")
@@ -82,7 +111,7 @@ def _write_shapes(args, parser) -> int:
             print(f"\r{done}/{args.count} videos", end="", file=sys.stderr, flush=True)
 
     folder = shapes_dataset.write_shapes_dataset(args.output, max_objects=args.max_objects, progress=progress,
-                                                 **settings)
+                                                 **draw, **settings)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"wrote {args.count} videos of the shapes world to {folder} (metadata.jsonl; LGVI pairs in "

@@ -31,6 +31,10 @@ _OPTIONS = {
     "lr_scheduler": (str, f"diffusers' get_scheduler name: {', '.join(LR_SCHEDULERS)} (default: the recipe's)"),
     "lr_warmup_steps": (int, "warm-up steps of the schedule (default: the recipe's)"),
     "max_grad_norm": (float, "clip the gradient norm to this (default: the recipe's)"),
+    "weighting_scheme": (str, "vchitect: timestep density, logit_normal (default, SD3's), none (uniform: trains the "
+                              "noisiest steps more), mode, sigma_sqrt or cosmap"),
+    "ema_decay": (float, "export an exponential moving average of the weights with at most this decay, e.g. 0.999 "
+                         "(diffusers' EMAModel with warm-up; default: off)"),
     "mixed_precision": (str, f"{', '.join(MIXED_PRECISION)} (default: no)"),
     "lora_rank": (int, "LoRA rank (default: 16)"),
     "lora_alpha": (float, "LoRA alpha (default: the rank)"),

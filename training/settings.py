@@ -24,6 +24,9 @@ LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine
 REPORT_TO = ("auto", "tensorboard", "none")
 #: torch's AdamW, or bitsandbytes' 8-bit AdamW (the ``bnb`` extra; CUDA only)
 OPTIMIZERS = ("adamw", "adamw8bit")
+#: SD3's timestep densities (diffusers' ``compute_density_for_timestep_sampling``), for the flow-matching family
+WEIGHTING_SCHEMES = ("logit_normal", "mode", "sigma_sqrt", "cosmap", "none")
+WEIGHTING_SCHEME_MODELS = ("vchitect",)
 #: what the trainer writes in the output folder besides the export (removed by ``overwrite``)
 TRAINER_FILES = ("checkpoints", "logs", "validation", "metrics.jsonl", "training_summary.json")
 #: settings field of each local-learning option -> the LocalLearningConfig field it fills
@@ -45,6 +48,10 @@ class TrainingSettings:
         gradient_accumulation_steps (`int`): micro-batches per optimiser step.
         learning_rate, adam_beta1, adam_beta2, weight_decay, lr_scheduler, lr_warmup_steps, max_grad_norm: the
             optimiser; ``None`` takes the specification's recipe.
+        weighting_scheme (`str`, *optional*): Vchitect-2.0's timestep density (SD3's: ``logit_normal`` by default,
+            ``none`` for uniform, ``mode``, ``sigma_sqrt``, ``cosmap``).
+        ema_decay (`float`, *optional*): keep an exponential moving average of the trained weights (diffusers'
+            ``EMAModel`` with its warm-up, decay at most this) and export it instead of the last weights.
         mixed_precision (`str`): ``no``, ``fp16`` or ``bf16`` (accelerate's autocast).
         gradient_checkpointing (`float`): fraction of each block list recomputed in the backward (0: none, 1: all).
         lora_rank, lora_alpha, lora_dropout, lora_targets: the LoRA (``alpha`` defaults to the rank, ``targets`` to
@@ -90,6 +97,8 @@ class TrainingSettings:
     lr_scheduler: Optional[str] = None
     lr_warmup_steps: Optional[int] = None
     max_grad_norm: Optional[float] = None
+    ema_decay: Optional[float] = None
+    weighting_scheme: Optional[str] = None
     mixed_precision: str = "no"
     gradient_checkpointing: float = 0.0
     lora_rank: int = 16
@@ -147,7 +156,8 @@ class TrainingSettings:
         for name, low, high, low_open in (("learning_rate", 0, math.inf, True), ("adam_beta1", 0, 1, False),
                                           ("adam_beta2", 0, 1, False), ("weight_decay", 0, math.inf, False),
                                           ("max_grad_norm", 0, math.inf, True), ("lora_alpha", 0, math.inf, True),
-                                          ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False)):
+                                          ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False),
+                                          ("ema_decay", 0, 1, True)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -158,6 +168,16 @@ class TrainingSettings:
                 bounds = f"{'>' if low_open else '>='} {low}" + ("" if high == math.inf else
                                                                    f" and {'<=' if closed_high else '<'} {high}")
                 raise ValueError(f"{name}={value!r} must be a finite number {bounds}")
+        if self.weighting_scheme is not None:
+            if self.weighting_scheme not in WEIGHTING_SCHEMES:
+                raise ValueError(f"weighting_scheme={self.weighting_scheme!r} is not allowed; use one of "
+                                 f"{', '.join(WEIGHTING_SCHEMES)}")
+            if self.model not in WEIGHTING_SCHEME_MODELS:
+                raise ValueError(f"weighting_scheme={self.weighting_scheme!r}: model {self.model!r} does not train "
+                                 f"by flow matching; only {', '.join(WEIGHTING_SCHEME_MODELS)} takes it")
+        if self.ema_decay is not None and self.fsdp:
+            raise ValueError(f"ema_decay={self.ema_decay}: an average of sharded weights is not supported; train "
+                             "without --fsdp or without --ema-decay")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed={self.seed} must be in 0..2**63-1")
         if self.lora_targets is not None and (not self.lora_targets or not all(self.lora_targets)):

@@ -59,7 +59,7 @@ RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulatio
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
                    "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp",
                    "local_learning", "local_groups", "local_cuts", "auglocal_depth", "auglocal_tau", "man_momentum",
-                   "hpff_wx", "hpff_wy", "hpff_patches", "train_base")
+                   "hpff_wx", "hpff_wy", "hpff_patches", "train_base", "ema_decay", "weighting_scheme")
 
 
 @dataclasses.dataclass
@@ -169,6 +169,8 @@ class Trainer:
         if settings.train_base:  # DaS: the whole transformer trains (TrainingSettings.check allows it for DaS only)
             self.spec.train_base = True
         self._resolve_recipe()
+        if settings.weighting_scheme is not None:  # this run's timestep density in place of the recipe's
+            self.spec.recipe = dataclasses.replace(self.spec.recipe, weighting_scheme=settings.weighting_scheme)
         rules = family_rules(settings.model)
         self.clip = ClipSettings(num_frames=settings.num_frames, height=settings.height, width=settings.width,
                                  frame_stride=settings.frame_stride, frame_multiple=rules.frame_multiple,
@@ -403,6 +405,13 @@ class Trainer:
         self.wrapped, self.optimiser = acc.prepare(self.denoiser, self.optimiser)
         wrapped = self.wrapped
         acc.register_for_checkpointing(self.lr_scheduler)
+        self.ema = None
+        if s.ema_decay is not None:
+            from diffusers.training_utils import EMAModel
+
+            # the average of the trained parameters, checkpointed with the run and exported in their place
+            self.ema = EMAModel([p for _, p in self.trainable], decay=s.ema_decay, use_ema_warmup=True)
+            acc.register_for_checkpointing(self.ema)
         self.train_components = dict(self.components)
         self.train_components[self.spec.denoiser_key] = (wrapped if wrapped is self.denoiser
                                                          else _Prepared(wrapped, self.denoiser))
@@ -563,6 +572,8 @@ class Trainer:
                         acc.clip_grad_norm_(self.clipped, s.max_grad_norm)
                     self.optimiser.step()
                     self.optimiser.zero_grad()
+                    if self.ema is not None and acc.sync_gradients:
+                        self.ema.step([p for _, p in self.trainable])
                 losses.append(result.loss.float())
                 for name, value in result.logs.items():
                     logs.setdefault(name, []).append(value.float())
@@ -587,6 +598,8 @@ class Trainer:
         self._save_checkpoint(s.steps)
         elapsed = time.time() - began
         summary = None
+        if self.ema is not None:  # the average is what the run exports
+            self.ema.copy_to([p for _, p in self.trainable])
         exported = self._exported_components()
         if acc.is_main_process:
             self.spec.save(exported, str(self.output), training_type=s.training_type)

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -37,15 +37,18 @@ from .world import (
     MAX_OBJECTS,
     MOTIONS,
     SHAPES,
+    TWO_TONE_PROBABILITY,
     Scene,
     article,
     caption,
     check_choices,
+    check_draw_options,
     point_tracks,
     render_scene,
     sample_scene,
     tracking_video,
 )
+from .world import SIZE_RANGE as OBJECT_SIZE_RANGE
 
 FORMAT_VERSION = 1
 # the models' VAE (8x) and patch (2x) size: heights and widths are multiples of 16
@@ -98,10 +101,11 @@ def referring_expression(scene: Scene, index: int) -> str:
 
 
 def first_scene(num_frames: int, height: int, width: int, seed: int, colors: Sequence[str], shapes: Sequence[str],
-                motions: Sequence[str], max_objects: int, **_) -> Scene:
+                motions: Sequence[str], max_objects: int, object_size=OBJECT_SIZE_RANGE, two_tone=TWO_TONE_PROBABILITY,
+                hold_out=(), **_) -> Scene:
     """Video 0's scene: drawing it checks, before anything is written, that scenes fit these settings."""
     return sample_scene(np.random.default_rng([seed, 0]), height, width, num_frames, colors, shapes, motions,
-                        max_objects)
+                        max_objects, object_size, two_tone, hold_out)
 
 
 def write_shapes_dataset(
@@ -117,6 +121,9 @@ def write_shapes_dataset(
     motions: Sequence[str] = MOTIONS,
     max_objects: int = MAX_OBJECTS,
     progress: Optional[callable] = None,
+    object_size: Tuple[float, float] = OBJECT_SIZE_RANGE,
+    two_tone: float = TWO_TONE_PROBABILITY,
+    hold_out: Sequence[Tuple[str, str]] = (),
 ) -> Path:
     """Writes ``count`` videos of the shapes world to the folder ``output`` (see the module docstring).
 
@@ -131,6 +138,9 @@ def write_shapes_dataset(
             ``MOTIONS``).
         max_objects (`int`, defaults to 3): 1 to 3 objects a video.
         progress (`callable`, *optional*): called with the number of videos written so far.
+        object_size (pair of `float`), two_tone (`float`), hold_out (pairs of `str`): object radius range (fractions
+            of the shorter side), probability of a two-tone background and (colour, shape) pairs never drawn; see
+            :func:`~.world.sample_scene`.
 
     Returns:
         `pathlib.Path`: the folder.
@@ -139,15 +149,16 @@ def write_shapes_dataset(
     colors = check_choices("colors", colors, tuple(COLORS))
     shapes = check_choices("shapes", shapes, SHAPES)
     motions = check_choices("motions", motions, MOTIONS)
+    object_size, two_tone, hold_out = check_draw_options(object_size, two_tone, hold_out, colors, shapes)
     output = check_output_folder(output)
+    draw = dict(max_objects=max_objects, object_size=object_size, two_tone=two_tone, hold_out=hold_out)
     first_scene(num_frames=num_frames, height=height, width=width, seed=seed, colors=colors, shapes=shapes,
-                motions=motions, max_objects=max_objects)
+                motions=motions, **draw)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.absolute().parent))
     with _sigterm_raises_system_exit():  # SIGTERM unwinds through the cleanup below instead of killing the process
         try:
-            _write(staging, count, num_frames, height, width, seed, fps, colors, shapes, motions, max_objects,
-                   progress)
+            _write(staging, count, num_frames, height, width, seed, fps, colors, shapes, motions, draw, progress)
             if output.exists():
                 output.rmdir()
             os.replace(staging, output)
@@ -157,7 +168,7 @@ def write_shapes_dataset(
     return output
 
 
-def _write(folder: Path, count, num_frames, height, width, seed, fps, colors, shapes, motions, max_objects, progress):
+def _write(folder: Path, count, num_frames, height, width, seed, fps, colors, shapes, motions, draw, progress):
     for sub in ("videos", "tracking_videos", "first_frames", "ground_truth", "inpainting/targets",
                 "inpainting/inputs", "inpainting/masks"):
         (folder / sub).mkdir(parents=True)
@@ -165,7 +176,7 @@ def _write(folder: Path, count, num_frames, height, width, seed, fps, colors, sh
     with open(folder / "metadata.jsonl", "w") as rows, open(folder / "inpainting" / "metadata.jsonl", "w") as pairs:
         for index in range(count):
             rng = np.random.default_rng([seed, index])
-            scene = sample_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects)
+            scene = sample_scene(rng, height, width, num_frames, colors, shapes, motions, **draw)
             removed = int(rng.integers(len(scene.objects)))
             name = f"{index:06d}"
             rendered = render_scene(scene)
@@ -204,7 +215,9 @@ def _write(folder: Path, count, num_frames, height, width, seed, fps, colors, sh
     Image.fromarray(grid).save(folder / "preview.png")
     settings = {"format_version": FORMAT_VERSION, "count": count, "num_frames": num_frames, "height": height,
                 "width": width, "seed": seed, "fps": fps, "colors": list(colors), "shapes": list(shapes),
-                "motions": list(motions), "max_objects": max_objects}
+                "motions": list(motions), "max_objects": draw["max_objects"],
+                "object_size": list(draw["object_size"]), "two_tone": draw["two_tone"],
+                "hold_out": sorted(f"{color}-{shape}" for color, shape in draw["hold_out"])}
     (folder / "world.json").write_text(json.dumps(settings, indent=2) + "\n")
 
 

@@ -452,6 +452,9 @@ def sample_scene(
     shapes: Sequence[str] = SHAPES,
     motions: Sequence[str] = MOTIONS,
     max_objects: int = MAX_OBJECTS,
+    object_size: Tuple[float, float] = SIZE_RANGE,
+    two_tone: float = TWO_TONE_PROBABILITY,
+    hold_out: Sequence[Tuple[str, str]] = (),
 ) -> Scene:
     """Draws a scene: one to ``max_objects`` objects of distinct colours, none sharing a colour with the background,
     each inside the frame over its whole motion and at least ``MIN_VISIBLE_FRACTION`` visible in every frame, the
@@ -462,6 +465,10 @@ def sample_scene(
         height (`int`), width (`int`), num_frames (`int`): the video geometry.
         colors, shapes, motions (sequences of `str`): what may be drawn (``COLORS``, ``SHAPES``, ``MOTIONS``).
         max_objects (`int`, defaults to 3): 1 to 3.
+        object_size (pair of `float`, defaults to ``SIZE_RANGE``): range of an object's radius at frame 0, as
+            fractions of the shorter side, within 0.05..0.3.
+        two_tone (`float`, defaults to ``TWO_TONE_PROBABILITY``): probability of a two-tone background, 0..1.
+        hold_out (pairs of `str`): (colour, shape) combinations never drawn, so that prompts naming them are unseen.
     """
     colors = check_choices("colors", colors, tuple(COLORS))
     shapes = check_choices("shapes", shapes, SHAPES)
@@ -470,32 +477,58 @@ def sample_scene(
         raise ValueError(f"max_objects={max_objects} must be in 1..{MAX_OBJECTS}")
     if len(colors) < 2:
         raise ValueError(f"colors={list(colors)}: at least 2 are needed (an object and a background)")
+    object_size, two_tone, hold_out = check_draw_options(object_size, two_tone, hold_out, colors, shapes)
     if shapes == ("circle",) and motions == ("rotate",):
         raise ValueError("shapes=['circle'] with motions=['rotate']: a circle cannot visibly rotate")
     for _ in range(_MAX_TRIES):
-        scene = _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects)
+        scene = _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size,
+                            two_tone, hold_out)
         if scene is not None:
             return scene
     raise ValueError(f"no scene of {max_objects} object(s) fits a {height}x{width} frame with these settings after "
                      f"{_MAX_TRIES} tries; use a larger size or fewer objects")
 
 
-def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects) -> Optional[Scene]:
+def check_draw_options(object_size, two_tone, hold_out, colors=tuple(COLORS), shapes=SHAPES):
+    """Checks ``sample_scene``'s size, two-tone and hold-out options; returns them normalised."""
+    low, high = (float(value) for value in object_size)
+    if not 0.05 <= low <= high <= 0.3:
+        raise ValueError(f"object_size={[low, high]}: must be MIN,MAX with 0.05 <= MIN <= MAX <= 0.3 (fractions of "
+                         "the shorter side)")
+    if not 0.0 <= float(two_tone) <= 1.0:
+        raise ValueError(f"two_tone={two_tone}: must be a probability in 0..1")
+    pairs = []
+    named = ["-".join(pair) for pair in hold_out]
+    for pair in hold_out:
+        color, shape = pair
+        if color not in COLORS or shape not in SHAPES:
+            raise ValueError(f"hold_out={named}: unknown pair {color}-{shape}; each is <colour>-<shape> "
+                             f"with a colour of {', '.join(COLORS)} and a shape of {', '.join(SHAPES)}")
+        pairs.append((color, shape))
+    if all((color, shape) in pairs for color in colors for shape in shapes):
+        raise ValueError(f"hold_out={named}: holds out every colour-shape pair of these choices")
+    return (low, high), float(two_tone), frozenset(pairs)
+
+
+def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size=SIZE_RANGE,
+                two_tone=TWO_TONE_PROBABILITY, hold_out=frozenset()) -> Optional[Scene]:
     count = int(rng.integers(1, min(max_objects, len(colors) - 1) + 1))
     picked = [str(name) for name in rng.permutation(np.array(colors))]
     object_colors, free = picked[:count], picked[count:]
-    background = (free[0],) if len(free) < 2 or rng.random() >= TWO_TONE_PROBABILITY else (free[0], free[1])
+    background = (free[0],) if len(free) < 2 or rng.random() >= two_tone else (free[0], free[1])
     ranks = rng.permutation(count)
     short_side = min(height, width)
     travel = TRAVEL_FRACTION * short_side
     objects = []
     for index in range(count):
         shape = str(rng.choice(np.array(shapes)))
+        if (object_colors[index], shape) in hold_out:
+            return None
         allowed = [motion for motion in motions if not (shape == "circle" and motion == "rotate")]
         if not allowed:
             return None
         motion = str(rng.choice(np.array(allowed)))
-        radius = float(rng.uniform(*SIZE_RANGE)) * short_side
+        radius = float(rng.uniform(*object_size)) * short_side
         extent = 1.4 * radius * (GROW_FACTOR if motion == "grow" else 1.0)
         low_x, high_x, low_y, high_y = extent, width - extent, extent, height - extent
         if motion in DIRECTIONS:

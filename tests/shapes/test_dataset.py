@@ -109,6 +109,24 @@ def test_the_cli_writes_the_folder_with_the_size_frames_and_choices_asked_for(tm
         assert {item.color for item in scene.objects} | set(scene.background) <= {"red", "blue", "white"}
 
 
+def test_object_size_two_tone_and_held_out_pairs_shape_the_drawn_scenes(tmp_path):
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", "--videos", "24", "--frames", "4", "--size", "48x48",
+                     "--max-objects", "1", "--colors", "red,blue,white", "--shapes", "circle,square",
+                     "--motions", "left,right", "--object-size", "0.2,0.21", "--two-tone", "0",
+                     "--hold-out", "red-circle,blue-square", "--seed", "5")
+    assert result.returncode == 0, result.stderr
+    scenes = [world.Scene.from_dict(row["scene"]) for row in rows(tmp_path / "out" / "metadata.jsonl")]
+    pairs = {(item.color, item.shape) for scene in scenes for item in scene.objects}
+    assert not pairs & {("red", "circle"), ("blue", "square")}
+    assert {("red", "square"), ("blue", "circle")} <= pairs
+    radii = [item.radius for scene in scenes for item in scene.objects]
+    assert 0.2 * 48 <= min(radii) and max(radii) <= 0.21 * 48
+    assert all(len(scene.background) == 1 for scene in scenes)
+    settings = json.loads((tmp_path / "out" / "world.json").read_text())
+    assert settings["object_size"] == [0.2, 0.21] and settings["two_tone"] == 0.0
+    assert settings["hold_out"] == ["blue-square", "red-circle"]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--videos", "0"], "argument --videos: count=0 must be in 1..1000000"),
     (["--size", "500x64"], "argument --size: height=500 must be a multiple of 16"),
@@ -117,6 +135,14 @@ def test_the_cli_writes_the_folder_with_the_size_frames_and_choices_asked_for(tm
     (["--colors", "red,pink"], "argument --colors: colors=['red', 'pink']: unknown colors ['pink']"),
     (["--motions", "left,jump"], "argument --motions: motions=['left', 'jump']: unknown motions ['jump']"),
     (["--shapes", "hexagon"], "argument --shapes: shapes=['hexagon']: unknown shapes ['hexagon']"),
+    (["--object-size", "0.2"], "argument --object-size: object_size='0.2': must be MIN,MAX"),
+    (["--object-size", "0.25,0.2"], "argument --object-size: object_size=[0.25, 0.2]: must be MIN,MAX with 0.05 <="),
+    (["--object-size", "0.1,0.4"], "argument --object-size: object_size=[0.1, 0.4]: must be MIN,MAX with 0.05 <="),
+    (["--two-tone", "1.5"], "argument --two-tone: two_tone=1.5: must be a probability in 0..1"),
+    (["--hold-out", "red-hexagon"], "argument --hold-out: hold_out=['red-hexagon']: unknown pair red-hexagon"),
+    (["--hold-out", "redcircle"], "argument --hold-out: hold_out='redcircle': 'redcircle' is not <colour>-<shape>"),
+    (["--colors", "red,blue", "--shapes", "circle", "--hold-out", "red-circle,blue-circle"],
+     "argument --hold-out: hold_out=['blue-circle', 'red-circle']: holds out every colour-shape pair"),
 ])
 def test_bad_settings_exit_2_naming_the_argument_before_anything_is_written(tmp_path, arguments, message):
     result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", *arguments)

@@ -241,3 +241,50 @@ def test_precomputed_and_on_the_fly_training_give_the_same_losses(model, tmp_pat
         runs[precompute] = _losses(output)
     assert len(runs[True]) == 3 and runs[True][0] != runs[True][1]
     np.testing.assert_allclose(runs[True], runs[False], rtol=1e-5, atol=1e-6)
+
+
+def _ema_expected(initial, live, decay):
+    """diffusers' EMAModel with warm-up, written out: the first update copies the weights, update k after it uses
+    min(decay, 1 - (1 + k) ** (-2/3))."""
+    shadow = {name: value.clone() for name, value in initial.items()}
+    for index, weights in enumerate(live):
+        used = 0.0 if index == 0 else min(decay, 1 - (1 + index) ** (-2 / 3))
+        for name in shadow:
+            shadow[name] = shadow[name] - (1 - used) * (shadow[name] - weights[name])
+    return shadow
+
+
+def test_ema_exports_the_moving_average_of_the_weights_and_resumes_it(data, tmp_path):
+    run = dict(steps=4, ema_decay=0.5, checkpoint_every=1, learning_rate=1e-2)
+    Trainer(_settings(data, tmp_path / "whole", **run)).run()
+    checkpoints = sorted((tmp_path / "whole" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 4
+    live = [load_file(str(folder / "model.safetensors")) for folder in checkpoints]
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
+
+    # the run starts from the tiny random-weight model (no --pretrained)
+    initial = {name: value.float() for name, value in
+               build_tiny_vchitect_pipeline().transformer.state_dict().items() if name in live[0]}
+    expected = _ema_expected(initial, live, 0.5)
+    exported = load_file(str(tmp_path / "whole" / "transformer" / "diffusion_pytorch_model.safetensors"))
+    moved = [name for name in expected if not torch.equal(live[-1][name], initial[name])]
+    assert len(moved) > 10  # the weights trained
+    for name in expected:
+        torch.testing.assert_close(exported[name], expected[name], rtol=0, atol=1e-6)
+    # the export is the average, not the last weights
+    assert max((exported[name] - live[-1][name]).abs().max().item() for name in moved) > 1e-4
+    # interrupted in step 3 and resumed: the same average
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_settings(data, tmp_path / "cut", **run), step=_Interrupt(at=3)).run()
+    Trainer(_settings(data, tmp_path / "cut", resume="latest", **run)).run()
+    resumed = load_file(str(tmp_path / "cut" / "transformer" / "diffusion_pytorch_model.safetensors"))
+    for name in expected:
+        torch.testing.assert_close(resumed[name], exported[name], rtol=0, atol=1e-6)
+
+
+def test_ema_decay_outside_0_1_or_with_fsdp_is_refused(data, tmp_path):
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=f"ema_decay={bad}"):
+            Trainer(_settings(data, tmp_path / "a", ema_decay=bad))
+    with pytest.raises(ValueError, match="ema_decay=0.9.*--fsdp"):
+        Trainer(_settings(data, tmp_path / "b", ema_decay=0.9, fsdp=True))

@@ -72,6 +72,30 @@ def test_logit_normal_sigmas_carry_the_scheduler_shift(prepared):
     assert 0 < sigmas.min() and sigmas.max() <= 1
 
 
+def test_weighting_scheme_setting_replaces_the_recipe_s_density_for_the_run(prepared, tmp_path):
+    from helpers.training_data import write_training_folder
+
+    from video_diffusion_pack.training.settings import TrainingSettings
+    from video_diffusion_pack.training.trainer import Trainer
+
+    _, components, _, _ = prepared
+    data = write_training_folder(tmp_path / "data", "das", count=2, frames=3, index="prompts.txt")
+    common = dict(model="vchitect", data=str(data), output=str(tmp_path / "run"), num_frames=2, height=32, width=32)
+    default = Trainer(TrainingSettings(**common)).spec
+    uniform = Trainer(TrainingSettings(**common, weighting_scheme="none")).spec
+    assert default.recipe.weighting_scheme == "logit_normal" and uniform.recipe.weighting_scheme == "none"
+    scheduler = components["scheduler"]
+    _, sigmas = uniform.sample_sigmas(scheduler, 100_000, torch.Generator().manual_seed(0))
+    _, logit = default.sample_sigmas(scheduler, 100_000, torch.Generator().manual_seed(0))
+    # uniform u: sigma = 3u / (1 + 2u) > 0.98 when u > 0.98 / 1.04, so 5.8% of the samples; logit-normal: 0.16%
+    assert abs((sigmas > 0.98).float().mean().item() - (1 - 0.98 / 1.04)) < 0.003
+    assert (logit > 0.98).float().mean().item() < 0.003
+    with pytest.raises(ValueError, match="weighting_scheme='flat' is not allowed; use one of logit_normal"):
+        TrainingSettings(**common, weighting_scheme="flat").check()
+    with pytest.raises(ValueError, match="weighting_scheme='none': model 'das' does not train by flow matching"):
+        TrainingSettings(**{**common, "model": "das"}, weighting_scheme="none").check()
+
+
 def test_text_dropout_uses_the_empty_prompt(prepared):
     spec, components, latents, conditions = prepared
     seen = {}
