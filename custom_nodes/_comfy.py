@@ -218,6 +218,31 @@ class PipelineFolderLoader:
                                  lambda: pipeline_class.from_pretrained(directory, torch_dtype=DTYPES[dtype]), memory),)
 
 
+class EmbeddedPipelineLoader:
+    """Base of the loader nodes of the pack's trained embedded models (shipped in the package, no download).
+
+    A subclass sets ``LOADER`` (the pack's ``load_embedded_..._pipeline()`` function, by name), ``OUTPUT_TOOLTIPS``,
+    ``CATEGORY`` and ``DESCRIPTION``. The pipeline is managed: loaded once per memory setting.
+    """
+
+    LOADER = ""
+    RETURN_TYPES = ("VDP_PIPELINE",)
+    RETURN_NAMES = ("pipeline",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {}, "optional": _memory.memory_inputs()}
+
+    @classmethod
+    def IS_CHANGED(cls, **inputs):
+        return cache_key(cls, **inputs)
+
+    def load(self, memory="none"):
+        _memory.check_memory(memory, torch_device())
+        return (managed_pipeline(type(self), dict(memory=memory), _pack_export(self.LOADER), memory),)
+
+
 class TinyPipelineLoader:
     """Base of the loader nodes that build an embedded tiny random-weight pipeline (no download), for smoke tests.
 

@@ -11,7 +11,7 @@ import os
 import torch
 
 from ..diffusers_pipelines.das.defaults import OFFICIAL
-from . import _comfy, _memory, _sampler
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/das"
 TRACKS_TYPE = "VDP_TRACKS"
@@ -66,30 +66,15 @@ class VDPTinyDaSLoader(_comfy.TinyPipelineLoader):
     DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
 
 
-class VDPEmbeddedDaSLoader:
+class VDPEmbeddedDaSLoader(_comfy.EmbeddedPipelineLoader):
     """Loads the pack's embedded DaS: a small model trained on the shapes world, shipped in the package."""
 
-    RETURN_TYPES = ("VDP_PIPELINE",)
-    RETURN_NAMES = ("pipeline",)
+    LOADER = "load_embedded_das_pipeline"
     OUTPUT_TOOLTIPS = ("The embedded DaS (32x32, 5 frames) on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = ("The pack's built-in Diffusion as Shader, trained on a CPU on its shapes world (no download): from "
                    "a 32x32 first frame of one flat shape on a plain or two-tone background and a 5-frame tracking "
                    "video, it moves the shape along the tracking video. Nothing outside that world.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}, "optional": _memory.memory_inputs()}
-
-    @classmethod
-    def IS_CHANGED(cls, **inputs):
-        return _comfy.cache_key(cls, **inputs)
-
-    def load(self, memory="none"):
-        _memory.check_memory(memory, _comfy.torch_device())
-        build = _comfy._pack_export("load_embedded_das_pipeline")
-        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
 
 
 class VDPDaSCameraTrajectory:

@@ -7,7 +7,7 @@ mask decoder) leaves as a core ``MASK``. The math lives in ``diffusers_pipelines
 import torch
 
 from ..diffusers_pipelines.lgvi.defaults import EMBEDDED, MAX_INFERENCE_STEPS, OFFICIAL
-from . import _comfy, _memory, _model_cache, _sampler
+from . import _comfy, _model_cache, _sampler
 
 CATEGORY = "video_diffusion_pack/lgvi"
 WEIGHTS_KIND = "lgvi"
@@ -44,34 +44,19 @@ class VDPTinyLGVILoader(_comfy.TinyPipelineLoader):
     DESCRIPTION = "A tiny LGVI pipeline with seeded random weights: a smoke test for graphs."
 
 
-class VDPEmbeddedLGVILoader:
+class VDPEmbeddedLGVILoader(_comfy.EmbeddedPipelineLoader):
     """Loads the pack's embedded LGVI: a small model trained on the shapes world's removal pairs, shipped in the
     package."""
 
-    RETURN_TYPES = ("VDP_PIPELINE",)
-    RETURN_NAMES = ("pipeline",)
+    LOADER = "load_embedded_lgvi_pipeline"
     OUTPUT_TOOLTIPS = (f"The embedded LGVI ({EMBEDDED.width}x{EMBEDDED.height}, {EMBEDDED.max_frames} frames) on "
                        "ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
     DESCRIPTION = (f"The pack's built-in LGVI, trained briefly on its shapes world (no download): it removes the shape "
                    f"of a one-shape video ('remove the red circle') at {EMBEDDED.width}x{EMBEDDED.height}, "
                    f"{EMBEDDED.num_inference_steps} steps, guidance off (text and video guidance "
                    f"{EMBEDDED.guidance_scale:g}). It does not read the instruction: it removes every shape, the "
                    "named one or not; other videos come out blurred, not edited.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}, "optional": _memory.memory_inputs()}
-
-    @classmethod
-    def IS_CHANGED(cls, **inputs):
-        return _comfy.cache_key(cls, **inputs)
-
-    def load(self, memory="none"):
-        _memory.check_memory(memory, _comfy.torch_device())
-        build = _comfy._pack_export("load_embedded_lgvi_pipeline")
-        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
 
 
 class VDPInpaintByInstruction:

@@ -8,7 +8,7 @@ returns the video as a core ``IMAGE`` batch ``[F, H, W, 3]``. The model code liv
 from typing import Optional
 
 from ..diffusers_pipelines.vchitect.defaults import OFFICIAL
-from . import _comfy, _memory, _sampler
+from . import _comfy, _sampler
 
 CATEGORY = "video_diffusion_pack/vchitect"
 WEIGHTS_KIND = "vchitect"
@@ -46,30 +46,16 @@ class VDPTinyVchitectLoader(_comfy.TinyPipelineLoader):
     DESCRIPTION = "A tiny Vchitect-2.0 pipeline with seeded random weights, built in memory: a smoke test for graphs."
 
 
-class VDPEmbeddedVchitectLoader:
+class VDPEmbeddedVchitectLoader(_comfy.EmbeddedPipelineLoader):
     """Loads the pack's embedded Vchitect-2.0: a small model trained on the shapes world, shipped in the package."""
 
-    RETURN_TYPES = ("VDP_PIPELINE",)
-    RETURN_NAMES = ("pipeline",)
+    LOADER = "load_embedded_vchitect_pipeline"
     OUTPUT_TOOLTIPS = ("The embedded Vchitect-2.0 (48x48, 8 frames, RepVideo on) on ComfyUI's device.",)
-    FUNCTION = "load"
     CATEGORY = CATEGORY
-    DESCRIPTION = ("The pack's built-in Vchitect-2.0, trained briefly on its shapes world (no download); prompts like "
+    DESCRIPTION = ("The pack's built-in Vchitect-2.0, trained on a CPU on its shapes world (no download); prompts like "
                    "'a red circle moving left on a blue background', sampled at 48x48, 8 frames, 20 steps, cfg 5. "
-                   "Undertrained: it paints flat patches in the world's colours, not yet the named shape or motion.")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}, "optional": _memory.memory_inputs()}
-
-    @classmethod
-    def IS_CHANGED(cls, **inputs):
-        return _comfy.cache_key(cls, **inputs)
-
-    def load(self, memory="none"):
-        _memory.check_memory(memory, _comfy.torch_device())
-        build = _comfy._pack_export("load_embedded_vchitect_pipeline")
-        return (_comfy.managed_pipeline(type(self), dict(memory=memory), build, memory),)
+                   "It draws one object in the prompt's colour on the prompt's background, as a rough blob that does "
+                   "not move yet.")
 
 
 class VDPVchitectSampler:

@@ -70,3 +70,34 @@ def start_layout(path: Union[str, pathlib.Path], seed, diffusers_version: str, f
             payload = {**payload, "_diffusers_version": diffusers_version}
         write_json(root / name, payload)
     return root
+
+
+def edit_config(path: Union[str, pathlib.Path], **updates) -> None:
+    """Rewrites the JSON config file `path` with `updates` (a value of None removes the key)."""
+    path = pathlib.Path(path)
+    saved = json.loads(path.read_text())
+    for key, value in updates.items():
+        if value is None:
+            saved.pop(key, None)
+        else:
+            saved[key] = value
+    write_json(path, saved)
+
+
+def save_embedded(pipeline, destination: Union[str, pathlib.Path], dtype: torch.dtype) -> pathlib.Path:
+    """Saves a trained pipeline as a shipped embedded model: weights in `dtype`, and no config naming the folder the
+    model was trained in (`_name_or_path` removed from model_index.json and every component's config.json)."""
+    destination = pathlib.Path(destination)
+    pipeline.to(dtype=dtype)
+    pipeline.save_pretrained(str(destination), safe_serialization=True)
+    for path in [destination / "model_index.json", *destination.glob("*/config.json")]:
+        if path.is_file() and "_name_or_path" in json.loads(path.read_text()):
+            edit_config(path, _name_or_path=None)
+    return destination
+
+
+def load_embedded(pipeline_class, folder: pathlib.Path, title: str, device, dtype: torch.dtype):
+    """The embedded model shipped in `folder` (fp16 files, loaded in `dtype` on `device`); a missing folder is named."""
+    if not (folder / "model_index.json").is_file():
+        raise FileNotFoundError(f"the embedded {title} model is missing from the package ({folder}); reinstall the pack")
+    return pipeline_class.from_pretrained(str(folder), torch_dtype=dtype).to(device)

@@ -18,7 +18,6 @@ transformer classes, ``AutoencoderKLCogVideoX``, a T5 encoder, ``CogVideoXDDIMSc
 in float16.
 """
 
-import json
 import pathlib
 from typing import Union
 
@@ -82,6 +81,10 @@ def collapse_time_taps(vae) -> None:
                 weight[:, :, :-1] = 0.0
 
 
+# the class name the released transformer config.json gives
+OFFICIAL_TRANSFORMER_CLASS = "CogVideoXTransformer3DModelTracking"
+
+
 def save_embedded_das_start(path: Union[str, pathlib.Path], seed: int = 0, vae=None,
                             transformer_config: dict = None) -> pathlib.Path:
     """Writes the ``DaSPipeline`` folder the embedded model's training starts from (see the module docstring).
@@ -97,7 +100,7 @@ def save_embedded_das_start(path: Union[str, pathlib.Path], seed: int = 0, vae=N
     from transformers import T5Config, T5EncoderModel
 
     from ...models.das_transformer import DaSTransformer3DModel
-    from ..tiny_weights import start_layout, write_json
+    from ..tiny_weights import edit_config, start_layout
     from ..vchitect.embedded import EMBEDDED_WORDS
     from ..vchitect.tiny import _write_t5_tokenizer
     from . import tiny
@@ -122,10 +125,7 @@ def save_embedded_das_start(path: Union[str, pathlib.Path], seed: int = 0, vae=N
     torch.manual_seed(seed)
     DaSTransformer3DModel(**config).save_pretrained(root / "transformer", safe_serialization=True)
     # the released config.json names the official class
-    config_path = root / "transformer" / "config.json"
-    saved = json.loads(config_path.read_text())
-    saved.update(_class_name="CogVideoXTransformer3DModelTracking")
-    write_json(config_path, saved)
+    edit_config(root / "transformer" / "config.json", _class_name=OFFICIAL_TRANSFORMER_CLASS)
     return root
 
 
@@ -138,35 +138,24 @@ def _embedded_folder() -> pathlib.Path:
 def load_embedded_das_pipeline(device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32):
     """The trained embedded DaS model (fp16 files, loaded in ``dtype``), from the package's ``embedded_models``:
     32x32, 5 frames, one shape of the shapes world following its tracking video."""
+    from ..tiny_weights import load_embedded
     from .pipeline import DaSPipeline
 
-    folder = _embedded_folder()
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"the embedded DaS model is missing from the package ({folder}); reinstall the pack")
-    return DaSPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+    return load_embedded(DaSPipeline, _embedded_folder(), "DaS", device, dtype)
 
 
 def export_embedded_das(run_folder: Union[str, pathlib.Path], destination: Union[str, pathlib.Path],
                         dtype: torch.dtype = torch.float16) -> pathlib.Path:
     """Writes the pipeline folder ``vdp train`` exported into ``run_folder`` to ``destination`` with its weights in
     ``dtype`` (the shipped files; :func:`load_embedded_das_pipeline` loads them back in float32)."""
-    from ..tiny_weights import write_json
+    import diffusers
+
+    from ..tiny_weights import edit_config, save_embedded, write_json
     from . import tiny
     from .pipeline import DaSPipeline
 
-    pipeline = DaSPipeline.from_pretrained(str(run_folder))
-    pipeline.to(dtype=dtype)
-    pipeline.save_pretrained(str(destination), safe_serialization=True)
+    destination = save_embedded(DaSPipeline.from_pretrained(str(run_folder)), destination, dtype)
     # the released model_index.json and transformer config name the official classes
-    write_json(pathlib.Path(destination) / "model_index.json",
-               {**tiny._MODEL_INDEX, "_diffusers_version": pipeline.config["_diffusers_version"]})
-    config_path = pathlib.Path(destination) / "transformer" / "config.json"
-    saved = json.loads(config_path.read_text())
-    saved.update(_class_name="CogVideoXTransformer3DModelTracking")
-    write_json(config_path, saved)
-    # no config names the folder the model was trained in
-    for path in pathlib.Path(destination).glob("*/config.json"):
-        saved = json.loads(path.read_text())
-        if saved.pop("_name_or_path", None) is not None:
-            write_json(path, saved)
-    return pathlib.Path(destination)
+    write_json(destination / "model_index.json", {**tiny._MODEL_INDEX, "_diffusers_version": diffusers.__version__})
+    edit_config(destination / "transformer" / "config.json", _class_name=OFFICIAL_TRANSFORMER_CLASS)
+    return destination

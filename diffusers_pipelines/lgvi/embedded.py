@@ -12,7 +12,6 @@ shapes grammar's words as whole tokens, a random frozen CLIP text encoder, a 4x-
 ROVI UNet. ``load_embedded_lgvi_pipeline`` loads the trained folder.
 """
 
-import json
 import pathlib
 from typing import Union
 
@@ -97,7 +96,7 @@ def save_embedded_start(path: Union[str, pathlib.Path], seed: int = 0, vae=None,
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from ...models.rovi_unet import OFFICIAL_CLASS_NAME, RoviUNet3DConditionModel
-    from ..tiny_weights import start_layout, write_json
+    from ..tiny_weights import edit_config, start_layout
     from ..vchitect.embedded import _word_merges
     from . import tiny
 
@@ -123,21 +122,16 @@ def save_embedded_start(path: Union[str, pathlib.Path], seed: int = 0, vae=None,
     torch.manual_seed(seed)
     RoviUNet3DConditionModel(**config).save_pretrained(root / "unet", safe_serialization=True)
     # the released config.json names the official class
-    config_path = root / "unet" / "config.json"
-    saved = json.loads(config_path.read_text())
-    saved.update(_class_name=OFFICIAL_CLASS_NAME)
-    write_json(config_path, saved)
+    edit_config(root / "unet" / "config.json", _class_name=OFFICIAL_CLASS_NAME)
     return root
 
 
 def load_embedded_lgvi_pipeline(device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32):
     """The trained embedded LGVI (fp16 files, loaded in ``dtype``), from the package's ``embedded_models``."""
+    from ..tiny_weights import load_embedded
     from .pipeline import InpaintByInstructionPipeline
 
-    folder = embedded_folder()
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"the embedded LGVI model is missing from the package ({folder}); reinstall the pack")
-    return InpaintByInstructionPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+    return load_embedded(InpaintByInstructionPipeline, embedded_folder(), "LGVI", device, dtype)
 
 
 def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str, pathlib.Path],
@@ -148,22 +142,13 @@ def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str
     import diffusers
 
     from ...models.rovi_unet import OFFICIAL_CLASS_NAME
-    from ..tiny_weights import write_json
+    from ..tiny_weights import edit_config, save_embedded, write_json
     from . import tiny
     from .pipeline import InpaintByInstructionPipeline
 
-    pipeline = InpaintByInstructionPipeline.from_pretrained(str(run_folder))
-    pipeline.to(dtype=dtype)
-    destination = pathlib.Path(destination)
-    pipeline.save_pretrained(str(destination), safe_serialization=True)
+    destination = save_embedded(InpaintByInstructionPipeline.from_pretrained(str(run_folder)), destination, dtype)
     # the released layout: Stable Diffusion's model_index.json naming the official UNet class, a feature extractor
     write_json(destination / "model_index.json", {**tiny._MODEL_INDEX, "_diffusers_version": diffusers.__version__})
     write_json(destination / "feature_extractor" / "preprocessor_config.json", tiny._FEATURE_EXTRACTOR)
-    for component in ("unet", "vae", "text_encoder"):
-        config_path = destination / component / "config.json"
-        saved = json.loads(config_path.read_text())
-        saved.pop("_name_or_path", None)
-        if component == "unet":
-            saved.update(_class_name=OFFICIAL_CLASS_NAME)
-        write_json(config_path, saved)
+    edit_config(destination / "unet" / "config.json", _class_name=OFFICIAL_CLASS_NAME)
     return destination

@@ -122,22 +122,17 @@ def save_embedded_start(path: Union[str, pathlib.Path], seed: int = 0, vae=None,
 
 def load_embedded_vchitect_pipeline(device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32):
     """The trained embedded model (fp16 files, loaded in ``dtype``), from the package's ``embedded_models``."""
+    from ..tiny_weights import load_embedded
     from .pipeline import VchitectRepVideoPipeline
 
-    folder = embedded_folder("vchitect")
-    if not (folder / "model_index.json").is_file():
-        raise FileNotFoundError(f"the embedded Vchitect-2.0 model is missing from the package ({folder}); reinstall "
-                                "the pack")
-    return VchitectRepVideoPipeline.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+    return load_embedded(VchitectRepVideoPipeline, embedded_folder("vchitect"), "Vchitect-2.0", device, dtype)
 
 
 def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str, pathlib.Path],
                     dtype: torch.dtype = torch.float16) -> pathlib.Path:
     """Writes the pipeline folder ``vdp train`` exported into ``run_folder`` to ``destination`` with its weights in
     ``dtype`` (the shipped files; :func:`load_embedded_vchitect_pipeline` loads them back in float32)."""
+    from ..tiny_weights import save_embedded
     from .pipeline import VchitectRepVideoPipeline
 
-    pipeline = VchitectRepVideoPipeline.from_pretrained(str(run_folder))
-    pipeline.to(dtype=dtype)
-    pipeline.save_pretrained(str(destination), safe_serialization=True)
-    return pathlib.Path(destination)
+    return save_embedded(VchitectRepVideoPipeline.from_pretrained(str(run_folder)), destination, dtype)

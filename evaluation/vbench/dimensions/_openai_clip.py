@@ -45,8 +45,17 @@ def vision_state_dict_to_transformers(state_dict: Dict, num_layers: int) -> Dict
         "vision_model.post_layernorm.bias": state_dict["visual.ln_post.bias"],
         "visual_projection.weight": state_dict["visual.proj"].t().contiguous(),
     }
+    out.update(resblocks_to_transformers(state_dict, num_layers, "visual.transformer.resblocks.",
+                                         "vision_model.encoder.layers."))
+    return out
+
+
+def resblocks_to_transformers(state_dict: Dict, num_layers: int, source: str, target: str) -> Dict:
+    """The residual blocks `<source>N.*` of an OpenAI CLIP tower under transformers' `<target>N.*` names (`in_proj`
+    split into q/k/v, `ln_1`/`ln_2` -> `layer_norm1`/`layer_norm2`, `c_fc`/`c_proj` -> `fc1`/`fc2`)."""
+    out = {}
     for i in range(num_layers):
-        src, dst = f"visual.transformer.resblocks.{i}.", f"vision_model.encoder.layers.{i}."
+        src, dst = f"{source}{i}.", f"{target}{i}."
         for part in ("weight", "bias"):
             for name, chunk in zip(("q", "k", "v"), state_dict[src + f"attn.in_proj_{part}"].chunk(3, dim=0)):
                 out[dst + f"self_attn.{name}_proj.{part}"] = chunk.contiguous()

@@ -11,7 +11,12 @@ transformers' `convert_clip_original_pytorch_to_hf.py` (`in_proj` split into q/k
 import re
 from typing import Dict
 
-from ._openai_clip import VISION_PREFIX, vision_config_from_state_dict, vision_state_dict_to_transformers
+from ._openai_clip import (
+    VISION_PREFIX,
+    resblocks_to_transformers,
+    vision_config_from_state_dict,
+    vision_state_dict_to_transformers,
+)
 
 TEXT_KEYS = ("token_embedding.weight", "positional_embedding", "ln_final.weight", "text_projection", "logit_scale")
 
@@ -45,16 +50,7 @@ def text_state_dict_to_transformers(state_dict: Dict, num_layers: int) -> Dict:
         "text_projection.weight": state_dict["text_projection"].t().contiguous(),
         "logit_scale": state_dict["logit_scale"],
     }
-    for i in range(num_layers):
-        src, dst = f"transformer.resblocks.{i}.", f"text_model.encoder.layers.{i}."
-        for part in ("weight", "bias"):
-            for name, chunk in zip(("q", "k", "v"), state_dict[src + f"attn.in_proj_{part}"].chunk(3, dim=0)):
-                out[dst + f"self_attn.{name}_proj.{part}"] = chunk.contiguous()
-            out[dst + f"self_attn.out_proj.{part}"] = state_dict[src + f"attn.out_proj.{part}"]
-            out[dst + f"layer_norm1.{part}"] = state_dict[src + f"ln_1.{part}"]
-            out[dst + f"layer_norm2.{part}"] = state_dict[src + f"ln_2.{part}"]
-            out[dst + f"mlp.fc1.{part}"] = state_dict[src + f"mlp.c_fc.{part}"]
-            out[dst + f"mlp.fc2.{part}"] = state_dict[src + f"mlp.c_proj.{part}"]
+    out.update(resblocks_to_transformers(state_dict, num_layers, "transformer.resblocks.", "text_model.encoder.layers."))
     return out
 
 
