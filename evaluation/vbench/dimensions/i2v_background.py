@@ -15,8 +15,6 @@ for i2v_subject (`image_folder` + `resolution`, or `images`); `dreamsim_cache` t
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ._common import check_videos
-
 NAME = "i2v_background"
 CHECKPOINTS: Dict[str, tuple] = {}  # DreamSim's own cache folder, not a pack checkpoint (see dreamsim_cache)
 SIZE = 224
@@ -65,15 +63,12 @@ def load_dreamsim(dreamsim_cache: str, device):
 
 def image_transform(path: str):
     """The official `dreamsim_transform_Image(224)`: PIL image -> [3, 224, 224] float32 in 0..1."""
-    from PIL import Image
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    try:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
-    except OSError as error:
-        raise ValueError(f"{NAME}: input image {path!r} cannot be read: {error}") from None
+    from .i2v_subject import open_rgb
+
+    image = open_rgb(path, NAME)
     return TF.to_tensor(TF.resize(image, [SIZE, SIZE], interpolation=InterpolationMode.BICUBIC))
 
 
@@ -102,17 +97,12 @@ def compute(
 ) -> Tuple[float, List]:
     """(mean over videos, per-video {'image_path', 'video_results'}) of i2v_background; each video needs at least 2
     frames. Input images as for i2v_subject; `dreamsim_cache` the DreamSim weights folder."""
-    from .i2v_subject import score_videos
+    from .i2v_subject import checked_videos_and_images, score_videos
 
-    videos = check_videos(videos, NAME, min_frames=2)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
-    if prompts is not None and len(prompts) != len(videos):
-        raise ValueError(f"{NAME}: prompts gives {len(prompts)} prompts for {len(videos)} videos")
-    image_paths = check_inputs(video_paths, prompts, auxiliary_info, images=images, image_folder=image_folder,
-                               resolution=resolution, dreamsim_cache=dreamsim_cache)
-    if len(image_paths) != len(videos):
-        raise ValueError(f"{NAME}: images gives {len(image_paths)} files for {len(videos)} videos")
+    videos, image_paths = checked_videos_and_images(
+        NAME, videos, batch_size, prompts,
+        lambda: check_inputs(video_paths, prompts, auxiliary_info, images=images, image_folder=image_folder,
+                             resolution=resolution, dreamsim_cache=dreamsim_cache))
     image_tensors = {image: image_transform(image) for image in dict.fromkeys(image_paths)}
     model = load_dreamsim(dreamsim_cache, device)
     return score_videos(model.embed, videos, image_paths, image_tensors, frames_transform, batch_size, device)

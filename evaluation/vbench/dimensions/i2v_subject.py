@@ -36,17 +36,23 @@ def check_inputs(video_paths=None, prompts=None, auxiliary_info=None, *, images=
     return resolve_input_images(NAME, video_paths, prompts, auxiliary_info, images, image_folder, resolution)
 
 
-def image_transform(path: str):
-    """The official `dino_transform_Image_internet`: PIL image -> [3, 224, 224] float32."""
+def open_rgb(path: str, name: str):
+    """The input image `path` as an RGB PIL image; ValueError naming the dimension and the file when unreadable."""
     from PIL import Image
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
 
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            return opened.convert("RGB")
     except OSError as error:
-        raise ValueError(f"{NAME}: input image {path!r} cannot be read: {error}") from None
+        raise ValueError(f"{name}: input image {path!r} cannot be read: {error}") from None
+
+
+def image_transform(path: str):
+    """The official `dino_transform_Image_internet`: PIL image -> [3, 224, 224] float32."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    image = open_rgb(path, NAME)
     image = TF.center_crop(TF.resize(image, RESIZE, interpolation=InterpolationMode.BICUBIC), CROP)
     return TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
 
@@ -88,15 +94,10 @@ def compute(
     frames. The input images: `images` (one file per video) or `image_folder` (the I2V image suite: its data
     folder holding `crop/<resolution>/` or its crop folder) with `resolution` one of 1-1, 8-5, 7-4, 16-9
     (default 1-1, as the official code), each video's image the one of its prompt in the I2V suite."""
-    videos = check_videos(videos, NAME, min_frames=2)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
-    if prompts is not None and len(prompts) != len(videos):
-        raise ValueError(f"{NAME}: prompts gives {len(prompts)} prompts for {len(videos)} videos")
-    image_paths = check_inputs(video_paths, prompts, auxiliary_info, images=images, image_folder=image_folder,
-                               resolution=resolution)
-    if len(image_paths) != len(videos):
-        raise ValueError(f"{NAME}: images gives {len(image_paths)} files for {len(videos)} videos")
+    videos, image_paths = checked_videos_and_images(
+        NAME, videos, batch_size, prompts,
+        lambda: check_inputs(video_paths, prompts, auxiliary_info, images=images, image_folder=image_folder,
+                             resolution=resolution))
     path = checkpoint_file(checkpoints, "dino_vitb16", NAME, CHECKPOINTS["dino_vitb16"][1])
     image_tensors = {image: image_transform(image) for image in dict.fromkeys(image_paths)}
 
@@ -105,6 +106,20 @@ def compute(
     model = load_dino_vit(path, NAME, device)
     return score_videos(lambda pixels: model(pixel_values=pixels).last_hidden_state[:, 0], videos, image_paths,
                         image_tensors, frames_transform, batch_size, device)
+
+
+def checked_videos_and_images(name: str, videos, batch_size, prompts, resolve_images):
+    """(videos, one input image file a video) of an I2V dimension, every argument checked (`resolve_images()` gives
+    the image files) before a model loads. Shared by i2v_subject and i2v_background."""
+    videos = check_videos(videos, name, min_frames=2)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{name}: batch_size={batch_size!r} must be a positive integer")
+    if prompts is not None and len(prompts) != len(videos):
+        raise ValueError(f"{name}: prompts gives {len(prompts)} prompts for {len(videos)} videos")
+    image_paths = resolve_images()
+    if len(image_paths) != len(videos):
+        raise ValueError(f"{name}: images gives {len(image_paths)} files for {len(videos)} videos")
+    return videos, image_paths
 
 
 def score_videos(embed, videos, image_paths, image_tensors, transform, batch_size: int, device):
