@@ -81,6 +81,12 @@ def key_problems(expected: Mapping, found: Mapping) -> List[str]:
     return [f"{label} ({len(items)}): {_listed(items)}" for label, items in parts if items]
 
 
+def check_batch_size(batch_size, name: str) -> None:
+    """ValueError naming the dimension unless `batch_size` is a positive integer."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{name}: batch_size={batch_size!r} must be a positive integer")
+
+
 def check_keys(expected: Mapping, found: Mapping, path: str, name: str) -> None:
     """ValueError naming the file with its missing, unexpected and mis-shaped keys, when there are any."""
     problems = key_problems(expected, found)

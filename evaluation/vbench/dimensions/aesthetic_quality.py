@@ -7,7 +7,7 @@ frames of a video, then mean over videos. Frames of all videos are batched toget
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos, checkpoint_file, clip_transform
+from ._common import check_batch_size, check_videos, checkpoint_file, clip_transform
 
 NAME = "aesthetic_quality"
 # checkpoint key -> (official file name, weights manifest entry)
@@ -33,8 +33,7 @@ def load_aesthetic_head(path: str):
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 32, **info) -> Tuple[float, List]:
     """(mean over videos, per-video scores) of the aesthetic score / 10, each video's the mean over its frames."""
     videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     clip_path = checkpoint_file(checkpoints, "clip_vit_l_14", NAME, CHECKPOINTS["clip_vit_l_14"][1])
     head_path = checkpoint_file(checkpoints, "aesthetic_head", NAME, CHECKPOINTS["aesthetic_head"][1])
 

@@ -12,7 +12,7 @@ videos are preprocessed and batched together, `batch_size` at a time; each style
 
 from typing import Dict, List, Tuple
 
-from ._common import CLIP_MEAN, CLIP_STD, check_videos, checkpoint_file
+from ._common import CLIP_MEAN, CLIP_STD, check_batch_size, check_videos, checkpoint_file
 
 NAME = "appearance_style"
 CHECKPOINTS = {"clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32")}
@@ -78,8 +78,7 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
 
     `clip_bpe`: another CLIP BPE merges file than the official one."""
     videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     styles = styles_of(auxiliary_info, len(videos))
     clip_path = checkpoint_file(checkpoints, "clip_vit_b_32", NAME, CHECKPOINTS["clip_vit_b_32"][1])
 

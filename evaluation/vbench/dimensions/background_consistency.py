@@ -10,7 +10,14 @@ batched together, `batch_size` at a time.
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos, checkpoint_file, clip_transform, consistency_sums, scores_from_sums
+from ._common import (
+    check_batch_size,
+    check_videos,
+    checkpoint_file,
+    clip_transform,
+    consistency_sums,
+    scores_from_sums,
+)
 
 NAME = "background_consistency"
 CHECKPOINTS = {"clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32")}
@@ -20,8 +27,7 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     """(frame-weighted aggregate, per-video scores) of background consistency; each video needs at least 2
     frames."""
     videos = check_videos(videos, NAME, min_frames=2)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     path = checkpoint_file(checkpoints, "clip_vit_b_32", NAME, CHECKPOINTS["clip_vit_b_32"][1])
 
     import torch

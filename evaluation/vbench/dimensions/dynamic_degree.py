@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._common import check_keys, check_videos, checkpoint_file, load_torch_checkpoint
+from ._common import check_batch_size, check_keys, check_videos, checkpoint_file, load_torch_checkpoint
 
 NAME = "dynamic_degree"
 CHECKPOINTS = {"raft_things": ("raft-things.pth", "vbench-raft-things")}
@@ -165,8 +165,7 @@ def _check_sizes(videos, name):
 
 
 def _check_batch_size(batch_size, name):
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{name}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, name)
 
 
 def frame_interval(fps) -> int:

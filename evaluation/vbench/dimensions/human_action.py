@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ._common import check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file
 
 NAME = "human_action"
 CHECKPOINTS = {"umt_l16": ("l16_ptk710_ftk710_ftk400_f16_res224.pth", "vbench-umt-l16")}
@@ -92,8 +92,7 @@ def compute(
 
     `video_paths` (one per video) give the actions to recognise."""
     videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     if video_paths is None or isinstance(video_paths, (str, bytes)) or len(video_paths) != len(videos):
         raise ValueError(
             f"{NAME}: video_paths must give one file name per video ({len(videos)}), the action is read from it; "

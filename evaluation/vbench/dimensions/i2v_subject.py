@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._common import check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file
 
 NAME = "i2v_subject"
 CHECKPOINTS = {"dino_vitb16": ("dino_vitbase16_pretrain.pth", "vbench-dino-vitb16")}
@@ -112,8 +112,7 @@ def checked_videos_and_images(name: str, videos, batch_size, prompts, resolve_im
     """(videos, one input image file a video) of an I2V dimension, every argument checked (`resolve_images()` gives
     the image files) before a model loads. Shared by i2v_subject and i2v_background."""
     videos = check_videos(videos, name, min_frames=2)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{name}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, name)
     if prompts is not None and len(prompts) != len(videos):
         raise ValueError(f"{name}: prompts gives {len(prompts)} prompts for {len(videos)} videos")
     image_paths = resolve_images()

@@ -8,7 +8,7 @@ aggregate is the mean over videos / 100. Frames of one video go through MUSIQ `b
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file
 
 NAME = "imaging_quality"
 CHECKPOINTS = {"musiq_spaq": ("musiq_spaq_ckpt-358bb6af.pth", "vbench-musiq-spaq")}
@@ -54,8 +54,7 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     `info` may hold `imaging_quality_preprocessing_mode` (one of PREPROCESSING_MODES, default 'longer') and
     `musiq_architecture` (MUSIQ keyword arguments, for checkpoints of other sizes)."""
     videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     mode = info.get("imaging_quality_preprocessing_mode", "longer")
     if mode not in PREPROCESSING_MODES:
         raise ValueError(f"{NAME}: imaging_quality_preprocessing_mode={mode!r}; allowed: {PREPROCESSING_MODES}")

@@ -10,7 +10,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ._common import check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file
 
 NAME = "motion_smoothness"
 CHECKPOINTS = {"amt_s": ("amt-s.pth", "vbench-amt-s")}
@@ -73,8 +73,7 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
                 f"least {MIN_PADDED_SIZE} after padding to multiples of 16 (its coarsest correlation level is "
                 "otherwise one pixel and the official lookup divides by zero)"
             )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     model = load_amt_s(checkpoint_file(checkpoints, "amt_s", NAME, CHECKPOINTS["amt_s"][1]), device)
     per_video = [video_score(model, video, device, batch_size) for video in videos]
     return float(np.mean(per_video)), per_video

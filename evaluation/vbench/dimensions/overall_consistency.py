@@ -8,8 +8,7 @@ in custom-input mode (the prompt read from the file name) as the official does.
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos
-from .temporal_style import CHECKPOINTS, check_prompts
+from .temporal_style import CHECKPOINTS, prompt_similarity
 
 NAME = "overall_consistency"
 CHECKPOINTS = dict(CHECKPOINTS)
@@ -19,11 +18,4 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
             clip_bpe=None, **info) -> Tuple[float, List[float]]:
     """(mean over videos, per-video cosine similarities of video and prompt); `clip_bpe`: another CLIP BPE merges
     file than the official one."""
-    videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
-    texts = check_prompts(NAME, prompts, len(videos))
-    from ._viclip import video_text_similarity
-
-    return video_text_similarity(videos, texts, checkpoints=checkpoints, entry=CHECKPOINTS["viclip"][1], name=NAME,
-                                 device=device, batch_size=batch_size, clip_bpe=clip_bpe)
+    return prompt_similarity(NAME, videos, checkpoints, device, batch_size, prompts, clip_bpe)

@@ -10,7 +10,7 @@ equally). Frames of a video run `batch_size` at a time (the official code runs o
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos, checkpoint_file, consistency_sums, scores_from_sums
+from ._common import check_batch_size, check_videos, checkpoint_file, consistency_sums, scores_from_sums
 
 NAME = "subject_consistency"
 CHECKPOINTS = {"dino_vitb16": ("dino_vitbase16_pretrain.pth", "vbench-dino-vitb16")}
@@ -30,8 +30,7 @@ def dino_transform(frames, n_px: int = 224):
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 16, **info) -> Tuple[float, List]:
     """(frame-weighted aggregate, per-video scores) of subject consistency; each video needs at least 2 frames."""
     videos = check_videos(videos, NAME, min_frames=2)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
+    check_batch_size(batch_size, NAME)
     path = checkpoint_file(checkpoints, "dino_vitb16", NAME, CHECKPOINTS["dino_vitb16"][1])
 
     import torch

@@ -11,7 +11,7 @@ prompt read from the file name) as the official does.
 
 from typing import Dict, List, Tuple
 
-from ._common import check_videos
+from ._common import check_batch_size, check_videos
 
 NAME = "temporal_style"
 CHECKPOINTS = {"viclip": ("ViClip-InternVid-10M-FLT.pth", "vbench-viclip")}
@@ -31,11 +31,16 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
             clip_bpe=None, **info) -> Tuple[float, List[float]]:
     """(mean over videos, per-video cosine similarities of video and prompt); `clip_bpe`: another CLIP BPE merges
     file than the official one."""
-    videos = check_videos(videos, NAME)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"{NAME}: batch_size={batch_size!r} must be a positive integer")
-    texts = check_prompts(NAME, prompts, len(videos))
+    return prompt_similarity(NAME, videos, checkpoints, device, batch_size, prompts, clip_bpe)
+
+
+def prompt_similarity(name: str, videos, checkpoints, device, batch_size, prompts, clip_bpe):
+    """ViCLIP's video-prompt cosine of each video and their mean, the arguments checked: temporal_style's and
+    overall_consistency's computation (only the suite's prompts differ)."""
+    videos = check_videos(videos, name)
+    check_batch_size(batch_size, name)
+    texts = check_prompts(name, prompts, len(videos))
     from ._viclip import video_text_similarity
 
-    return video_text_similarity(videos, texts, checkpoints=checkpoints, entry=CHECKPOINTS["viclip"][1], name=NAME,
+    return video_text_similarity(videos, texts, checkpoints=checkpoints, entry=CHECKPOINTS["viclip"][1], name=name,
                                  device=device, batch_size=batch_size, clip_bpe=clip_bpe)
