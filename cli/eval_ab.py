@@ -33,6 +33,8 @@ _GENERATE_OPTIONS = {
 
 
 def add_subcommand(subcommands) -> None:
+    from ..evaluation.vbench import PRECISIONS
+
     ab = subcommands.add_parser(
         "ab",
         help="A/B: generate with one switch off and on from the same seeds, score both on VBench dimensions",
@@ -58,6 +60,8 @@ def add_subcommand(subcommands) -> None:
     ab.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
     ab.add_argument("--weights-dir", help="evaluator checkpoints (as vdp eval vbench; default: the models root)")
     ab.add_argument("--batch-size", type=int, default=16, help="frames per scoring model call (default: 16)")
+    ab.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                    help="scoring precision, as vdp eval vbench --precision (default: fp32)")
     ab.set_defaults(run=functools.partial(_run_ab, parser=ab))
 
 
@@ -166,10 +170,12 @@ def _run_ab(args, parser) -> int:
             try:
                 if dimension in NEEDS_AUXILIARY_INFO:
                     results = evaluate(folder, [dimension], weights_dir, mode="standard", name=dimension,
-                                       output_dir=folder, device=device, batch_size=args.batch_size)
+                                       output_dir=folder, device=device, batch_size=args.batch_size,
+                                       precision=args.precision)
                 else:
                     results = evaluate(files, [dimension], weights_dir, mode="custom", name=dimension,
-                                       output_dir=folder, device=device, batch_size=args.batch_size)
+                                       output_dir=folder, device=device, batch_size=args.batch_size,
+                                       precision=args.precision)
             except (ValueError, FileNotFoundError, KeyError) as error:
                 print(f"vdp eval ab: error: {error}", file=sys.stderr)
                 return 1

@@ -14,6 +14,7 @@ from ._common import DEVICES
 
 def add_subcommand(subcommands) -> None:
     """Adds `vbench`, `totals`, `prompts` and `static-filter` to the `vdp eval` subcommands."""
+    from ..evaluation.vbench import PRECISIONS
     from ..evaluation.vbench.i2v_suite import RESOLUTIONS
     from ..evaluation.vbench.suite import SUITE_VERSION
 
@@ -41,6 +42,9 @@ def add_subcommand(subcommands) -> None:
     vbench.add_argument("--special-str", default="", help="suffix after the prompt in the file names (standard mode)")
     vbench.add_argument("--device", choices=DEVICES, help="default: cuda when available, else cpu")
     vbench.add_argument("--batch-size", type=int, default=16, help="frames per model call (default: 16)")
+    vbench.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="fp32 (default: the official numbers) or autocast to fp16/bf16 (for GPUs; scores move "
+                             "by the half type's rounding)")
     vbench.add_argument("--no-resume", action="store_true", help="recompute dimensions already in the results file")
     backend = vbench.add_argument_group(
         "model backend", "object_class, multiple_objects, color, spatial_relationship (GRiT), scene (Tag2Text) and "
@@ -152,7 +156,7 @@ def _run_vbench(args, parser) -> int:
         results = evaluate(
             args.videos, dimensions, weights_dir, mode=args.mode, name=args.name, output_dir=args.output,
             special_str=args.special_str, device=device, batch_size=args.batch_size, resume=not args.no_resume,
-            progress=True, dimension_options=dimension_options,
+            progress=True, dimension_options=dimension_options, precision=args.precision,
         )
     except (ValueError, FileNotFoundError, KeyError, BackendError) as error:
         return _fail("vdp eval vbench", error)

@@ -12,6 +12,7 @@ Python API (importing this package imports neither torch nor diffusers):
 - `prompts(dimension)` lists the suite's prompts of a dimension, `video_name(prompt, index)` the official file name.
 """
 
+import contextlib
 import os
 import re
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 MODES = ("standard", "custom")
+# the compute precisions evaluate() takes: float32 (the default, the official numbers) or autocast to half precision
+PRECISIONS = ("fp32", "fp16", "bf16")
 # the kind folder `vdp download` puts the evaluator checkpoints in: <models root>/vbench/<manifest entry>/<file>
 WEIGHTS_KIND = "vbench"
 
@@ -135,6 +138,16 @@ def _find_videos(videos, dimensions, mode, special_str) -> Dict[str, List[tuple]
     }
 
 
+def _autocast(device, precision: str):
+    """`torch.autocast` on `device`'s type in `precision`'s half type, or no context for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
 def _name_videos(error: Exception, paths: Sequence[str]) -> str:
     """A dimension module's message with each `videos[i]` followed by the file it is."""
 
@@ -160,6 +173,7 @@ def evaluate(
     resume: bool = True,
     progress: bool = False,
     dimension_options: Optional[Mapping[str, Mapping]] = None,
+    precision: str = "fp32",
 ) -> Dict:
     """Score `videos` on `dimensions` as the official `VBench.evaluate` does, each video decoded once for all of
     them.
@@ -182,6 +196,11 @@ def evaluate(
         progress: a tqdm bar per dimension.
         dimension_options: {dimension: {keyword: value}} passed on to that dimension module's `compute` (e.g.
             `{"imaging_quality": {"imaging_quality_preprocessing_mode": "longer"}}`).
+        precision: "fp32" (default: the official computation, the parity the tests pin), or "fp16" / "bf16":
+            each dimension's models run under `torch.autocast` in that type on `device` (weights stay float32;
+            matrix products and convolutions run in half precision). Meant for GPUs; scores move by the half type's
+            rounding (bf16 on CPU: up to 2e-4 relative on the consistency dimensions of the test clips). Resuming a
+            results file continues it whatever precision computed the dimensions already in it.
 
     Returns: {dimension: [aggregate, [{'video_path', 'video_results', ...}, ...]]}, the official layout.
 
@@ -207,6 +226,8 @@ def evaluate(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(special_str, str):
         raise ValueError(f"special_str must be a string, got {special_str!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     options = dict(dimension_options or {})
     stray = sorted(set(options) - set(dimensions))
     if stray or not all(isinstance(value, Mapping) for value in options.values()):
@@ -277,17 +298,18 @@ def evaluate(
         if progress:
             print(f"{dimension}: scoring {len(paths)} video(s)", flush=True)
         try:
-            aggregate, *extras, per_video = modules[dimension].compute(
-                frames,
-                checkpoints=checkpoint_paths[dimension],
-                device=device,
-                batch_size=batch_size,
-                video_paths=paths,
-                prompts=[prompt for _, prompt, _ in found],
-                auxiliary_info=[info for _, _, info in found],
-                fps=rates,
-                **options.get(dimension, {}),
-            )
+            with _autocast(device, precision):
+                aggregate, *extras, per_video = modules[dimension].compute(
+                    frames,
+                    checkpoints=checkpoint_paths[dimension],
+                    device=device,
+                    batch_size=batch_size,
+                    video_paths=paths,
+                    prompts=[prompt for _, prompt, _ in found],
+                    auxiliary_info=[info for _, _, info in found],
+                    fps=rates,
+                    **options.get(dimension, {}),
+                )
         except ValueError as error:
             raise ValueError(_name_videos(error, paths)) from None
         del frames, rates

@@ -93,6 +93,35 @@ def test_the_official_rules_by_hand():
     assert [dynamic_degree.frame_interval(fps) for fps in (None, 8, 12, 13, 24, 30, 60)] == [1, 1, 2, 2, 3, 4, 8]
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 8])
+def test_the_settled_verdict_equals_the_full_one_and_stops_where_the_rest_cannot_change_it(batch_size):
+    import itertools
+
+    for kept in range(2, 11):
+        threshold, needed = dynamic_degree.move_rule(kept, 256, 256)
+        pair_count = kept - 1
+        for pattern in itertools.product([False, True], repeat=pair_count):
+            scores = [threshold + 1.0 if moving else threshold for moving in pattern]
+            asked = []
+
+            def score_pairs(start, stop, asked=asked, scores=scores):
+                asked.append((start, stop))
+                return scores[start:stop]
+
+            verdict = dynamic_degree.settled_verdict(score_pairs, pair_count, threshold, needed, batch_size)
+            assert verdict is dynamic_degree.video_moves(scores, kept, 256, 256)
+            # the pairs are asked for in order, each once, at most batch_size a call
+            flat = [index for start, stop in asked for index in range(start, stop)]
+            assert flat == list(range(len(flat))) and all(0 < stop - start <= batch_size for start, stop in asked)
+            # the shortest prefix after which every way the other pairs could score gives the same verdict
+            settled = next(k for k in range(1, pair_count + 1) if len({
+                dynamic_degree.video_moves(scores[:k] + list(rest), kept, 256, 256)
+                for rest in itertools.product([threshold, threshold + 1.0], repeat=pair_count - k)}) == 1)
+            assert len(flat) >= settled
+            if batch_size == 1:
+                assert len(flat) == settled, (kept, pattern)
+
+
 def test_the_key_map_covers_the_official_layout(model):
     assert sum(p.numel() for p in model.parameters()) == 5_257_536
     assert dynamic_degree.torchvision_key("update_block.gru.convq2.weight") == (

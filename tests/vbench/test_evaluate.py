@@ -217,6 +217,9 @@ def test_other_bad_arguments_are_named(tmp_path):
         evaluate(tmp_path, ["temporal_flickering"], output_dir=tmp_path / "file")
     with pytest.raises(ValueError, match="dimension_options must map dimensions"):
         evaluate(tmp_path, ["temporal_flickering"], dimension_options={"imaging_quality": {}})
+    with pytest.raises(ValueError, match=r"precision must be one of \('fp32', 'fp16', 'bf16'\), got 'fp8'"):
+        evaluate(tmp_path, ["temporal_flickering"], output_dir=tmp_path / "out", precision="fp8")
+    assert not (tmp_path / "out").exists()
 
 
 def test_scorer_key_checks_word_problems_as_the_strict_loaders_do():
@@ -232,3 +235,32 @@ def test_scorer_key_checks_word_problems_as_the_strict_loaders_do():
         shapes, {key: tuple(value.shape) for key, value in found.items()})
     assert key_problems(expected, found) == [
         "missing keys (3): w0, w1, w2", "unexpected keys (1): extra", "shape mismatches (1): b (4,) != (3,)"]
+
+
+def test_row_batches_join_groups_of_one_shape_and_split_at_a_new_shape():
+    import torch
+
+    from video_diffusion_pack.evaluation.vbench.dimensions._common import row_batches, rows_by_owner
+
+    groups = [torch.arange(3 * 4.0).reshape(3, 2, 2), 100 + torch.arange(2 * 4.0).reshape(2, 2, 2),
+              torch.zeros(0, 2, 2), 200 + torch.arange(5 * 9.0).reshape(5, 3, 3)]
+    batches = list(row_batches(iter(groups), 4))
+    assert [owners for _, owners in batches] == [[0, 0, 0, 1], [1], [3, 3, 3, 3], [3]]
+    assert torch.equal(batches[0][0], torch.cat([groups[0], groups[1][:1]]))
+    assert torch.equal(batches[1][0], groups[1][1:])
+    outputs = torch.cat([rows.flatten(1).sum(1) for rows, _ in batches])
+    owners = [owner for _, batch_owners in batches for owner in batch_owners]
+    split = rows_by_owner(outputs, owners, 4)
+    for group, rows in zip(groups, split):
+        assert torch.equal(rows, group.flatten(1).sum(1))
+
+
+def test_half_precision_runs_the_models_in_bf16_and_stays_near_the_fp32_scores(aesthetic_folder, tmp_path):
+    folder = custom_folder(tmp_path, ("moving_gradient.mp4", "wide_noise.mp4"))
+    full = evaluate(folder, ["aesthetic_quality"], aesthetic_folder, mode="custom")
+    half = evaluate(folder, ["aesthetic_quality"], aesthetic_folder, mode="custom", precision="bf16")
+    full_scores = [item["video_results"] for item in full["aesthetic_quality"][1]]
+    half_scores = [item["video_results"] for item in half["aesthetic_quality"][1]]
+    # bf16 keeps 8 significant bits: the scores move, by less than a percent
+    assert full_scores != half_scores
+    np.testing.assert_allclose(half_scores, full_scores, rtol=1e-2, atol=0)

@@ -27,6 +27,15 @@ def test_scores_equal_the_official_code(checkpoints):
     np.testing.assert_allclose(aggregate, OFFICIAL["aggregate"], rtol=1e-5, atol=0)
 
 
+def test_frames_of_videos_of_one_size_share_batches_and_score_as_alone(checkpoints):
+    # each clip twice in a row: the copies' frames go through MUSIQ in one batch of up to 64
+    rows = [r for r in OFFICIAL["per_video"] for _ in range(2)]
+    videos = [fixture_clips()[r["clip"]] for r in rows]
+    _, per_video = imaging_quality.compute(videos, checkpoints=checkpoints, batch_size=64,
+                                           musiq_architecture=ENTRY["architecture"])
+    np.testing.assert_allclose(per_video, [r["score"] for r in rows], rtol=1e-5, atol=0)
+
+
 def test_the_official_key_names_load_strictly(checkpoints, tmp_path):
     state = torch.load(checkpoints["musiq_spaq"], weights_only=True)
     state["transformer_encoder.extra"] = torch.zeros(1)

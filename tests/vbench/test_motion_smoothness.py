@@ -24,6 +24,13 @@ def test_scores_equal_the_official_code(checkpoints):
     np.testing.assert_allclose(aggregate, OFFICIAL["aggregate"], rtol=1e-5, atol=0)
 
 
+def test_frame_pairs_of_videos_of_one_size_share_batches_and_score_as_alone(checkpoints):
+    rows = [r for r in OFFICIAL["per_video"] for _ in range(2)]
+    videos = [fixture_clips()[r["clip"]] for r in rows]
+    _, per_video = motion_smoothness.compute(videos, checkpoints=checkpoints, batch_size=16)
+    np.testing.assert_allclose(per_video, [r["score"] for r in rows], rtol=1e-5, atol=0)
+
+
 def test_the_checkpoint_has_the_official_parameter_count(checkpoints):
     state = torch.load(checkpoints["amt_s"], weights_only=True)["state_dict"]
     assert len(state) == 213 and sum(v.numel() for v in state.values()) == 2_990_543

@@ -53,6 +53,13 @@ def test_transformers_own_interpolation_would_miss_the_official_scores(checkpoin
     assert np.all(np.abs(np.array(per_video) - expected) / expected > 5e-5)
 
 
+def test_frames_of_videos_of_one_size_share_batches_and_score_as_alone(checkpoints):
+    rows = [r for r in OFFICIAL["per_video"] for _ in range(2)]
+    videos = [video for video in official_videos() for _ in range(2)]
+    _, per_video = subject_consistency.compute(videos, checkpoints=checkpoints, batch_size=64)
+    np.testing.assert_allclose(per_video, [r["score"] for r in rows], rtol=1e-5, atol=0)
+
+
 def test_dino_interpolation_differs_from_transformers_default(checkpoints):
     from transformers.models.vit.modeling_vit import ViTEmbeddings
 

@@ -1,7 +1,7 @@
 """What the VBench dimension modules share: frame checks, checkpoint files and the official CLIP preprocessing."""
 
 import os
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
@@ -125,3 +125,38 @@ def scores_from_sums(sums: Sequence[Tuple[float, int]]) -> Tuple[float, List[flo
     """(sum of all terms / number of all terms, per-video mean) from each video's `consistency_sums`."""
     per_video = [total / count for total, count in sums]
     return sum(total for total, _ in sums) / sum(count for _, count in sums), per_video
+
+
+def row_batches(groups: Iterable, batch_size: int) -> Iterator[tuple]:
+    """(rows [<= batch_size, ...], owners: the index in `groups` of each row) over the rows of `groups` (tensors
+    [N_i, ...], e.g. each video's preprocessed frames; an iterator is read one group at a time) in order. Rows of
+    consecutive groups share a batch while their trailing shapes agree, so the frames of many short videos of one
+    size go through a model together."""
+    import torch
+
+    pending, owners, size, shape = [], [], 0, None
+    for owner, rows in enumerate(groups):
+        if pending and tuple(rows.shape[1:]) != shape:
+            yield torch.cat(pending), owners
+            pending, owners, size = [], [], 0
+        shape = tuple(rows.shape[1:])
+        start = 0
+        while start < len(rows):
+            take = min(batch_size - size, len(rows) - start)
+            pending.append(rows[start:start + take])
+            owners += [owner] * take
+            size, start = size + take, start + take
+            if size == batch_size:
+                yield torch.cat(pending), owners
+                pending, owners, size = [], [], 0
+    if pending:
+        yield torch.cat(pending), owners
+
+
+def rows_by_owner(outputs, owners: Sequence[int], count: int) -> List:
+    """The rows of `outputs` (concatenated batch outputs, in `row_batches` order) grouped by owner: a list of
+    `count` tensors (empty where an owner had no rows)."""
+    import torch
+
+    owners = torch.as_tensor(list(owners))
+    return [outputs[owners == owner] for owner in range(count)]

@@ -16,6 +16,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+# patches the ResNet stem takes per pass (see MUSIQ.patch_features)
+PATCH_CHUNK = 256
+
 
 def same_padding(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """Zero padding as TensorFlow's 'SAME' (the extra pixel goes to the bottom/right)."""
@@ -177,14 +180,27 @@ class MUSIQ(nn.Module):
         parts.append(self._patches(x, len(self.longer_side_lengths), None))
         return [torch.cat(items, dim=-2 if i == 0 else 0) for i, items in enumerate(zip(*parts))]
 
+    def patch_features(self, patches: torch.Tensor) -> torch.Tensor:
+        """The ResNet stem on patches [P,3,p,p] -> [P, (p/4)^2 * 256], channels last (the order of the released
+        TensorFlow embedding weights), `PATCH_CHUNK` patches at a time (the activations of a chunk stay
+        cache-sized; one pass over a batch's thousands of patches is bound by memory traffic)."""
+        parts = []
+        for chunk in patches.split(PATCH_CHUNK):
+            chunk = F.relu(self.gn_root(self.conv_root(chunk)))
+            chunk = F.max_pool2d(same_padding(chunk, 3, 2), 3, 2)
+            parts.append(rearrange(self.block1(chunk), "n c h w -> n (h w c)"))
+        return torch.cat(parts)
+
     def forward(self, x):
         patches, positions, scales, mask = self.multiscale_patches((x - 0.5) * 2)
+        # The padding patches (the same for every image of a batch: they depend on its size only) are left out.
+        # Their tokens only ever meet the -1000 attention logit, whose softmax weight is exactly 0 in float32 next
+        # to any real logit, so the class token's output is the one computed with them.
+        real = mask.bool()
+        patches, positions, scales = patches[:, real], positions[real], scales[real]
         b, n = patches.shape[:2]
         tokens = rearrange(patches, "b n (c h w) -> (b n) c h w", c=3, h=self.patch_size)
-        tokens = F.relu(self.gn_root(self.conv_root(tokens)))
-        tokens = F.max_pool2d(same_padding(tokens, 3, 2), 3, 2)
-        # channels last before flattening, the order of the released (TensorFlow) embedding weights
-        tokens = rearrange(self.block1(tokens), "(b n) c h w -> b n (h w c)", b=b)
-        mask = mask[None].expand(b, -1).to(tokens.dtype)
+        tokens = self.patch_features(tokens).unflatten(0, (b, n))
+        mask = tokens.new_ones(b, n)
         x = self.transformer_encoder(self.embedding(tokens), positions, scales, mask)
         return self.head(x[:, 0])[:, 0]

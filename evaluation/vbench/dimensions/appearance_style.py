@@ -12,7 +12,7 @@ videos are preprocessed and batched together, `batch_size` at a time; each style
 
 from typing import Dict, List, Tuple
 
-from ._common import CLIP_MEAN, CLIP_STD, check_batch_size, check_videos, checkpoint_file
+from ._common import CLIP_MEAN, CLIP_STD, check_batch_size, check_videos, checkpoint_file, row_batches
 
 NAME = "appearance_style"
 CHECKPOINTS = {"clip_vit_b_32": ("ViT-B-32.pt", "vbench-clip-vit-b-32")}
@@ -36,22 +36,20 @@ def clip_transform_image(frames, n_px: int = 224):
 
 def frame_batches(videos, owners, batch_size: int):
     """(pixels [<= batch_size, 3, 224, 224], owner of each frame) over all frames of all videos in order, each
-    frame through `clip_transform_image` once."""
+    frame through `clip_transform_image` once, `batch_size` frames of a video at a time (so only about one batch
+    of pixels is held at a time)."""
     import torch
 
-    pending, pending_owners, size = [], [], 0
-    for video, owner in zip(videos, owners):
-        for start in range(0, len(video), batch_size):
-            chunk = clip_transform_image(video[start:start + batch_size])
-            pending.append(chunk)
-            pending_owners += [owner] * len(chunk)
-            size += len(chunk)
-            while size >= batch_size:
-                joined = torch.cat(pending)
-                yield joined[:batch_size], torch.tensor(pending_owners[:batch_size])
-                pending, pending_owners, size = [joined[batch_size:]], pending_owners[batch_size:], size - batch_size
-    if size:
-        yield torch.cat(pending), torch.tensor(pending_owners)
+    chunk_owners = []
+
+    def chunks():
+        for video, owner in zip(videos, owners):
+            for start in range(0, len(video), batch_size):
+                chunk_owners.append(owner)
+                yield clip_transform_image(video[start:start + batch_size])
+
+    for pixels, chunk_indices in row_batches(chunks(), batch_size):
+        yield pixels, torch.tensor([chunk_owners[index] for index in chunk_indices])
 
 
 def styles_of(auxiliary_info, count: int) -> List[str]:

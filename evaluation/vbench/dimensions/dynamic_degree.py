@@ -8,11 +8,14 @@ bool, the aggregate the fraction of moving videos.
 
 RAFT is torchvision's `raft_large` holding the official checkpoint through a key map (the same network: its flows
 equal the official RAFT's); the pairs of a video run `batch_size` at a time, each frame's features computed once.
+A video's verdict is all the official results keep, so the pairs run in order only until it is settled: once enough
+pair scores exceed the threshold (the video moves) or too few pairs are left to get there (it does not); a moving
+video of 16 kept frames takes 4 of its 15 pairs. `pair_scores` computes any pairs in full.
 The official static filter (which videos temporal_flickering scores) shares the network: `static_videos`.
 """
 
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -173,10 +176,28 @@ def frame_interval(fps) -> int:
     return 1 if fps is None else max(1, round(float(fps) / 8))
 
 
+def move_rule(kept_frames: int, height: int, width: int) -> Tuple[float, int]:
+    """(threshold, count): the official check_move asks for at least `count` pair scores above `threshold`."""
+    return 6.0 * (min(height, width) / 256.0), round(4 * (kept_frames / 16.0))
+
+
 def video_moves(scores: Sequence[float], kept_frames: int, height: int, width: int) -> bool:
     """The official check_move: at least round(4 N / 16) pair scores above 6 min(H, W) / 256."""
-    threshold, needed = 6.0 * (min(height, width) / 256.0), round(4 * (kept_frames / 16.0))
+    threshold, needed = move_rule(kept_frames, height, width)
     return bool(scores) and sum(score > threshold for score in scores) >= needed
+
+
+def settled_verdict(score_pairs: Callable[[int, int], Sequence[float]], pair_count: int, threshold: float,
+                    needed: int, batch_size: int) -> bool:
+    """`video_moves` over `pair_count` pairs, asking `score_pairs(start, stop)` for the scores of pairs start..stop-1
+    in order and only until the verdict cannot change: at least `needed` scores above `threshold` (True), or fewer
+    pairs left than scores still needed (False). At most `batch_size` pairs a call, and no more than still needed."""
+    above = done = 0
+    while done < pair_count and (done == 0 or above < needed) and above + pair_count - done >= needed:
+        take = min(batch_size, max(1, needed - above), pair_count - done)
+        above += sum(score > threshold for score in score_pairs(done, done + take))
+        done += take
+    return done > 0 and above >= needed
 
 
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 8, fps=None,
@@ -195,16 +216,26 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     for video, rate in zip(videos, rates):
         kept = video[:: frame_interval(rate)]
         pairs = [(i, i + 1) for i in range(len(kept) - 1)]
-        scores = pair_scores(model, kept, pairs, 0.05, device, batch_size)
-        per_video.append(video_moves(scores, len(kept), *video.shape[1:3]))
+        threshold, needed = move_rule(len(kept), *video.shape[1:3])
+        per_video.append(settled_verdict(
+            lambda start, stop, kept=kept, pairs=pairs: pair_scores(model, kept, pairs[start:stop], 0.05, device,
+                                                                    batch_size),
+            len(pairs), threshold, needed, batch_size,
+        ))
     return float(np.mean(per_video)), per_video
+
+
+def static_rule(frames: int, height: int, width: int) -> Tuple[float, int]:
+    """(threshold, allowed): the official check_static allows at most `allowed` consecutive pair scores above
+    `threshold`, and first-last scores up to `2 * threshold * allowed`."""
+    return 3.0 * (min(height, width) / 256.0), round(2 * (frames / 16.0))
 
 
 def video_is_static(scores: Sequence[float], frames: int, height: int, width: int) -> bool:
     """The official static filter's check_static on the consecutive pair scores followed by (first, last) and
     (last, first): at most round(2 F / 16) consecutive scores above 3 min(H, W) / 256, and both first-last
     scores at most twice the threshold times that count."""
-    threshold, allowed = 3.0 * (min(height, width) / 256.0), round(2 * (frames / 16.0))
+    threshold, allowed = static_rule(frames, height, width)
     if sum(score > threshold for score in scores[:-2]) > allowed:
         return False
     return all(score <= threshold * allowed * 2 for score in scores[-2:])
@@ -212,11 +243,20 @@ def video_is_static(scores: Sequence[float], frames: int, height: int, width: in
 
 def video_static(model, video, device="cpu", batch_size: int = 8) -> bool:
     """The official static filter's verdict on one uint8 video [F,H,W,3] (all frames, no sampling): RAFT over the
-    consecutive pairs and first-last both ways, the mean of the largest 2% of flow magnitudes per pair."""
+    consecutive pairs and first-last both ways, the mean of the largest 2% of flow magnitudes per pair. The pairs
+    run only until the verdict is settled (`settled_verdict`): a video with too many moving pairs is not static
+    whatever the rest score, and its first-last pairs are not computed."""
     last = len(video) - 1
-    pairs = [(i, i + 1) for i in range(last)] + [(0, last), (last, 0)]
-    scores = pair_scores(model, video, pairs, 0.02, device, batch_size)
-    return video_is_static(scores, len(video), *video.shape[1:3])
+    consecutive = [(i, i + 1) for i in range(last)]
+    threshold, allowed = static_rule(len(video), *video.shape[1:3])
+    moves = settled_verdict(
+        lambda start, stop: pair_scores(model, video, consecutive[start:stop], 0.02, device, batch_size),
+        len(consecutive), threshold, allowed + 1, batch_size,
+    )
+    if moves:
+        return False
+    ends = pair_scores(model, video, [(0, last), (last, 0)], 0.02, device, batch_size)
+    return all(score <= threshold * allowed * 2 for score in ends)
 
 
 def static_videos(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 8) -> List[bool]:

@@ -3,12 +3,12 @@
 As the official code: float frames, preprocessing mode 'longer' by default (a frame whose longer side is above 512
 is resized to 512 on that side, bilinear without antialias, sizes truncated), /255, MUSIQ per frame. Each video's
 score is its mean MUSIQ score on the 0..100 scale (stored unscaled, as the official results file has it); the
-aggregate is the mean over videos / 100. Frames of one video go through MUSIQ `batch_size` at a time.
+aggregate is the mean over videos / 100. Frames go through MUSIQ `batch_size` at a time, across videos of one size.
 """
 
 from typing import Dict, List, Tuple
 
-from ._common import check_batch_size, check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file, row_batches, rows_by_owner
 
 NAME = "imaging_quality"
 CHECKPOINTS = {"musiq_spaq": ("musiq_spaq_ckpt-358bb6af.pth", "vbench-musiq-spaq")}
@@ -63,10 +63,12 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     import torch
 
     model = load_musiq(path, device, **info.get("musiq_architecture", {}))
-    per_video = []
+    frames = (preprocess(torch.from_numpy(video).permute(0, 3, 1, 2).float(), mode) for video in videos)
+    scores, owners = [], []
     with torch.no_grad():
-        for video in videos:
-            frames = preprocess(torch.from_numpy(video).permute(0, 3, 1, 2).float(), mode)
-            scores = torch.cat([model(batch.to(device)).cpu() for batch in frames.split(batch_size)])
-            per_video.append(sum(float(score) for score in scores) / len(scores))
+        for batch, batch_owners in row_batches(frames, batch_size):
+            scores.append(model(batch.to(device)).float().cpu())
+            owners += batch_owners
+    per_video = [sum(float(score) for score in video) / len(video)
+                 for video in rows_by_owner(torch.cat(scores), owners, len(videos))]
     return sum(per_video) / len(per_video) / 100.0, per_video

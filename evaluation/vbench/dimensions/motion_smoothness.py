@@ -3,14 +3,14 @@
 As the official code: the even frames (/255) padded by replication to multiples of 16 (centred), AMT-S at t=0.5
 with scale 1 (the official CLI never downscales), the prediction unpadded and cast to uint8 by truncation, the mean
 absolute difference to the real odd frame; per video (255 - mean) / 255, the aggregate the mean over videos.
-Frame pairs of a video run `batch_size` at a time.
+Frame pairs run `batch_size` at a time, across videos of one padded size.
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ._common import check_batch_size, check_videos, checkpoint_file
+from ._common import check_batch_size, check_videos, checkpoint_file, row_batches
 
 NAME = "motion_smoothness"
 CHECKPOINTS = {"amt_s": ("amt-s.pth", "vbench-amt-s")}
@@ -39,26 +39,40 @@ def _padding(height: int, width: int, divisor: int = 16):
     return [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2]
 
 
-def video_score(model, video: np.ndarray, device="cpu", batch_size: int = 8) -> float:
-    """(255 - mean |interpolated - real odd frame|) / 255 of one uint8 video [F,H,W,3]."""
+def _pair_groups(videos):
+    """Each video's (frame 2i, frame 2i+2) pairs [P, 2, 3, H', W'] in 0..1, replicate-padded to multiples of 16."""
     import torch
     import torch.nn.functional as F
 
-    even = torch.from_numpy(video[0::2]).permute(0, 3, 1, 2).float() / 255.0
-    left, right, top, bottom = pad = _padding(*even.shape[-2:])
-    even = F.pad(even, pad, mode="replicate")
-    h, w = even.shape[-2:]
+    for video in videos:
+        even = torch.from_numpy(video[0::2]).permute(0, 3, 1, 2).float() / 255.0
+        even = F.pad(even, _padding(*even.shape[-2:]), mode="replicate")
+        yield torch.stack([even[:-1], even[1:]], dim=1)
+
+
+def video_scores(model, videos: Sequence[np.ndarray], device="cpu", batch_size: int = 8) -> List[float]:
+    """(255 - mean |interpolated - real odd frame|) / 255 of each uint8 video [F,H,W,3]; the frame pairs of all
+    videos run `batch_size` at a time (across videos of one padded size), each prediction cut back to its video's
+    size."""
+    import torch
+
     embt = torch.full((1, 1, 1, 1), 0.5, device=device)
-    predictions = []
+    pads = [_padding(*video.shape[1:3]) for video in videos]
+    predictions = [[] for _ in videos]
     with torch.no_grad():
-        for start in range(0, len(even) - 1, batch_size):
-            stop = min(start + batch_size, len(even) - 1)
-            pred = model(even[start:stop].to(device), even[start + 1 : stop + 1].to(device), embt)
-            predictions.append(pred[..., top : h - bottom, left : w - right].cpu())
-    predicted = (torch.cat(predictions) * 255.0).permute(0, 2, 3, 1).numpy().clip(0, 255).astype(np.uint8)
-    odd = video[1::2][: len(predicted)]
-    differences = [np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))) for a, b in zip(odd, predicted)]
-    return float((255.0 - np.mean(np.array(differences))) / 255.0)
+        for pairs, owners in row_batches(_pair_groups(videos), batch_size):
+            pred = model(pairs[:, 0].to(device), pairs[:, 1].to(device), embt).float().cpu()
+            h, w = pred.shape[-2:]
+            for row, owner in zip(pred, owners):
+                left, right, top, bottom = pads[owner]
+                predictions[owner].append(row[..., top : h - bottom, left : w - right])
+    scores = []
+    for video, rows in zip(videos, predictions):
+        predicted = (torch.stack(rows) * 255.0).permute(0, 2, 3, 1).numpy().clip(0, 255).astype(np.uint8)
+        odd = video[1::2][: len(predicted)]
+        differences = [np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))) for a, b in zip(odd, predicted)]
+        scores.append(float((255.0 - np.mean(np.array(differences))) / 255.0))
+    return scores
 
 
 def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 8, **info) -> Tuple[float, List]:
@@ -75,5 +89,5 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
             )
     check_batch_size(batch_size, NAME)
     model = load_amt_s(checkpoint_file(checkpoints, "amt_s", NAME, CHECKPOINTS["amt_s"][1]), device)
-    per_video = [video_score(model, video, device, batch_size) for video in videos]
+    per_video = video_scores(model, videos, device, batch_size)
     return float(np.mean(per_video)), per_video

@@ -5,12 +5,20 @@ As the official code: every frame as float 0..255, shorter side resized to 224 (
 re-quantised, no crop, so frames stay non-square and DINO interpolates its position table), /255, ImageNet
 mean/std; the L2-normalised CLS feature f_t; for t >= 1, s_t = (max(0, cos(f_t-1, f_t)) + max(0, cos(f_0, f_t))) / 2.
 Per video the mean of its s_t, the aggregate sum of all s_t over the number of them (frames, not videos, weigh
-equally). Frames of a video run `batch_size` at a time (the official code runs one).
+equally). Frames run `batch_size` at a time, across videos of one size (the official code runs one).
 """
 
 from typing import Dict, List, Tuple
 
-from ._common import check_batch_size, check_videos, checkpoint_file, consistency_sums, scores_from_sums
+from ._common import (
+    check_batch_size,
+    check_videos,
+    checkpoint_file,
+    consistency_sums,
+    row_batches,
+    rows_by_owner,
+    scores_from_sums,
+)
 
 NAME = "subject_consistency"
 CHECKPOINTS = {"dino_vitb16": ("dino_vitbase16_pretrain.pth", "vbench-dino-vitb16")}
@@ -39,13 +47,12 @@ def compute(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: in
     from ._dino import load_dino_vit
 
     model = load_dino_vit(path, NAME, device)
-    sums = []
+    frames = (dino_transform(torch.from_numpy(video).permute(0, 3, 1, 2).float()) for video in videos)
+    features, owners = [], []
     with torch.no_grad():
-        for video in videos:
-            frames = dino_transform(torch.from_numpy(video).permute(0, 3, 1, 2).float())
-            features = []
-            for batch in frames.split(batch_size):
-                output = model(pixel_values=batch.to(device), interpolate_pos_encoding=True)
-                features.append(output.last_hidden_state[:, 0].float().cpu())
-            sums.append(consistency_sums(F.normalize(torch.cat(features), dim=-1, p=2)))
-    return scores_from_sums(sums)
+        for batch, batch_owners in row_batches(frames, batch_size):
+            output = model(pixel_values=batch.to(device), interpolate_pos_encoding=True)
+            features.append(output.last_hidden_state[:, 0].float().cpu())
+            owners += batch_owners
+    per_video = rows_by_owner(torch.cat(features), owners, len(videos))
+    return scores_from_sums([consistency_sums(F.normalize(video, dim=-1, p=2)) for video in per_video])
