@@ -8,7 +8,10 @@ from the checkpoint file, decoding the videos and scoring them (imports not time
 process's CPU seconds (all its threads), which depend much less on what else a shared machine runs.
 
     python benchmarks/vbench.py --official-python ENV/bin/python --vbench-src DIR [--dimensions dynamic_degree ...]
-        [--threads 2] [--copies 1]
+        [--threads 2] [--copies 1] [--every-pair]
+
+Our dynamic_degree stops scoring a video's frame pairs once its verdict is settled; the seeded random RAFT sees motion
+in every clip, so `--every-pair` times the worst case (a verdict that needs every pair) as well.
 
 The seven quality dimensions: RAFT is the full-size network (seeded, as the parity fixtures); DINO, the two CLIPs,
 MUSIQ and the LAION head are the parity fixtures' small configurations of the official architectures, AMT-S its
@@ -34,7 +37,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "vbench"
 QUALITY = ("subject_consistency", "background_consistency", "temporal_flickering", "motion_smoothness",
            "dynamic_degree", "aesthetic_quality", "imaging_quality")
 # clips every quality dimension takes (RAFT and AMT-S need 128 px a side)
-QUALITY_CLIPS = ["moving_gradient.mp4", "pan_24fps.mp4"]
+# still.mp4 (written here: moving_gradient's first frame held for 9 frames) is a video that does not move, for which
+# dynamic_degree needs nearly all its frame pairs to settle the verdict (7 of 8), where a moving one needs a few
+QUALITY_CLIPS = ["moving_gradient.mp4", "pan_24fps.mp4", "still.mp4"]
 CLIPS = {name: QUALITY_CLIPS for name in QUALITY}
 TOGETHER = "quality (7 together)"
 # the small MUSIQ's configuration, which the pack's imaging_quality reads from its options
@@ -131,6 +136,10 @@ from torchvision.models.optical_flow import raft  # noqa: F401
 from video_diffusion_pack.evaluation.vbench.dimensions import _amt, _musiq  # noqa: F401
 for name in dimensions:
     dimension_module(name)
+if sys.argv[6] == "every-pair":  # the worst case of dynamic_degree: a verdict that needs every frame pair
+    from video_diffusion_pack.evaluation.vbench.dimensions import dynamic_degree
+    dynamic_degree.settled_verdict = lambda score_pairs, count, threshold, needed, batch_size: count > 0 and sum(
+        score > threshold for score in score_pairs(0, count)) >= needed
 start, cpu_start = time.perf_counter(), time.process_time()
 needed = {key for name in dimensions for key in dimension_module(name).CHECKPOINTS}
 results = evaluate(videos, dimensions, mode="custom", batch_size=16, dimension_options=options,
@@ -140,6 +149,19 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mib": re
                   "aggregate": {name: float(results[name][0]) for name in dimensions},
                   "per_video": {name: [float(r["video_results"]) for r in results[name][1]] for name in dimensions}}))
 """
+
+
+STILL = "still.mp4"
+
+
+def write_still(path: Path) -> None:
+    """moving_gradient.mp4's first frame held for its 9 frames, at its 8 fps."""
+    import numpy as np
+
+    from video_diffusion_pack.video_io import read_video, write_video
+
+    first = read_video(FIXTURES / "moving_gradient.mp4").frames[0]
+    write_video(path, np.repeat(first[None], 9, axis=0), fps=8)
 
 
 def raft_checkpoint(folder: Path) -> str:
@@ -199,10 +221,14 @@ def main():
     parser.add_argument("--dimensions", nargs="+", default=list(QUALITY), choices=list(QUALITY))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--copies", type=int, default=1, help="score each clip this many times (as more videos)")
+    parser.add_argument("--every-pair", action="store_true",
+                        help="our dynamic_degree scores every frame pair, as for videos whose verdict needs them all "
+                             "(random RAFT weights see motion in every clip, so the verdicts settle after a few pairs)")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads, "
           f"{datetime.date.today()}")
     rows = []
+    mode = "every-pair" if args.every_pair else "settled"
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         checkpoints = {"raft_things": raft_checkpoint(work), **small_checkpoints(work)}
@@ -212,14 +238,16 @@ def main():
             for copy in range(args.copies):
                 for name in CLIPS[dimension]:
                     target = work / f"{Path(name).stem}-{copy}.mp4"
-                    if not target.exists():
+                    if not target.exists() and name == STILL:
+                        write_still(target)
+                    elif not target.exists():
                         shutil.copyfile(FIXTURES / name, target)
                     videos.append(str(target))
             videos_of[dimension] = videos
             common = [json.dumps(checkpoints), json.dumps(videos)]
             official = run(args.official_python, OFFICIAL,
                            [args.vbench_src, dimension, *common, json.dumps(architecture(dimension))], args.threads)
-            ours = run(sys.executable, OURS, ["", json.dumps([dimension]), *common, json.dumps(OPTIONS)], args.threads)
+            ours = run(sys.executable, OURS, ["", json.dumps([dimension]), *common, json.dumps(OPTIONS), mode], args.threads)
             officials[dimension] = official
             rows.append((dimension, len(videos), official, ours, compare(official, ours, dimension)))
             print(f"{dimension}: official {official['seconds']:.2f} s ({official['cpu_seconds']:.2f} CPU s), "
@@ -229,7 +257,7 @@ def main():
             # one evaluate() over the seven (each on the clips every quality dimension takes)
             shared = list(videos_of["dynamic_degree"])
             together = run(sys.executable, OURS, ["", json.dumps(list(QUALITY)), json.dumps(checkpoints),
-                                                  json.dumps(shared), json.dumps(OPTIONS)], args.threads)
+                                                  json.dumps(shared), json.dumps(OPTIONS), mode], args.threads)
             official_total = {key: sum(row[2][key] for row in rows) for key in ("seconds", "cpu_seconds")}
             official_total["peak_mib"] = max(row[2]["peak_mib"] for row in rows)
             verdicts = {compare(officials[name], together, name) for name in QUALITY}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 # patches the ResNet stem takes per pass (see MUSIQ.patch_features)
-PATCH_CHUNK = 256
+PATCH_CHUNK = 128
 
 
 def same_padding(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -187,7 +187,9 @@ class MUSIQ(nn.Module):
         parts = []
         for chunk in patches.split(PATCH_CHUNK):
             chunk = F.relu(self.gn_root(self.conv_root(chunk)))
-            chunk = F.max_pool2d(same_padding(chunk, 3, 2), 3, 2)
+            # max pooling reads channels-last memory about 10x faster on a CPU; it is exact in either layout
+            padded = same_padding(chunk, 3, 2).contiguous(memory_format=torch.channels_last)
+            chunk = F.max_pool2d(padded, 3, 2).contiguous()
             parts.append(rearrange(self.block1(chunk), "n c h w -> n (h w c)"))
         return torch.cat(parts)
 
