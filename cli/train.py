@@ -33,6 +33,8 @@ _OPTIONS = {
     "max_grad_norm": (float, "clip the gradient norm to this (default: the recipe's)"),
     "weighting_scheme": (str, "vchitect: timestep density, logit_normal (default, SD3's), none (uniform: trains the "
                               "noisiest steps more), mode, sigma_sqrt or cosmap"),
+    "temporal_difference_weight": (float, "vchitect: add this weight times the squared error of the prediction's "
+                                          "frame-to-frame differences to the loss, stressing motion (default: off)"),
     "ema_decay": (float, "export an exponential moving average of the weights with at most this decay, e.g. 0.999 "
                          "(diffusers' EMAModel with warm-up; default: off)"),
     "mixed_precision": (str, f"{', '.join(MIXED_PRECISION)} (default: no)"),

@@ -50,6 +50,10 @@ class TrainingSettings:
             optimiser; ``None`` takes the specification's recipe.
         weighting_scheme (`str`, *optional*): Vchitect-2.0's timestep density (SD3's: ``logit_normal`` by default,
             ``none`` for uniform, ``mode``, ``sigma_sqrt``, ``cosmap``).
+        temporal_difference_weight (`float`, *optional*): Vchitect-2.0: add this weight times the squared error of
+            the prediction's frame-to-frame differences (``pred[:, 1:] - pred[:, :-1]`` against the target's) to the
+            loss, which stresses what changes between frames (motion) next to what every frame shares; ``None``
+            or 0: off.
         ema_decay (`float`, *optional*): keep an exponential moving average of the trained weights (diffusers'
             ``EMAModel`` with its warm-up, decay at most this) and export it instead of the last weights.
         mixed_precision (`str`): ``no``, ``fp16`` or ``bf16`` (accelerate's autocast).
@@ -99,6 +103,7 @@ class TrainingSettings:
     max_grad_norm: Optional[float] = None
     ema_decay: Optional[float] = None
     weighting_scheme: Optional[str] = None
+    temporal_difference_weight: Optional[float] = None
     mixed_precision: str = "no"
     gradient_checkpointing: float = 0.0
     lora_rank: int = 16
@@ -157,7 +162,8 @@ class TrainingSettings:
                                           ("adam_beta2", 0, 1, False), ("weight_decay", 0, math.inf, False),
                                           ("max_grad_norm", 0, math.inf, True), ("lora_alpha", 0, math.inf, True),
                                           ("lora_dropout", 0, 1, False), ("gradient_checkpointing", 0, 1, False),
-                                          ("ema_decay", 0, 1, True)):
+                                          ("ema_decay", 0, 1, True),
+                                          ("temporal_difference_weight", 0, math.inf, False)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -175,6 +181,9 @@ class TrainingSettings:
             if self.model not in WEIGHTING_SCHEME_MODELS:
                 raise ValueError(f"weighting_scheme={self.weighting_scheme!r}: model {self.model!r} does not train "
                                  f"by flow matching; only {', '.join(WEIGHTING_SCHEME_MODELS)} takes it")
+        if self.temporal_difference_weight and self.model not in WEIGHTING_SCHEME_MODELS:
+            raise ValueError(f"temporal_difference_weight={self.temporal_difference_weight!r}: only "
+                             f"{', '.join(WEIGHTING_SCHEME_MODELS)} takes it, not model {self.model!r}")
         if self.ema_decay is not None and self.fsdp:
             raise ValueError(f"ema_decay={self.ema_decay}: an average of sharded weights is not supported; train "
                              "without --fsdp or without --ema-decay")

@@ -59,7 +59,8 @@ RESUME_SETTINGS = ("model", "training_type", "batch_size", "gradient_accumulatio
                    "mixed_precision", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "num_frames",
                    "height", "width", "buckets", "frame_stride", "seed", "precompute", "optimizer", "fsdp",
                    "local_learning", "local_groups", "local_cuts", "auglocal_depth", "auglocal_tau", "man_momentum",
-                   "hpff_wx", "hpff_wy", "hpff_patches", "train_base", "ema_decay", "weighting_scheme")
+                   "hpff_wx", "hpff_wy", "hpff_patches", "train_base", "ema_decay", "weighting_scheme",
+                   "temporal_difference_weight")
 
 
 @dataclasses.dataclass
@@ -171,6 +172,9 @@ class Trainer:
         self._resolve_recipe()
         if settings.weighting_scheme is not None:  # this run's timestep density in place of the recipe's
             self.spec.recipe = dataclasses.replace(self.spec.recipe, weighting_scheme=settings.weighting_scheme)
+        if settings.temporal_difference_weight:  # this run's frame-difference loss term (vchitect)
+            self.spec.recipe = dataclasses.replace(self.spec.recipe,
+                                                   temporal_difference_weight=settings.temporal_difference_weight)
         rules = family_rules(settings.model)
         self.clip = ClipSettings(num_frames=settings.num_frames, height=settings.height, width=settings.width,
                                  frame_stride=settings.frame_stride, frame_multiple=rules.frame_multiple,

@@ -96,6 +96,35 @@ def test_weighting_scheme_setting_replaces_the_recipe_s_density_for_the_run(prep
         TrainingSettings(**{**common, "model": "das"}, weighting_scheme="none").check()
 
 
+def test_temporal_difference_weight_adds_the_frame_difference_error_to_the_loss(prepared, tmp_path):
+    from helpers.training_data import write_training_folder
+
+    from video_diffusion_pack.training.settings import TrainingSettings
+    from video_diffusion_pack.training.specification import ForwardOutput
+    from video_diffusion_pack.training.trainer import Trainer
+
+    data = write_training_folder(tmp_path / "data", "das", count=2, frames=3, index="prompts.txt")
+    common = dict(model="vchitect", data=str(data), output=str(tmp_path / "run"), num_frames=2, height=32, width=32)
+    plain = Trainer(TrainingSettings(**common)).spec
+    stressed = Trainer(TrainingSettings(**common, temporal_difference_weight=2.0)).spec
+    assert plain.recipe.temporal_difference_weight == 0.0 and stressed.recipe.temporal_difference_weight == 2.0
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 4, 3, 2, 2, generator=generator)
+    # an error the same in every frame: no frame-to-frame difference, the loss is the plain one
+    same = ForwardOutput(prediction=target + 0.5, target=target, weights=torch.ones(2, 1, 1, 1, 1))
+    assert stressed.loss(same).item() == pytest.approx(plain.loss(same).item()) == pytest.approx(0.25)
+    # an error only in the last frame (e.g. an object left behind): its jump from frame 3 to 4 is counted twice more
+    error = torch.zeros_like(target)
+    error[:, -1] = 1.0
+    moved = ForwardOutput(prediction=target + error, target=target, weights=torch.ones(2, 1, 1, 1, 1))
+    assert plain.loss(moved).item() == pytest.approx(1 / 4)
+    assert stressed.loss(moved).item() == pytest.approx(1 / 4 + 2.0 * 1 / 3)
+    with pytest.raises(ValueError, match="temporal_difference_weight=-1.0 must be a finite number >= 0"):
+        TrainingSettings(**common, temporal_difference_weight=-1.0).check()
+    with pytest.raises(ValueError, match="temporal_difference_weight=1.0: only vchitect takes it, not model 'das'"):
+        TrainingSettings(**{**common, "model": "das"}, temporal_difference_weight=1.0).check()
+
+
 def test_text_dropout_uses_the_empty_prompt(prepared):
     spec, components, latents, conditions = prepared
     seen = {}

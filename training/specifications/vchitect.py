@@ -52,12 +52,16 @@ class VchitectTrainingRecipe:
     mode_scale: float = 1.29
     #: probability that a sample trains with the empty prompt's embeddings
     text_dropout: float = 0.1
+    #: weight of the squared error of the prediction's frame-to-frame differences (0: the plain SD3 loss)
+    temporal_difference_weight: float = 0.0
 
     def __post_init__(self):
         if self.weighting_scheme not in _WEIGHTING_SCHEMES:
             raise ValueError(f"weighting_scheme={self.weighting_scheme!r}; allowed: {', '.join(_WEIGHTING_SCHEMES)}")
         if not 0.0 <= self.text_dropout <= 1.0:
             raise ValueError(f"text_dropout={self.text_dropout!r} must be between 0 and 1")
+        if not self.temporal_difference_weight >= 0.0:
+            raise ValueError(f"temporal_difference_weight={self.temporal_difference_weight!r} must be >= 0")
 
 
 VCHITECT_RECIPE = VchitectTrainingRecipe()
@@ -182,6 +186,17 @@ class VchitectSpecification(ModelSpecification, LocalLearningSpecification):
         kwargs, target, weights = self._inputs(components, latents, conditions, generator, training)
         prediction = components["transformer"](**kwargs, return_dict=False)[0]
         return ForwardOutput(prediction=prediction.float(), target=target, weights=weights)
+
+    def loss(self, output: ForwardOutput) -> torch.Tensor:
+        """SD3's weighted squared error, plus ``temporal_difference_weight`` times the weighted squared error of
+        the frame-to-frame differences ([B, F, C, h, w] latents: along F) when the recipe sets it."""
+        loss = super().loss(output)
+        weight = self.recipe.temporal_difference_weight
+        if weight and output.prediction.shape[1] > 1:
+            change = output.prediction.float().diff(dim=1) - output.target.float().diff(dim=1)
+            err = change ** 2 if output.weights is None else change ** 2 * output.weights.float()
+            loss = loss + weight * err.reshape(err.shape[0], -1).mean(dim=1).mean()
+        return loss
 
     def denoiser_stages(self, components: Mapping[str, Any], latents: Mapping[str, torch.Tensor],
                         conditions: Mapping[str, torch.Tensor], *,
