@@ -31,12 +31,7 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
-from diffusers.models.embeddings import (
-    CombinedTimestepTextProjEmbeddings,
-    PatchEmbed,
-    get_1d_rotary_pos_embed,
-    get_1d_sincos_pos_embed_from_grid,
-)
+from diffusers.models.embeddings import CombinedTimestepTextProjEmbeddings, PatchEmbed, get_1d_rotary_pos_embed
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero
@@ -287,7 +282,7 @@ class VchitectXLTransformer3DModel(
         repvideo_window_size (`int`, defaults to 6): RepVideo window.
         frame_positions (`int`, defaults to 0): not part of the released model (0, the default, is exactly
             Vchitect-2.0): a learned embedding of the frame index for up to this many frames, added to every patch
-            token of its frame (`frame_pos_embed`, a centred sine-cosine table at first). The temporal RoPE only tells frames apart
+            token of its frame (`frame_pos_embed`, zeros at first). The temporal RoPE only tells frames apart
             relative to each other, and attention over identical frames returns identical values, so without it a
             model cannot place a moving object differently in frame 0 and frame 7 at the start of sampling.
     """
@@ -361,13 +356,7 @@ class VchitectXLTransformer3DModel(
         self.proj_out = nn.Linear(inner_dim, patch_size * patch_size * self.out_channels, bias=True)
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
         # not in the released model: a learned embedding of each frame's index, added to its patch tokens
-        self.frame_pos_embed = None
-        if frame_positions:
-            # starts as a 1-D sine-cosine table of the frame index (the spatial table's kind) less its mean over
-            # the frames, so only what tells frames apart is added; a zero start would stay near zero, as the
-            # gradients of videos moving opposite ways cancel on a table both share
-            table = get_1d_sincos_pos_embed_from_grid(inner_dim, torch.arange(frame_positions), output_type="pt")
-            self.frame_pos_embed = nn.Parameter((table - table.mean(dim=0)).float())
+        self.frame_pos_embed = nn.Parameter(torch.zeros(frame_positions, inner_dim)) if frame_positions else None
         self.gradient_checkpointing = False
         self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
 
