@@ -7,7 +7,8 @@ the mean of the largest `int(0.05 * H * W)` flow magnitudes (H, W padded); a vid
 bool, the aggregate the fraction of moving videos.
 
 RAFT is torchvision's `raft_large` holding the official checkpoint through a key map (the same network: its flows
-equal the official RAFT's); the pairs of a video run `batch_size` at a time, each frame's features computed once.
+equal the official RAFT's); the pairs of a video run `batch_size` at a time, each frame's features computed once
+a call.
 A video's verdict is all the official results keep, so the pairs run in order only until it is settled: once enough
 pair scores exceed the threshold (the video moves) or too few pairs are left to get there (it does not); a moving
 video of 16 kept frames takes 4 of its 15 pairs. `pair_scores` computes any pairs in full.
