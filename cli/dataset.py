@@ -8,7 +8,15 @@ import functools
 import sys
 
 from ..evaluation.shapes import dataset as shapes_dataset
-from ..evaluation.shapes.world import COLORS, MAX_OBJECTS, MOTIONS, SHAPES, SIZE_RANGE, TWO_TONE_PROBABILITY
+from ..evaluation.shapes.world import (
+    COLORS,
+    MAX_OBJECTS,
+    MOTIONS,
+    SHAPES,
+    SIZE_RANGE,
+    START_SPREAD,
+    TWO_TONE_PROBABILITY,
+)
 
 
 def add_commands(commands) -> None:
@@ -48,6 +56,10 @@ def add_commands(commands) -> None:
                              f"within 0.05..0.3 (default: {SIZE_RANGE[0]},{SIZE_RANGE[1]})")
     shapes.add_argument("--two-tone", type=float, default=TWO_TONE_PROBABILITY, metavar="P",
                         help=f"probability of a two-tone background (default: {TWO_TONE_PROBABILITY})")
+    shapes.add_argument("--start-spread", type=float, default=START_SPREAD, metavar="F",
+                        help="where objects start, as a centred fraction of the range they may start in: 1 anywhere "
+                             f"(default: {START_SPREAD}), 0 always the middle, so a motion crosses the same part of "
+                             "the frame")
     shapes.add_argument("--hold-out", default="", metavar="LIST",
                         help="comma-separated colour-shape pairs never drawn, e.g. green-star,blue-triangle, so that "
                              "prompts naming them test unseen combinations (default: none)")
@@ -81,7 +93,8 @@ def _draw_options(args) -> dict:
             raise ValueError(f"hold_out={args.hold_out!r}: {item!r} is not <colour>-<shape>, e.g. green-star")
         pairs.append((parts[0], parts[1]))
     object_size, two_tone, hold_out = shapes_dataset.check_draw_options(size, args.two_tone, pairs)
-    return dict(object_size=object_size, two_tone=two_tone, hold_out=tuple(sorted(hold_out)))
+    start_spread = shapes_dataset.check_start_spread(args.start_spread)
+    return dict(object_size=object_size, two_tone=two_tone, hold_out=tuple(sorted(hold_out)), start_spread=start_spread)
 
 
 def _write_shapes(args, parser) -> int:
@@ -89,7 +102,7 @@ def _write_shapes(args, parser) -> int:
     options = {"count": "--videos", "num_frames": "--frames", "height": "--size", "width": "--size",
                "seed": "--seed", "fps": "--fps", "colors": "--colors", "shapes": "--shapes", "motions": "--motions",
                "output": "-o/--output", "object_size": "--object-size", "two_tone": "--two-tone",
-               "hold_out": "--hold-out"}
+               "hold_out": "--hold-out", "start_spread": "--start-spread"}
     settings = dict(count=args.count, num_frames=args.frames, height=height, width=width, seed=args.seed,
                     fps=args.fps)
     try:

@@ -31,7 +31,12 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
-from diffusers.models.embeddings import CombinedTimestepTextProjEmbeddings, PatchEmbed, get_1d_rotary_pos_embed
+from diffusers.models.embeddings import (
+    CombinedTimestepTextProjEmbeddings,
+    PatchEmbed,
+    get_1d_rotary_pos_embed,
+    get_1d_sincos_pos_embed_from_grid,
+)
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero
@@ -280,6 +285,12 @@ class VchitectXLTransformer3DModel(
         repvideo_aggregation (`bool`, defaults to False): RepVideo cross-layer aggregation on; off is exactly
             Vchitect-2.0 and adds no parameters, on adds `num_layers` gates (`repvideo.learnable_gating`).
         repvideo_window_size (`int`, defaults to 6): RepVideo window.
+        frame_positions (`int`, defaults to 0): not part of the released model (0, the default, is exactly
+            Vchitect-2.0): a learned embedding of the frame index for up to this many frames, added to every patch
+            token of its frame (`frame_pos_embed`, a centred sine-cosine table at first). The temporal RoPE only
+            tells frames apart relative to each other, and attention over identical frames returns identical
+            values, so without it a model cannot place a moving object differently in frame 0 and frame 7 where
+            sampling starts (for small models trained from scratch, such as the shapes-world experiments).
     """
 
     _supports_gradient_checkpointing = True
@@ -305,6 +316,7 @@ class VchitectXLTransformer3DModel(
         rope_theta: float = 1e6,
         repvideo_aggregation: bool = False,
         repvideo_window_size: int = 6,
+        frame_positions: int = 0,
     ):
         super().__init__()
         for name, value in (("num_layers", num_layers), ("num_attention_heads", num_attention_heads),
@@ -323,6 +335,8 @@ class VchitectXLTransformer3DModel(
             )
         if tp_size != 1:
             raise ValueError(f"tp_size={tp_size}: only 1 is supported (shard with accelerate/FSDP instead)")
+        if isinstance(frame_positions, bool) or not isinstance(frame_positions, int) or frame_positions < 0:
+            raise ValueError(f"frame_positions={frame_positions!r} must be an integer >= 0 (0: off, as released)")
         self.inner_dim = inner_dim
         self.out_channels = out_channels if out_channels is not None else in_channels
 
@@ -347,6 +361,14 @@ class VchitectXLTransformer3DModel(
         self.norm_out = AdaLayerNormContinuous(inner_dim, inner_dim, elementwise_affine=False, eps=1e-6)
         self.proj_out = nn.Linear(inner_dim, patch_size * patch_size * self.out_channels, bias=True)
         self.repvideo = RepVideoAggregation(num_layers, repvideo_window_size) if repvideo_aggregation else None
+        # not in the released model: a learned embedding of each frame's index, added to its patch tokens
+        self.frame_pos_embed = None
+        if frame_positions:
+            # starts as a 1-D sine-cosine table of the frame index (the spatial table's kind) less its mean over
+            # the frames, so only what tells frames apart is added; a zero start would stay near zero, as the
+            # gradients of videos moving opposite ways cancel on a table both share
+            table = get_1d_sincos_pos_embed_from_grid(inner_dim, torch.arange(frame_positions), output_type="pt")
+            self.frame_pos_embed = nn.Parameter((table - table.mean(dim=0)).float())
         self.gradient_checkpointing = False
         self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
 
@@ -429,6 +451,11 @@ class VchitectXLTransformer3DModel(
         timestep = timestep.reshape(-1).expand(batch) if timestep.numel() == 1 else timestep.reshape(batch)
 
         tokens = self.pos_embed(rearrange(hidden_states, "b f c h w -> (b f) c h w"))
+        if self.frame_pos_embed is not None:
+            if num_frames > self.config.frame_positions:
+                raise ValueError(f"{num_frames} frames: this transformer embeds the index of at most "
+                                 f"frame_positions={self.config.frame_positions} frames")
+            tokens = tokens + self.frame_pos_embed[:num_frames].to(tokens.dtype).repeat(batch, 1)[:, None, :]
         temb = self.time_text_embed(timestep, pooled_projections)
         # the text stream becomes per-frame after the first block; it starts as a copy per frame
         text = self.context_embedder(encoder_hidden_states).repeat_interleave(num_frames, dim=0)

@@ -252,6 +252,10 @@ class VchitectRepVideoPipeline(PlannedGuidanceMixin, DiffusionPipeline, CheckedL
             if value > max_pixels:
                 raise ValueError(f"{name}={value!r} exceeds the transformer's position table ({max_pixels} pixels)")
         check_integer("num_frames", num_frames)
+        frame_positions = getattr(self.transformer.config, "frame_positions", 0)
+        if frame_positions and num_frames > frame_positions:
+            raise ValueError(f"num_frames={num_frames} exceeds the transformer's frame index table: it embeds at most "
+                             f"frame_positions={frame_positions} frames")
         check_inference_steps(self.scheduler, num_inference_steps)
         check_integer("num_videos_per_prompt", num_videos_per_prompt)
         check_integer("decode_chunk_size", decode_chunk_size)

@@ -67,6 +67,8 @@ NEAREST_DEPTH = 1.5
 # blue channel separates them
 OBJECT_DEPTHS = (2.0, 3.0, 5.0)
 TWO_TONE_PROBABILITY = 0.3
+# how far a start may lie from the middle of where it can lie, as a fraction of that range (1: anywhere)
+START_SPREAD = 1.0
 MAX_OBJECTS = 3
 _MAX_TRIES = 200
 
@@ -455,6 +457,7 @@ def sample_scene(
     object_size: Tuple[float, float] = SIZE_RANGE,
     two_tone: float = TWO_TONE_PROBABILITY,
     hold_out: Sequence[Tuple[str, str]] = (),
+    start_spread: float = START_SPREAD,
 ) -> Scene:
     """Draws a scene: one to ``max_objects`` objects of distinct colours, none sharing a colour with the background,
     each inside the frame over its whole motion and at least ``MIN_VISIBLE_FRACTION`` visible in every frame, the
@@ -469,6 +472,9 @@ def sample_scene(
             fractions of the shorter side, within 0.05..0.3.
         two_tone (`float`, defaults to ``TWO_TONE_PROBABILITY``): probability of a two-tone background, 0..1.
         hold_out (pairs of `str`): (colour, shape) combinations never drawn, so that prompts naming them are unseen.
+        start_spread (`float`, defaults to 1): where an object starts, as a fraction of the range it may start in
+            (the frame less its size and its path), centred: 1 anywhere, 0 always the middle, so a motion always
+            crosses the same part of the frame.
     """
     colors = check_choices("colors", colors, tuple(COLORS))
     shapes = check_choices("shapes", shapes, SHAPES)
@@ -478,15 +484,24 @@ def sample_scene(
     if len(colors) < 2:
         raise ValueError(f"colors={list(colors)}: at least 2 are needed (an object and a background)")
     object_size, two_tone, hold_out = check_draw_options(object_size, two_tone, hold_out, colors, shapes)
+    start_spread = check_start_spread(start_spread)
     if shapes == ("circle",) and motions == ("rotate",):
         raise ValueError("shapes=['circle'] with motions=['rotate']: a circle cannot visibly rotate")
     for _ in range(_MAX_TRIES):
         scene = _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size,
-                            two_tone, hold_out)
+                            two_tone, hold_out, start_spread)
         if scene is not None:
             return scene
     raise ValueError(f"no scene of {max_objects} object(s) fits a {height}x{width} frame with these settings after "
                      f"{_MAX_TRIES} tries; use a larger size or fewer objects")
+
+
+def check_start_spread(start_spread) -> float:
+    """``sample_scene``'s start spread as a float in 0..1; ValueError naming the value otherwise."""
+    if isinstance(start_spread, bool) or not isinstance(start_spread, (int, float)) or not 0.0 <= start_spread <= 1.0:
+        raise ValueError(f"start_spread={start_spread!r}: must be a number in 0..1 (1: an object starts anywhere it "
+                         "fits, 0: in the middle of where it may start)")
+    return float(start_spread)
 
 
 def check_draw_options(object_size, two_tone, hold_out, colors=tuple(COLORS), shapes=SHAPES):
@@ -511,7 +526,7 @@ def check_draw_options(object_size, two_tone, hold_out, colors=tuple(COLORS), sh
 
 
 def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size=SIZE_RANGE,
-                two_tone=TWO_TONE_PROBABILITY, hold_out=frozenset()) -> Optional[Scene]:
+                two_tone=TWO_TONE_PROBABILITY, hold_out=frozenset(), start_spread=START_SPREAD) -> Optional[Scene]:
     count = int(rng.integers(1, min(max_objects, len(colors) - 1) + 1))
     picked = [str(name) for name in rng.permutation(np.array(colors))]
     object_colors, free = picked[:count], picked[count:]
@@ -537,7 +552,9 @@ def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_obj
             low_y, high_y = low_y - min(dy, 0.0), high_y - max(dy, 0.0)
         if low_x >= high_x or low_y >= high_y:
             return None
-        center = (float(rng.uniform(low_x, high_x)), float(rng.uniform(low_y, high_y)))
+        middle_x, middle_y = (low_x + high_x) / 2, (low_y + high_y) / 2
+        center = (middle_x + start_spread * (float(rng.uniform(low_x, high_x)) - middle_x),
+                  middle_y + start_spread * (float(rng.uniform(low_y, high_y)) - middle_y))
         depth = OBJECT_DEPTHS[int(ranks[index])] * float(rng.uniform(0.9, 1.1))
         objects.append(ShapeObject(shape=shape, color=object_colors[index], motion=motion, center=center,
                                    radius=radius, angle_degrees=float(rng.uniform(0.0, 360.0)), depth=depth))

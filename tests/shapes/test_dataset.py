@@ -127,6 +127,22 @@ def test_object_size_two_tone_and_held_out_pairs_shape_the_drawn_scenes(tmp_path
     assert settings["hold_out"] == ["blue-square", "red-circle"]
 
 
+def test_start_spread_0_makes_each_motion_cross_the_middle_of_the_frame(tmp_path):
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", "--videos", "12", "--frames", "5", "--size", "48x48",
+                     "--max-objects", "1", "--motions", "left,right,up,down", "--start-spread", "0", "--seed", "2")
+    assert result.returncode == 0, result.stderr
+    for row in rows(tmp_path / "out" / "metadata.jsonl"):
+        scene = world.Scene.from_dict(row["scene"])
+        centres = world.object_states(scene).centers[0]
+        # the path's middle is the frame's middle, whatever the object's size and direction
+        np.testing.assert_allclose((centres[0] + centres[-1]) / 2, [24.0, 24.0], atol=1e-9)
+    assert json.loads((tmp_path / "out" / "world.json").read_text())["start_spread"] == 0.0
+    # the default (1) draws the same scenes as before the option: starts anywhere they fit
+    rng = np.random.default_rng([0, 3])
+    spread_scene = world.sample_scene(rng, 48, 48, 5, max_objects=1, start_spread=1.0)
+    assert spread_scene == world.sample_scene(np.random.default_rng([0, 3]), 48, 48, 5, max_objects=1)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--videos", "0"], "argument --videos: count=0 must be in 1..1000000"),
     (["--size", "500x64"], "argument --size: height=500 must be a multiple of 16"),
@@ -139,6 +155,7 @@ def test_object_size_two_tone_and_held_out_pairs_shape_the_drawn_scenes(tmp_path
     (["--object-size", "0.25,0.2"], "argument --object-size: object_size=[0.25, 0.2]: must be MIN,MAX with 0.05 <="),
     (["--object-size", "0.1,0.4"], "argument --object-size: object_size=[0.1, 0.4]: must be MIN,MAX with 0.05 <="),
     (["--two-tone", "1.5"], "argument --two-tone: two_tone=1.5: must be a probability in 0..1"),
+    (["--start-spread", "-0.5"], "argument --start-spread: start_spread=-0.5: must be a number in 0..1"),
     (["--hold-out", "red-hexagon"], "argument --hold-out: hold_out=['red-hexagon']: unknown pair red-hexagon"),
     (["--hold-out", "redcircle"], "argument --hold-out: hold_out='redcircle': 'redcircle' is not <colour>-<shape>"),
     (["--colors", "red,blue", "--shapes", "circle", "--hold-out", "red-circle,blue-circle"],

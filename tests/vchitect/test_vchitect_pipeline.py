@@ -177,6 +177,17 @@ def test_bad_arguments_are_refused_before_any_model_runs(pipe, kwargs, message, 
     assert calls == []
 
 
+def test_frames_beyond_the_transformer_s_frame_table_are_refused_before_any_model_runs(pipe, monkeypatch):
+    config = {key: value for key, value in pipe.transformer.config.items() if key != "_use_default_values"}
+    monkeypatch.setattr(pipe, "transformer", type(pipe.transformer).from_config({**config, "frame_positions": 2}))
+    calls = []
+    monkeypatch.setattr(pipe.text_encoder_3, "forward", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="num_frames=3 exceeds the transformer's frame index table: it embeds at "
+                                         "most frame_positions=2 frames"):
+        pipe(prompt=PROMPT, **dict(SMALL, num_frames=3))
+    assert calls == []
+
+
 def test_model_directory_missing_a_component_names_it(tmp_path):
     target = tmp_path / "model"
     shutil.copytree(TINY_OFFICIAL, target)

@@ -259,3 +259,31 @@ def test_all_nan_weights_are_refused_with_the_file_named(tmp_path):
     with pytest.raises(ValueError, match=r"diffusion_pytorch_model.safetensors holds non-finite weights") as error:
         VchitectXLTransformer3DModel.from_pretrained(str(folder))
     assert f"{len(weights)} tensor(s) in all" in str(error.value)
+
+
+def test_frame_positions_tell_identical_frames_apart_and_are_off_as_released(model):
+    assert model.frame_pos_embed is None and not any("frame_pos" in k for k in model.state_dict())
+    inputs = tiny_inputs(frames=4)
+    inputs["hidden_states"] = inputs["hidden_states"][:, :1].expand(-1, 4, -1, -1, -1).contiguous()
+    with torch.no_grad():
+        same = model(**inputs).sample
+    # four identical frames: the temporal RoPE reweights identical values, so every frame's output is the same
+    assert torch.allclose(same[:, 1:], same[:, :1].expand_as(same[:, 1:]), atol=1e-5)
+    config = {key: value for key, value in model.config.items() if key != "_use_default_values"}
+    config["frame_positions"] = 4
+    positioned = VchitectXLTransformer3DModel.from_config(config).eval()
+    missing, unexpected = positioned.load_state_dict(model.state_dict(), strict=False)
+    assert missing == ["frame_pos_embed"] and unexpected == []
+    # it starts as a sine-cosine table of the frame index, centred over the frames
+    table = positioned.frame_pos_embed.detach()
+    assert table.abs().sum(dim=0).max() > 0 and torch.allclose(table.mean(dim=0), torch.zeros(positioned.inner_dim),
+                                                                atol=1e-6)
+    with torch.no_grad():
+        told_apart = positioned(**inputs).sample
+        positioned.frame_pos_embed.zero_()  # a zero table is the released model
+        assert torch.allclose(positioned(**inputs).sample, same, atol=1e-6)
+    assert relative_error(told_apart[:, 0], told_apart[:, 3]) > 0.01
+    with pytest.raises(ValueError, match="5 frames: this transformer embeds the index of at most frame_positions=4"):
+        positioned(**tiny_inputs(frames=5))
+    with pytest.raises(ValueError, match="frame_positions=-1 must be an integer >= 0"):
+        VchitectXLTransformer3DModel.from_config({**config, "frame_positions": -1})
