@@ -54,8 +54,8 @@ class VDPEmbeddedVchitectLoader(_comfy.EmbeddedPipelineLoader):
     CATEGORY = CATEGORY
     DESCRIPTION = ("The pack's built-in Vchitect-2.0, trained on a CPU on its shapes world (no download); prompts like "
                    "'a red circle moving left on a blue background', sampled at 48x48, 8 frames, 20 steps, cfg 5. "
-                   "It draws one object in the prompt's colour on the prompt's background, as a rough blob that does "
-                   "not move yet.")
+                   "It draws one object in the prompt's colour on the prompt's background and moves it the prompt's "
+                   "way; its outline is a rough blob, not yet the named shape.")
 
 
 class VDPVchitectSampler:

@@ -37,9 +37,9 @@ SMOKE_TEST = dataclasses.replace(OFFICIAL, height=64, width=64, num_frames=8, nu
 # `vdp generate` without --model and of the embedded ComfyUI loader
 EMBEDDED = dataclasses.replace(OFFICIAL, height=48, width=48, num_frames=8, num_inference_steps=20, guidance_scale=5.0)
 EMBEDDED_DESCRIPTION = (
-    "a small Vchitect-2.0 (48x48, 8 frames) trained for about 75 minutes on a CPU on the pack's shapes world (one "
+    "a small Vchitect-2.0 (48x48, 8 frames) trained for about two hours on a CPU on the pack's shapes world (one "
     "flat circle, square, triangle or star in red, yellow, green, blue, white or black moving left, right, up or down "
-    "on a plain background). It draws one object in the prompt's colour on the prompt's background (colour 0.96, "
-    "background 1.0 on the quality bed's 24 prompts), but its outline is a rough blob (shape 0.29) and it does not "
-    "move it (direction 0.04); scores in embedded_models/vchitect/MODEL_CARD.md."
+    "on a plain background). It draws one object in the prompt's colour on the prompt's background and moves it the "
+    "prompt's way (colour 1.0, direction 1.0, background 1.0 on the quality bed's 24 prompts), but its outline is a "
+    "rough blob (shape 0.13); scores in embedded_models/vchitect/MODEL_CARD.md."
 )
