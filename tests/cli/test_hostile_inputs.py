@@ -78,14 +78,27 @@ def test_limits_and_the_empty_prompt_rule_are_checked_before_loading(das_inputs,
     _one_line_refusal(result, message)
 
 
-def test_a_run_too_large_for_memory_is_refused_with_the_estimate(das_inputs):
-    # before: 64x64 with 10000 frames grew to 11 GB at step 0 and never finished
+def test_a_run_too_large_for_memory_is_refused_with_the_estimate(das_inputs, tmp_path):
+    # before: 64x64 with 10000 frames grew to 11 GB at step 0 and never finished. A model in the released layout
+    # (the embedded model embeds at most 8 frame indices and refuses more frames first: the next test)
+    from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import save_tiny_official_layout
+
+    model = save_tiny_official_layout(tmp_path / "Vchitect-2.0-2B")
     result = run_vdp("generate", "p", "-o", das_inputs / "o" / "x.mp4", "--height", "64", "--width", "64",
-                     "--frames", "1000000", "--steps", "1")
+                     "--frames", "1000000", "--steps", "1", "--model", model)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("vdp generate: error: argument --frames: num_frames=1000000 at 64x64 needs about "), last
-    assert "GiB beyond the loaded weights (estimate: denoiser activations" in last and "GiB available" in last
+    assert last.startswith("vdp generate: error: argument --frames: frames=1000000 at 64x64 with the weights of "), last
+    assert "(estimate: weights" in last and "denoiser activations" in last and "GiB available" in last
+    assert not re.search(r"(^|[\r\n])\s*\d+%\|", result.stderr), "sampling started before the refusal"
+
+
+def test_more_frames_than_the_embedded_model_embeds_are_refused_before_sampling(das_inputs):
+    result = run_vdp("generate", "p", "-o", das_inputs / "o" / "x.mp4", "--frames", "9", "--steps", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("vdp generate: error: argument --frames: num_frames=9 exceeds the transformer's frame "
+                           "index table: it embeds at most frame_positions=8 frames"), last
     assert not re.search(r"(^|[\r\n])\s*\d+%\|", result.stderr), "sampling started before the refusal"
 
 
