@@ -155,8 +155,9 @@ def row_batches(groups: Iterable, batch_size: int) -> Iterator[tuple]:
 
 def rows_by_owner(outputs, owners: Sequence[int], count: int) -> List:
     """The rows of `outputs` (concatenated batch outputs, in `row_batches` order) grouped by owner: a list of
-    `count` tensors (empty where an owner had no rows)."""
+    `count` tensors (empty where an owner had no rows). `row_batches` yields each owner's rows together and in
+    owner order, so this is one split by the owners' row counts."""
     import torch
 
-    owners = torch.as_tensor(list(owners))
-    return [outputs[owners == owner] for owner in range(count)]
+    counts = torch.bincount(torch.as_tensor(list(owners), dtype=torch.long), minlength=count)
+    return list(outputs.split(counts.tolist()))

@@ -239,7 +239,12 @@ def video_is_static(scores: Sequence[float], frames: int, height: int, width: in
     threshold, allowed = static_rule(frames, height, width)
     if sum(score > threshold for score in scores[:-2]) > allowed:
         return False
-    return all(score <= threshold * allowed * 2 for score in scores[-2:])
+    return _ends_static(scores[-2:], threshold, allowed)
+
+
+def _ends_static(end_scores: Sequence[float], threshold: float, allowed: int) -> bool:
+    """check_static's last test: both first-last scores at most twice the threshold times the allowed count."""
+    return all(score <= threshold * allowed * 2 for score in end_scores)
 
 
 def video_static(model, video, device="cpu", batch_size: int = 8) -> bool:
@@ -257,7 +262,7 @@ def video_static(model, video, device="cpu", batch_size: int = 8) -> bool:
     if moves:
         return False
     ends = pair_scores(model, video, [(0, last), (last, 0)], 0.02, device, batch_size)
-    return all(score <= threshold * allowed * 2 for score in ends)
+    return _ends_static(ends, threshold, allowed)
 
 
 def static_videos(videos, *, checkpoints: Dict[str, str], device="cpu", batch_size: int = 8) -> List[bool]:
