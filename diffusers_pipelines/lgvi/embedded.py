@@ -18,6 +18,7 @@ from typing import Union
 import torch
 
 from ..vchitect.embedded import EMBEDDED_WORDS as _SHAPES_WORDS
+from ..vchitect.embedded import SMALL_VAE_BLOCKS
 
 __all__ = ["EMBEDDED_TEXT_TOKENS", "EMBEDDED_UNET_CONFIG", "EMBEDDED_VAE_CONFIG", "EMBEDDED_WORDS",
            "export_embedded", "load_embedded_lgvi_pipeline", "save_embedded_start"]
@@ -30,19 +31,7 @@ EMBEDDED_TEXT_TOKENS = 16
 
 # Stable Diffusion's VAE family (4 latent channels, quant convs, mid-block attention) at 4x spatial compression:
 # 32x32 frames -> 8x8x4 latents
-EMBEDDED_VAE_CONFIG = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 3,
-    up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(16, 16, 32),
-    layers_per_block=1,
-    act_fn="silu",
-    latent_channels=4,
-    norm_num_groups=8,
-    sample_size=32,
-    scaling_factor=1.0,
-)
+EMBEDDED_VAE_CONFIG = dict(SMALL_VAE_BLOCKS, latent_channels=4, sample_size=32, scaling_factor=1.0)
 
 # the ROVI UNet at two levels (8x8 and 4x4 latents; 0.47 M parameters), InstructPix2Pix input (8 channels), temporal attention
 EMBEDDED_UNET_CONFIG = dict(

@@ -24,8 +24,8 @@ EMBEDDED_WORDS = (
     "panda", "rolling", "hill", "cat", "dog", "in",
 )
 
-# SD3's VAE family at 4x spatial compression (three blocks): 48x48 frames -> 12x12x16 latents
-EMBEDDED_VAE_CONFIG = dict(
+# the blocks of the embedded models' image VAEs (diffusers' AutoencoderKL): three, so 4x spatial compression
+SMALL_VAE_BLOCKS = dict(
     in_channels=3,
     out_channels=3,
     down_block_types=("DownEncoderBlock2D",) * 3,
@@ -33,8 +33,13 @@ EMBEDDED_VAE_CONFIG = dict(
     block_out_channels=(16, 16, 32),
     layers_per_block=1,
     act_fn="silu",
-    latent_channels=16,
     norm_num_groups=8,
+)
+
+# SD3's VAE family at 4x spatial compression (three blocks): 48x48 frames -> 12x12x16 latents
+EMBEDDED_VAE_CONFIG = dict(
+    SMALL_VAE_BLOCKS,
+    latent_channels=16,
     sample_size=48,
     scaling_factor=1.0,
     shift_factor=0.0,
