@@ -510,8 +510,26 @@ def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int
         if quality is not None:
             stream.options = {"crf": str(round(51 * (100 - quality) / 100))}
         for frame in video:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode(_yuv420p_frame(frame)))
         container.mux(stream.encode(None))
+
+
+def _yuv420p_frame(rgb: np.ndarray):
+    """The yuv420p frame libx264 encodes, every byte of it set: each plane's row padding (its line size is rounded
+    up past the width, e.g. 48 -> 64 bytes) repeats the row's last pixel.
+
+    The conversion leaves that padding uninitialised and libx264 reads it, so the same frames encoded to different
+    files whenever a width was not a multiple of 64 (48x48: 9 distinct files in 30 encodings in one process).
+    """
+    import av
+
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    for plane in frame.planes:
+        if plane.line_size > plane.width:
+            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size).copy()
+            rows[:, plane.width:] = rows[:, plane.width - 1:plane.width]
+            plane.update(rows)
+    return frame
 
 
 def _encode_with_pillow(path: Path, video: np.ndarray, fps: float, quality: Optional[int], extension: str,
