@@ -12,6 +12,7 @@ from ..evaluation.shapes.world import (
     COLORS,
     MAX_OBJECTS,
     MOTIONS,
+    ROTATION_SPREAD,
     SHAPES,
     SIZE_RANGE,
     START_SPREAD,
@@ -60,6 +61,9 @@ def add_commands(commands) -> None:
                         help="where objects start, as a centred fraction of the range they may start in: 1 anywhere "
                              f"(default: {START_SPREAD}), 0 always the middle, so a motion crosses the same part of "
                              "the frame")
+    shapes.add_argument("--rotation-spread", type=float, default=ROTATION_SPREAD, metavar="F",
+                        help="orientations at the first frame, as a fraction of a full turn from upright: 1 any "
+                             f"(default: {ROTATION_SPREAD}), 0 upright, so each shape always shows the same outline")
     shapes.add_argument("--hold-out", default="", metavar="LIST",
                         help="comma-separated colour-shape pairs never drawn, e.g. green-star,blue-triangle, so that "
                              "prompts naming them test unseen combinations (default: none)")
@@ -94,7 +98,9 @@ def _draw_options(args) -> dict:
         pairs.append((parts[0], parts[1]))
     object_size, two_tone, hold_out = shapes_dataset.check_draw_options(size, args.two_tone, pairs)
     start_spread = shapes_dataset.check_start_spread(args.start_spread)
-    return dict(object_size=object_size, two_tone=two_tone, hold_out=tuple(sorted(hold_out)), start_spread=start_spread)
+    rotation_spread = shapes_dataset.check_rotation_spread(args.rotation_spread)
+    return dict(object_size=object_size, two_tone=two_tone, hold_out=tuple(sorted(hold_out)), start_spread=start_spread,
+                rotation_spread=rotation_spread)
 
 
 def _write_shapes(args, parser) -> int:
@@ -102,7 +108,8 @@ def _write_shapes(args, parser) -> int:
     options = {"count": "--videos", "num_frames": "--frames", "height": "--size", "width": "--size",
                "seed": "--seed", "fps": "--fps", "colors": "--colors", "shapes": "--shapes", "motions": "--motions",
                "output": "-o/--output", "object_size": "--object-size", "two_tone": "--two-tone",
-               "hold_out": "--hold-out", "start_spread": "--start-spread"}
+               "hold_out": "--hold-out", "start_spread": "--start-spread",
+               "rotation_spread": "--rotation-spread"}
     settings = dict(count=args.count, num_frames=args.frames, height=height, width=width, seed=args.seed,
                     fps=args.fps)
     try:

@@ -37,6 +37,7 @@ from .world import (
     MAX_OBJECTS,
     MOTIONS,
     SHAPES,
+    ROTATION_SPREAD,
     START_SPREAD,
     TWO_TONE_PROBABILITY,
     Scene,
@@ -44,6 +45,7 @@ from .world import (
     caption,
     check_choices,
     check_draw_options,
+    check_rotation_spread,
     check_start_spread,
     point_tracks,
     render_scene,
@@ -104,10 +106,10 @@ def referring_expression(scene: Scene, index: int) -> str:
 
 def first_scene(num_frames: int, height: int, width: int, seed: int, colors: Sequence[str], shapes: Sequence[str],
                 motions: Sequence[str], max_objects: int, object_size=OBJECT_SIZE_RANGE, two_tone=TWO_TONE_PROBABILITY,
-                hold_out=(), start_spread=START_SPREAD, **_) -> Scene:
+                hold_out=(), start_spread=START_SPREAD, rotation_spread=ROTATION_SPREAD, **_) -> Scene:
     """Video 0's scene: drawing it checks, before anything is written, that scenes fit these settings."""
     return sample_scene(np.random.default_rng([seed, 0]), height, width, num_frames, colors, shapes, motions,
-                        max_objects, object_size, two_tone, hold_out, start_spread)
+                        max_objects, object_size, two_tone, hold_out, start_spread, rotation_spread)
 
 
 def write_shapes_dataset(
@@ -127,6 +129,7 @@ def write_shapes_dataset(
     two_tone: float = TWO_TONE_PROBABILITY,
     hold_out: Sequence[Tuple[str, str]] = (),
     start_spread: float = START_SPREAD,
+    rotation_spread: float = ROTATION_SPREAD,
 ) -> Path:
     """Writes ``count`` videos of the shapes world to the folder ``output`` (see the module docstring).
 
@@ -146,6 +149,8 @@ def write_shapes_dataset(
             :func:`~.world.sample_scene`.
         start_spread (`float`, defaults to 1): where objects start, as a centred fraction of the range they may
             start in (see :func:`~.world.sample_scene`).
+        rotation_spread (`float`, defaults to 1): orientations at the first frame span this fraction of a full
+            turn from upright: 1 any, 0 upright (see :func:`~.world.sample_scene`).
 
     Returns:
         `pathlib.Path`: the folder.
@@ -156,9 +161,10 @@ def write_shapes_dataset(
     motions = check_choices("motions", motions, MOTIONS)
     object_size, two_tone, hold_out = check_draw_options(object_size, two_tone, hold_out, colors, shapes)
     start_spread = check_start_spread(start_spread)
+    rotation_spread = check_rotation_spread(rotation_spread)
     output = check_output_folder(output)
     draw = dict(max_objects=max_objects, object_size=object_size, two_tone=two_tone, hold_out=hold_out,
-                start_spread=start_spread)
+                start_spread=start_spread, rotation_spread=rotation_spread)
     first_scene(num_frames=num_frames, height=height, width=width, seed=seed, colors=colors, shapes=shapes,
                 motions=motions, **draw)
 
@@ -225,7 +231,7 @@ def _write(folder: Path, count, num_frames, height, width, seed, fps, colors, sh
                 "motions": list(motions), "max_objects": draw["max_objects"],
                 "object_size": list(draw["object_size"]), "two_tone": draw["two_tone"],
                 "hold_out": sorted(f"{color}-{shape}" for color, shape in draw["hold_out"]),
-                "start_spread": draw["start_spread"]}
+                "start_spread": draw["start_spread"], "rotation_spread": draw["rotation_spread"]}
     (folder / "world.json").write_text(json.dumps(settings, indent=2) + "\n")
 
 

@@ -69,6 +69,8 @@ OBJECT_DEPTHS = (2.0, 3.0, 5.0)
 TWO_TONE_PROBABILITY = 0.3
 # how far a start may lie from the middle of where it can lie, as a fraction of that range (1: anywhere)
 START_SPREAD = 1.0
+#: orientations at frame 0 span this fraction of a full turn from upright (1: any orientation)
+ROTATION_SPREAD = 1.0
 MAX_OBJECTS = 3
 _MAX_TRIES = 200
 
@@ -458,6 +460,7 @@ def sample_scene(
     two_tone: float = TWO_TONE_PROBABILITY,
     hold_out: Sequence[Tuple[str, str]] = (),
     start_spread: float = START_SPREAD,
+    rotation_spread: float = ROTATION_SPREAD,
 ) -> Scene:
     """Draws a scene: one to ``max_objects`` objects of distinct colours, none sharing a colour with the background,
     each inside the frame over its whole motion and at least ``MIN_VISIBLE_FRACTION`` visible in every frame, the
@@ -475,6 +478,9 @@ def sample_scene(
         start_spread (`float`, defaults to 1): where an object starts, as a fraction of the range it may start in
             (the frame less its size and its path), centred: 1 anywhere, 0 always the middle, so a motion always
             crosses the same part of the frame.
+        rotation_spread (`float`, defaults to 1): an object's orientation at frame 0 is drawn from 0 to this
+            fraction of a full turn: 1 any orientation, 0 upright (the triangle and star point up, the square's
+            sides are level), so each shape always shows the same outline.
     """
     colors = check_choices("colors", colors, tuple(COLORS))
     shapes = check_choices("shapes", shapes, SHAPES)
@@ -485,11 +491,12 @@ def sample_scene(
         raise ValueError(f"colors={list(colors)}: at least 2 are needed (an object and a background)")
     object_size, two_tone, hold_out = check_draw_options(object_size, two_tone, hold_out, colors, shapes)
     start_spread = check_start_spread(start_spread)
+    rotation_spread = check_rotation_spread(rotation_spread)
     if shapes == ("circle",) and motions == ("rotate",):
         raise ValueError("shapes=['circle'] with motions=['rotate']: a circle cannot visibly rotate")
     for _ in range(_MAX_TRIES):
         scene = _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size,
-                            two_tone, hold_out, start_spread)
+                            two_tone, hold_out, start_spread, rotation_spread)
         if scene is not None:
             return scene
     raise ValueError(f"no scene of {max_objects} object(s) fits a {height}x{width} frame with these settings after "
@@ -498,10 +505,19 @@ def sample_scene(
 
 def check_start_spread(start_spread) -> float:
     """``sample_scene``'s start spread as a float in 0..1; ValueError naming the value otherwise."""
-    if isinstance(start_spread, bool) or not isinstance(start_spread, (int, float)) or not 0.0 <= start_spread <= 1.0:
-        raise ValueError(f"start_spread={start_spread!r}: must be a number in 0..1 (1: an object starts anywhere it "
-                         "fits, 0: in the middle of where it may start)")
-    return float(start_spread)
+    return _check_fraction("start_spread", start_spread, "1: an object starts anywhere it fits, 0: in the middle of "
+                                                         "where it may start")
+
+
+def check_rotation_spread(rotation_spread) -> float:
+    """``sample_scene``'s rotation spread as a float in 0..1; ValueError naming the value otherwise."""
+    return _check_fraction("rotation_spread", rotation_spread, "1: any orientation at the first frame, 0: upright")
+
+
+def _check_fraction(name: str, value, meaning: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r}: must be a number in 0..1 ({meaning})")
+    return float(value)
 
 
 def check_draw_options(object_size, two_tone, hold_out, colors=tuple(COLORS), shapes=SHAPES):
@@ -526,7 +542,8 @@ def check_draw_options(object_size, two_tone, hold_out, colors=tuple(COLORS), sh
 
 
 def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_objects, object_size=SIZE_RANGE,
-                two_tone=TWO_TONE_PROBABILITY, hold_out=frozenset(), start_spread=START_SPREAD) -> Optional[Scene]:
+                two_tone=TWO_TONE_PROBABILITY, hold_out=frozenset(), start_spread=START_SPREAD,
+                rotation_spread=ROTATION_SPREAD) -> Optional[Scene]:
     count = int(rng.integers(1, min(max_objects, len(colors) - 1) + 1))
     picked = [str(name) for name in rng.permutation(np.array(colors))]
     object_colors, free = picked[:count], picked[count:]
@@ -557,7 +574,8 @@ def _draw_scene(rng, height, width, num_frames, colors, shapes, motions, max_obj
                   middle_y + start_spread * (float(rng.uniform(low_y, high_y)) - middle_y))
         depth = OBJECT_DEPTHS[int(ranks[index])] * float(rng.uniform(0.9, 1.1))
         objects.append(ShapeObject(shape=shape, color=object_colors[index], motion=motion, center=center,
-                                   radius=radius, angle_degrees=float(rng.uniform(0.0, 360.0)), depth=depth))
+                                   radius=radius, angle_degrees=rotation_spread * float(rng.uniform(0.0, 360.0)),
+                                   depth=depth))
     relation = None
     if count >= 2:
         dx = objects[0].center[0] - objects[1].center[0]

@@ -143,6 +143,30 @@ def test_start_spread_0_makes_each_motion_cross_the_middle_of_the_frame(tmp_path
     assert spread_scene == world.sample_scene(np.random.default_rng([0, 3]), 48, 48, 5, max_objects=1)
 
 
+def test_rotation_spread_0_draws_every_shape_upright(tmp_path):
+    result = run_vdp("dataset", "shapes", "-o", tmp_path / "out", "--videos", "16", "--frames", "3", "--size", "48x48",
+                     "--max-objects", "1", "--shapes", "square,triangle", "--motions", "left,right",
+                     "--object-size", "0.2,0.25", "--rotation-spread", "0", "--seed", "4")
+    assert result.returncode == 0, result.stderr
+    fills = {"square": [], "triangle": []}
+    for row in rows(tmp_path / "out" / "metadata.jsonl"):
+        item = row["scene"]["objects"][0]
+        assert item["angle_degrees"] == 0.0
+        mask = np.load(tmp_path / "out" / row["ground_truth"])["masks"][0, 0]
+        ys, xs = np.nonzero(mask)
+        fills[item["shape"]].append(mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
+        if item["shape"] == "triangle":  # pointing up: the top half of its box holds less of it than the bottom
+            middle = (ys.min() + ys.max()) / 2
+            assert (ys < middle).sum() < (ys > middle).sum()
+    # a level square fills its bounding box; one turned by 45 degrees would fill half of it
+    assert fills["square"] and min(fills["square"]) > 0.9
+    assert fills["triangle"] and max(fills["triangle"]) < 0.6
+    assert json.loads((tmp_path / "out" / "world.json").read_text())["rotation_spread"] == 0.0
+    # the default (1) draws the same scenes as before the option: any orientation
+    spread_scene = world.sample_scene(np.random.default_rng([0, 3]), 48, 48, 5, max_objects=1, rotation_spread=1.0)
+    assert spread_scene == world.sample_scene(np.random.default_rng([0, 3]), 48, 48, 5, max_objects=1)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--videos", "0"], "argument --videos: count=0 must be in 1..1000000"),
     (["--size", "500x64"], "argument --size: height=500 must be a multiple of 16"),
@@ -156,6 +180,7 @@ def test_start_spread_0_makes_each_motion_cross_the_middle_of_the_frame(tmp_path
     (["--object-size", "0.1,0.4"], "argument --object-size: object_size=[0.1, 0.4]: must be MIN,MAX with 0.05 <="),
     (["--two-tone", "1.5"], "argument --two-tone: two_tone=1.5: must be a probability in 0..1"),
     (["--start-spread", "-0.5"], "argument --start-spread: start_spread=-0.5: must be a number in 0..1"),
+    (["--rotation-spread", "2"], "argument --rotation-spread: rotation_spread=2.0: must be a number in 0..1"),
     (["--hold-out", "red-hexagon"], "argument --hold-out: hold_out=['red-hexagon']: unknown pair red-hexagon"),
     (["--hold-out", "redcircle"], "argument --hold-out: hold_out='redcircle': 'redcircle' is not <colour>-<shape>"),
     (["--colors", "red,blue", "--shapes", "circle", "--hold-out", "red-circle,blue-circle"],
