@@ -20,13 +20,18 @@ from video_diffusion_pack.evaluation.shapes import das_bed
 from video_diffusion_pack.video_io import read_video, write_video
 
 # the shipped model's colour-free centroid errors (medians, pixels of 32x32 frames), measured by
-# benchmarks/shapes_das.py: on its 24 scenes matched 2.35, against another trajectory 7.07, following another
-# trajectory 2.15; on this subset (its first 6 scenes) 2.2, 7.07 and 2.8. The bounds leave a margin
-MATCHED_MEDIAN_MAX_PX = 3.5
-FOLLOWED_MEDIAN_MAX_PX = 4.0
+# benchmarks/shapes_das.py: on its 24 scenes matched 0.47, against another trajectory 7.84, following another
+# trajectory 0.39; on this subset (its first 6 scenes) 0.43, 7.84 and 0.39. The bounds leave a margin
+MATCHED_MEDIAN_MAX_PX = 1.0
+FOLLOWED_MEDIAN_MAX_PX = 1.0
 # a video that follows its own tracking video is at least this many times closer to it than to another trajectory's
-# (measured: 3.0 on the 24 scenes, 3.2 on this subset)
-OTHER_OVER_MATCHED_MIN = 2.0
+# (measured: 16.6 on the 24 scenes, 18.4 on this subset)
+OTHER_OVER_MATCHED_MIN = 8.0
+# the object keeps the first frame's colour: the bed's detector, which finds the caption's object by its colour,
+# finds it in this fraction of the videos at least (measured: 0.88 on the 24 scenes, 4 of these 6), within this
+# median error of the tracking video (measured 0.60 and 0.57)
+FOUND_MIN = 0.5
+FOUND_MEDIAN_MAX_PX = 1.0
 SUBSET = 6
 
 
@@ -92,6 +97,12 @@ def test_what_it_draws_follows_its_tracking_video_not_another(scores):
     other = float(np.median([s.other_any for s in scores]))
     assert matched <= MATCHED_MEDIAN_MAX_PX, scores
     assert other >= OTHER_OVER_MATCHED_MIN * matched, scores
+
+
+def test_the_object_keeps_its_colour_along_the_tracking_video(scores):
+    found = [s.matched for s in scores if np.isfinite(s.matched)]
+    assert len(found) >= FOUND_MIN * len(scores), scores
+    assert float(np.median(found)) <= FOUND_MEDIAN_MAX_PX, scores
 
 
 def test_another_trajectory_s_tracking_video_steers_it_against_the_caption(scores):
