@@ -52,11 +52,10 @@ class VDPEmbeddedLGVILoader(_comfy.EmbeddedPipelineLoader):
     OUTPUT_TOOLTIPS = (f"The embedded LGVI ({EMBEDDED.width}x{EMBEDDED.height}, {EMBEDDED.max_frames} frames) on "
                        "ComfyUI's device.",)
     CATEGORY = CATEGORY
-    DESCRIPTION = (f"The pack's built-in LGVI, trained briefly on its shapes world (no download): it removes the shape "
-                   f"of a one-shape video ('remove the red circle') at {EMBEDDED.width}x{EMBEDDED.height}, "
-                   f"{EMBEDDED.num_inference_steps} steps, guidance off (text and video guidance "
-                   f"{EMBEDDED.guidance_scale:g}). It does not read the instruction: it removes every shape, the "
-                   "named one or not; other videos come out blurred, not edited.")
+    DESCRIPTION = (f"The pack's built-in LGVI, trained on its shapes world (no download): it removes the shape the "
+                   f"instruction names ('remove the red circle') and keeps the others, at "
+                   f"{EMBEDDED.width}x{EMBEDDED.height}, {EMBEDDED.num_inference_steps} steps, guidance off (text and "
+                   f"video guidance {EMBEDDED.guidance_scale:g}); other videos come out blurred, not edited.")
 
 
 class VDPInpaintByInstruction:

@@ -40,10 +40,10 @@ SMOKE_TEST = dataclasses.replace(OFFICIAL, height=32, width=48, num_inference_st
 EMBEDDED = dataclasses.replace(OFFICIAL, height=32, width=32, num_inference_steps=20, guidance_scale=1.0,
                                image_guidance_scale=1.0, max_frames=8, max_new_tokens=8)
 EMBEDDED_DESCRIPTION = (
-    "a small LGVI (32x32, 8 frames) trained briefly on a CPU on the pack's shapes world: it removes the flat "
-    "circles, squares, triangles and stars of a shapes-world video and paints the background over them. It does not read "
-    "the instruction (e.g. 'remove the red circle'): with two objects it removes both. Other videos are resized to "
-    "32x32 and come out blurred, not edited (scores in embedded_models/lgvi/MODEL_CARD.md)."
+    "a small LGVI (32x32, 8 frames) trained on a CPU on the pack's shapes world: it removes the flat circle, square, "
+    "triangle or star the instruction names (e.g. 'remove the red circle') from a shapes-world video, keeps the other "
+    "shapes and paints the background over the removed one. Other videos are resized to 32x32 and come out blurred, "
+    "not edited (scores in embedded_models/lgvi/MODEL_CARD.md)."
 )
 # the most steps the released DDIM scheduler plans: 1000 trained timesteps less its steps_offset of 1 (the pipeline's
 # check_inference_steps gives the same limit from the loaded scheduler)

@@ -13,11 +13,16 @@ from video_diffusion_pack.diffusers_pipelines.lgvi.defaults import EMBEDDED
 from video_diffusion_pack.evaluation.shapes import quality
 from video_diffusion_pack.evaluation.shapes.removal import fixed_removal_set
 
-# measured on the shipped model: mean gain in edited-region PSNR over doing nothing on SUBSET 20.9 dB (per video
-# 13.9 to 27.8 dB; through `vdp inpaint` and mp4 files, SUBSET[0] gains 28.9 dB), untouched region about 29.7 dB on
-# the full set (doing nothing: 100, the cap); the thresholds leave a margin below them
+# measured on the shipped model: mean gain in edited-region PSNR over doing nothing on SUBSET 20.6 dB (per video
+# 3.6 to 33.0 dB; through `vdp inpaint` and mp4 files, SUBSET[0] gains 32.6 dB), untouched region 30.5 dB on SUBSET
+# and 32.6 dB on the full set (doing nothing: 100, the cap); the thresholds leave a margin below them
 EDITED_PSNR_GAIN_DB = 15.0
 UNTOUCHED_PSNR_DB = 25.0
+# two-object scenes, each edited twice (naming each object): PSNR against the input over the object the instruction
+# names (removed: low) and over the other one (kept: high). Measured on the shipped model over these 3 scenes: named
+# 7.1 dB, other 12.8 dB; the model trained on one-object scenes only scored 5.6 and 5.6 dB here (6.7 and 6.7 on 8 such
+# scenes): the instruction made no difference
+KEPT_OVER_NAMED_DB = 3.0
 SUBSET = fixed_removal_set(24)[::6]
 
 
@@ -46,6 +51,37 @@ def test_the_embedded_model_removes_the_shape_better_than_doing_nothing(embedded
         untouched.append(edited.untouched_psnr)
     assert min(gains) > 0 and float(np.mean(gains)) >= EDITED_PSNR_GAIN_DB, gains
     assert float(np.mean(untouched)) >= UNTOUCHED_PSNR_DB, untouched
+
+
+def test_the_instruction_chooses_which_of_two_objects_is_removed(embedded):
+    from video_diffusion_pack.evaluation.shapes.dataset import referring_expression
+    from video_diffusion_pack.evaluation.shapes.world import render_scene, sample_scene
+
+    videos, instructions, labels = [], [], []
+    for index in range(40):
+        scene = sample_scene(np.random.default_rng([1, index]), EMBEDDED.height, EMBEDDED.width, EMBEDDED.max_frames,
+                             max_objects=2)
+        if len(scene.objects) != 2:
+            continue
+        rendered = render_scene(scene)
+        for named in (0, 1):
+            videos.append(rendered.frames)
+            instructions.append(f"remove {referring_expression(scene, named)}")
+            labels.append((rendered.labels == named + 1, rendered.labels == 2 - named))
+        if len(videos) == 6:
+            break
+    output = embedded(video=np.stack(videos), prompt=instructions, height=EMBEDDED.height, width=EMBEDDED.width,
+                      num_inference_steps=EMBEDDED.num_inference_steps, guidance_scale=EMBEDDED.guidance_scale,
+                      image_guidance_scale=EMBEDDED.image_guidance_scale,
+                      generator=[torch.Generator().manual_seed(0) for _ in videos], output_type="np")
+
+    def psnr(frames, video, region):
+        error = ((np.round(frames * 255) - video.astype(np.float64)) ** 2)[region].mean()
+        return 10 * np.log10(255**2 / error)
+
+    named = [psnr(frames, video, mask) for frames, video, (mask, _) in zip(output.frames, videos, labels)]
+    other = [psnr(frames, video, mask) for frames, video, (_, mask) in zip(output.frames, videos, labels)]
+    assert float(np.mean(other)) >= float(np.mean(named)) + KEPT_OVER_NAMED_DB, ([float(x) for x in named], [float(x) for x in other])
 
 
 def test_vdp_inpaint_without_model_edits_a_shapes_video_file(tmp_path, capsys):
