@@ -350,16 +350,21 @@ def collate(items: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 
 # -- the precomputation cache ---------------------------------------------------------------------------------------
 
+#: files of a model folder that document it (model cards, pictures): editing them does not change the model
+DOCUMENT_SUFFIXES = (".md", ".png", ".jpg", ".jpeg", ".gif", ".webp")
+
+
 def folder_identity(folder: Optional[str]) -> Dict[str, Any]:
     """What identifies the model a run starts from: the embedded one, or a folder's JSON files (by content) and its
-    other files (by size and time of change)."""
+    other files (by size and time of change), its documents (``DOCUMENT_SUFFIXES``) left out, so that editing a
+    model card neither refuses a resume nor discards the precomputed cache."""
     if folder is None:
         from .. import __version__
 
         return {"embedded": __version__}
     root = Path(folder).resolve()
     files = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() not in DOCUMENT_SUFFIXES):
         name = str(path.relative_to(root))
         if path.suffix == ".json":
             files[name] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -10,7 +10,7 @@ import pytest
 from helpers.training_data import write_training_folder
 
 from video_diffusion_pack.cli import main
-from video_diffusion_pack.training.data import ClipSettings, DataError, TrainingData, cache_key
+from video_diffusion_pack.training.data import ClipSettings, DataError, TrainingData, cache_key, folder_identity
 from video_diffusion_pack.training.families import FAMILIES
 from video_diffusion_pack.video_io import write_video
 
@@ -179,3 +179,21 @@ def test_help_and_argument_errors_import_neither_torch_nor_diffusers(tmp_path):
                                                 str(tmp_path / "o"), "--num-frames", "8"])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "heavy:", result.stderr
+
+
+def test_a_model_folder_s_identity_ignores_its_model_card_and_pictures(tmp_path):
+    folder = tmp_path / "model"
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "model_index.json").write_text('{"_class_name": "VchitectRepVideoPipeline"}')
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64)
+    (folder / "MODEL_CARD.md").write_text("# a card")
+    (folder / "examples.png").write_bytes(b"\x89PNG")
+    first = folder_identity(str(folder))
+    (folder / "MODEL_CARD.md").write_text("# a card, with the scores of a new evaluation")
+    (folder / "examples.png").write_bytes(b"\x89PNG and another picture")
+    assert folder_identity(str(folder)) == first
+    (folder / "model_index.json").write_text('{"_class_name": "VchitectRepVideoPipeline", "x": 1}')
+    assert folder_identity(str(folder)) != first
+    second = folder_identity(str(folder))
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 65)
+    assert folder_identity(str(folder)) != second
