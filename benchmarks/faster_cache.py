@@ -220,7 +220,7 @@ def build_vchitect(geometry, device, cfg_batching):
     torch.manual_seed(0)
     transformer = random_weights(VchitectXLTransformer3DModel(**spec["config"]).eval())
     # prompt embeddings are given directly, so the tiny model's text encoders and VAE only fill the slots
-    components = {**build_tiny_vchitect_pipeline().components, "transformer": transformer}
+    components = {**build_tiny_vchitect_pipeline(weights="random").components, "transformer": transformer}
     pipe = VchitectRepVideoPipeline(**components)
     pipe.to(device)
     pipe.transformer.to(dtype=spec["dtype"])

@@ -105,7 +105,7 @@ def pipeline_table(device: torch.device, repeats: int) -> None:
     from video_diffusion_pack import FreeInitConfig, build_tiny_vchitect_pipeline, free_init_applied
     from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import TINY_TEXT_PROMPT
 
-    pipe = build_tiny_vchitect_pipeline(device=device)
+    pipe = build_tiny_vchitect_pipeline(device=device, weights="random")
     pipe.set_progress_bar_config(disable=True)
     calls = []
     pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))

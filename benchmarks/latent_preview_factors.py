@@ -79,7 +79,7 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
 def fit_family(name, builder, num_frames, temporal_factor, fit_scenes, test_scenes):
     import video_diffusion_pack
 
-    vae = getattr(video_diffusion_pack, builder)(seed=TINY_SEED).vae.float().eval()
+    vae = getattr(video_diffusion_pack, builder)(seed=TINY_SEED, weights="random").vae.float().eval()
     rng = np.random.default_rng(SCENE_SEED)
     fit_videos = shapes_videos(fit_scenes, num_frames, rng)
     test_videos = shapes_videos(test_scenes, num_frames, rng)

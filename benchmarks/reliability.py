@@ -101,7 +101,7 @@ class World:
                 from video_diffusion_pack.diffusers_pipelines.repvideo.tiny import (
                     build_tiny_cogvideox_repvideo_pipeline as b,
                 )
-            pipe = b()
+            pipe = b(weights="random")
             pipe.set_progress_bar_config(disable=True)
             torch.manual_seed(0)
             self.pipes[name] = pipe
@@ -159,7 +159,7 @@ def build_world(world: World) -> None:
     _save_video(root / "out/exist.mp4", _moving(3, 32, 32))
 
     # models: the tiny pipelines saved as users hold them
-    build_tiny_vchitect_pipeline().save_pretrained(root / "models/vch_saved")
+    build_tiny_vchitect_pipeline(weights="random").save_pretrained(root / "models/vch_saved")
     save_tiny_official_layout(root / "models/vch_official")
     save_tiny_das_layout(root / "models/das")
     save_tiny_lgvi_official_layout(root / "models/lgvi")
@@ -1622,7 +1622,7 @@ def _register_pipelines():
 
         from video_diffusion_pack.diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-        pipe = build_tiny_inpaint_pipeline().to(dtype=torch.float16)
+        pipe = build_tiny_inpaint_pipeline(weights="random").to(dtype=torch.float16)
         pipe.set_progress_bar_config(disable=True)
         return pipe(video=_rand(3, 32, 48, 3), **LGVI, generator=_g())
     api("I20", section, lgvi_half, "K", check=frames_problem)
@@ -1909,7 +1909,7 @@ def _register_nodes(section: str):
     def inpaint_half(w):
         from video_diffusion_pack.diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
 
-        pipe = build_tiny_inpaint_pipeline().to(dtype=torch.float16)
+        pipe = build_tiny_inpaint_pipeline(weights="random").to(dtype=torch.float16)
         pipe.set_progress_bar_config(disable=True)
         return inpaint(pipeline=pipe)(w)
     node("N19", inpaint_half, "K", check=frames_problem)

@@ -20,7 +20,7 @@ _OPTIONS = {
                   "(default: full)"),
     "data": (str, "the data folder: prompts.txt + videos.txt, or metadata.jsonl / metadata.csv"),
     "output": (str, "the run's folder: checkpoints, logs, training_summary.json and the export"),
-    "pretrained": (str, "a pipeline folder to start from (default: the pack's embedded model of the family)"),
+    "pretrained": (str, "a pipeline folder to start from (default: the family's tiny random-weight model, a from-scratch start)"),
     "steps": (int, "optimiser steps (default: 100)"),
     "batch_size": (int, "samples per process and micro-batch (default: 1)"),
     "gradient_accumulation_steps": (int, "micro-batches per optimiser step (default: 1)"),
@@ -89,8 +89,8 @@ def add_commands(commands) -> None:
         "train", help="fine-tune a model of the pack (full or LoRA) on a data folder, on accelerate",
         description=("Train a model family of the pack on a data folder (prompts.txt + videos.txt, or metadata.jsonl / "
                      "metadata.csv with file_name, caption and the family's columns) and export a pipeline folder "
-                     "or a diffusers-format LoRA file. Without --pretrained it starts from the pack's embedded "
-                     "model, offline. Several processes: accelerate launch -m video_diffusion_pack.training ..."),
+                     "or a diffusers-format LoRA file. Without --pretrained it starts from the family's tiny "
+                     "random-weight model, offline. Several processes: accelerate launch -m video_diffusion_pack.training ..."),
     )
     train.add_argument("--config", help="a YAML file of these options (names with - or _); the command line wins")
     for name, (kind, text) in _OPTIONS.items():

@@ -12,6 +12,7 @@ import torch
 from einops import rearrange
 
 # MODELS_SUBFOLDER: the sub-folder of ComfyUI's models folder that holds the pack's weights, one folder per kind.
+from ..diffusers_pipelines.tiny_weights import TINY_WEIGHTS
 from ..weights.manifest import MODELS_SUBFOLDER
 from . import _memory, _model_cache
 
@@ -244,35 +245,50 @@ class EmbeddedPipelineLoader:
 
 
 class TinyPipelineLoader:
-    """Base of the loader nodes that build an embedded tiny random-weight pipeline (no download), for smoke tests.
+    """Base of the loader nodes that build an embedded tiny pipeline (no download).
 
     A subclass sets ``BUILDER`` (the pack's ``build_tiny_...(seed, device)`` function, by name), ``OUTPUT_TOOLTIPS``,
-    ``CATEGORY`` and ``DESCRIPTION``.
+    ``CATEGORY`` and ``DESCRIPTION``. With ``TRAINED`` set, the family ships a model trained on the shapes world: the
+    node gets a ``weights`` choice, ``trained`` (the default, that model; the seed is not used) or ``random`` (seeded
+    random weights, a smoke test); otherwise it builds random weights only.
     """
 
     BUILDER = ""
+    TRAINED = False
     RETURN_TYPES = ("VDP_PIPELINE",)
     RETURN_NAMES = ("pipeline",)
     FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"seed": ("INT", {
-            "default": 0, "min": 0, "max": 2**32 - 1,
-            "tooltip": "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed.",
-        })}, "optional": _memory.memory_inputs()}
+        seed_tip = "Seed of the random weights. The outputs are noise: this model checks wiring, shapes and speed."
+        optional = dict(_memory.memory_inputs())
+        if cls.TRAINED:
+            seed_tip = "Seed of the random weights (weights: random only; the trained model does not use it)."
+            optional["weights"] = (list(TINY_WEIGHTS), {
+                "default": "trained",
+                "tooltip": "trained: the pack's model trained on the shapes world (as its Embedded Loader). random: "
+                           "seeded random weights in the tiny layout; their outputs are noise, for smoke tests.",
+            })
+        return {"required": {"seed": ("INT", {"default": 0, "min": 0, "max": 2**32 - 1, "tooltip": seed_tip})},
+                "optional": optional}
 
     @classmethod
     def IS_CHANGED(cls, **inputs):
         return cache_key(cls, **inputs)
 
     @classmethod
-    def build(cls, seed: int, device):
-        return _pack_export(cls.BUILDER)(seed=seed, device=device)
+    def build(cls, seed: int, device, weights: str = "random"):
+        # the builder refuses a weights value its family does not have, and a seed with the trained model
+        return _pack_export(cls.BUILDER)(seed=None if weights == "trained" else seed, device=device, weights=weights)
 
-    def load(self, seed, memory="none"):
+    def load(self, seed, memory="none", weights=None):
+        weights = ("trained" if self.TRAINED else "random") if weights is None else weights
+        if weights not in TINY_WEIGHTS:
+            raise ValueError(f"weights={weights!r} is not one of {TINY_WEIGHTS}")
         _memory.check_memory(memory, torch_device())
-        return (managed_pipeline(type(self), dict(seed=seed, memory=memory), lambda: self.build(seed, "cpu"), memory),)
+        inputs = dict(memory=memory, weights=weights) if weights == "trained" else dict(seed=seed, memory=memory)
+        return (managed_pipeline(type(self), inputs, lambda: self.build(seed, "cpu", weights), memory),)
 
 
 def managed_pipeline(node_class, inputs: Dict, build: Callable, memory: str = "none"):

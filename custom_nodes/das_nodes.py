@@ -58,12 +58,16 @@ class VDPDaSLoader(_comfy.PipelineFolderLoader):
 
 
 class VDPTinyDaSLoader(_comfy.TinyPipelineLoader):
-    """Builds the embedded tiny random-weight DaS pipeline (32x32, 9 frames; no download), for smoke tests."""
+    """The embedded tiny DaS (no download): trained on the shapes world, or seeded random weights."""
 
     BUILDER = "build_tiny_das_pipeline"
-    OUTPUT_TOOLTIPS = ("A tiny random-weight DaS pipeline (32x32, 9 frames) on ComfyUI's device.",)
+    TRAINED = True
+    OUTPUT_TOOLTIPS = ("A tiny DaS pipeline on ComfyUI's device: the shapes-world model (32x32, 5 frames) or random "
+                       "weights (32x32, 9 frames).",)
     CATEGORY = CATEGORY
-    DESCRIPTION = "A tiny DaS pipeline with seeded random weights for 32x32, 9-frame videos: a smoke test for graphs."
+    DESCRIPTION = ("A tiny DaS pipeline, no download. weights 'trained' (default): the pack's model trained on its "
+                   "shapes world, as the Embedded Loader (32x32, 5 frames; it moves the first frame's object along the "
+                   "tracking video). 'random': seeded random weights for 32x32, 9-frame videos, noise, a smoke test.")
 
 
 class VDPEmbeddedDaSLoader(_comfy.EmbeddedPipelineLoader):
@@ -303,7 +307,7 @@ NODE_CLASS_MAPPINGS = {
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VDPDaSLoader": "DaS Loader (VDP)",
-    "VDPTinyDaSLoader": "DaS Tiny Loader (VDP, smoke test)",
+    "VDPTinyDaSLoader": "DaS Tiny Loader (VDP)",
     "VDPEmbeddedDaSLoader": "DaS Embedded Loader (VDP, shapes world)",
     "VDPDaSCameraTrajectory": "DaS Camera Trajectory (VDP)",
     "VDPDaSDepthToTracks": "DaS Depth to Tracks (VDP)",

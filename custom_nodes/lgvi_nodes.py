@@ -36,12 +36,16 @@ class VDPLGVILoader(_comfy.PipelineFolderLoader):
 
 
 class VDPTinyLGVILoader(_comfy.TinyPipelineLoader):
-    """Builds the embedded tiny random-weight LGVI pipeline (no download), for smoke tests."""
+    """The embedded tiny LGVI (no download): trained on the shapes world, or seeded random weights."""
 
     BUILDER = "build_tiny_inpaint_pipeline"
-    OUTPUT_TOOLTIPS = ("A tiny random-weight LGVI pipeline (any size that is a multiple of 8) on ComfyUI's device.",)
+    TRAINED = True
+    OUTPUT_TOOLTIPS = ("A tiny LGVI pipeline on ComfyUI's device: the shapes-world model (32x32, 8 frames) or random "
+                       "weights (any size that is a multiple of 8).",)
     CATEGORY = CATEGORY
-    DESCRIPTION = "A tiny LGVI pipeline with seeded random weights: a smoke test for graphs."
+    DESCRIPTION = ("A tiny LGVI pipeline, no download. weights 'trained' (default): the pack's model trained on its "
+                   "shapes world, as the Embedded Loader (32x32, 8 frames; it removes the shape its instruction "
+                   "names). 'random': seeded random weights, noise, a smoke test.")
 
 
 class VDPEmbeddedLGVILoader(_comfy.EmbeddedPipelineLoader):
@@ -140,7 +144,7 @@ NODE_CLASS_MAPPINGS = {
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VDPLGVILoader": "LGVI Loader (VDP)",
-    "VDPTinyLGVILoader": "LGVI Tiny Loader (VDP, smoke test)",
+    "VDPTinyLGVILoader": "LGVI Tiny Loader (VDP)",
     "VDPEmbeddedLGVILoader": "LGVI Embedded Loader (VDP, shapes world)",
     "VDPInpaintByInstruction": "Inpaint by Instruction (VDP, LGVI)",
 }

@@ -1,9 +1,10 @@
-"""Seeded random weights and small file writers shared by the tiny (smoke-test) pipeline builders."""
+"""Seeded random weights and small file writers shared by the tiny pipeline builders, and their choice between the
+shipped trained weights and random ones."""
 
 import json
 import math
 import pathlib
-from typing import Callable, Dict, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -101,3 +102,27 @@ def load_embedded(pipeline_class, folder: pathlib.Path, title: str, device, dtyp
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"the embedded {title} model is missing from the package ({folder}); reinstall the pack")
     return pipeline_class.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+
+
+#: the weights a ``build_tiny_*`` builder can build: "trained" for the families with a shipped embedded model
+TINY_WEIGHTS = ("trained", "random")
+
+
+def build_tiny(weights: str, seed, device, build_random: Callable, load_trained: Optional[Callable] = None):
+    """What a ``build_tiny_*`` builder returns: ``load_trained(device)`` (the shipped shapes-world model) for
+    ``weights="trained"``, ``build_random(seed, device)`` (random weights in the tiny official layout, seed 0 unless
+    given) for ``weights="random"``. A family without a trained model (``load_trained`` None) builds "random" only;
+    a seed with ``weights="trained"`` is refused: it would be ignored."""
+    allowed = TINY_WEIGHTS if load_trained is not None else ("random",)
+    if weights not in allowed:
+        what = ("'trained' loads the embedded shapes-world model, 'random' builds random weights in the tiny layout"
+                if load_trained is not None else "this family has no trained embedded model")
+        raise ValueError(f"weights={weights!r} is not one of {allowed}: {what}")
+    if weights == "trained":
+        if seed is not None:
+            raise ValueError(f"seed={seed!r} applies to weights='random' only (it seeds the random weights); "
+                             "weights='trained' loads the shipped model")
+        return load_trained(device)
+    seed = 0 if seed is None else seed
+    check_seed(seed)
+    return build_random(seed, device)

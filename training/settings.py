@@ -43,7 +43,7 @@ class TrainingSettings:
         model (`str`): the family (``das``, ``lgvi``, ...). training_type (`str`): ``full`` or ``lora``.
         data (`str`): the data folder (``training/data.py``). output (`str`): the run's folder: checkpoints, logs,
             ``training_summary.json`` and the export (a pipeline folder, or ``pytorch_lora_weights.safetensors``).
-        pretrained (`str`, *optional*): a pipeline folder to start from; ``None``: the pack's embedded model.
+        pretrained (`str`, *optional*): a pipeline folder to start from; ``None``: the family's tiny random-weight model.
         steps (`int`): optimiser steps. batch_size (`int`): samples per process and micro-batch.
         gradient_accumulation_steps (`int`): micro-batches per optimiser step.
         learning_rate, adam_beta1, adam_beta2, weight_decay, lr_scheduler, lr_warmup_steps, max_grad_norm: the

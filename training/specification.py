@@ -86,7 +86,7 @@ class ModelSpecification(abc.ABC):
     # -- loading ---------------------------------------------------------------------------------
     def _load_pipeline(self, pipeline_class, build_tiny, pretrained: Optional[str], dtype: torch.dtype,
                        skipped: Sequence[str] = ()):
-        """The pipeline of the folder `pretrained` (None: `build_tiny()`'s embedded model) in `dtype`, without the
+        """The pipeline of the folder `pretrained` (None: `build_tiny()`'s tiny random-weight model) in `dtype`, without the
         components in `skipped`; `pretrained` is kept for `save` (which takes what was skipped from it)."""
         self._pretrained = pretrained
         if pretrained is None:
@@ -108,7 +108,7 @@ class ModelSpecification(abc.ABC):
     @abc.abstractmethod
     def load_components(self, pretrained: Optional[str], *, dtype: torch.dtype = torch.float32,
                         load_encoders: bool = True) -> Dict[str, Any]:
-        """Load the components from a pipeline folder (``None``: the pack's embedded model of the family).
+        """Load the components from a pipeline folder (``None``: the family's tiny random-weight model).
 
         With ``load_encoders=False`` (training from precomputed latents and embeddings) the VAE and the
         text encoders are not loaded.

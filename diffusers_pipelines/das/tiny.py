@@ -11,7 +11,7 @@ so that the tracking branch changes the output.
 import json
 import pathlib
 import tempfile
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import torch
 
@@ -130,16 +130,28 @@ def save_tiny_das_layout(path: Union[str, pathlib.Path], seed: int = 0) -> pathl
     return root
 
 
-def build_tiny_das_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu"):
-    """The embedded smoke-test model: a tiny random-weight ``DaSPipeline`` (32x32, 9 frames), with no download.
+def build_tiny_das_pipeline(seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                            weights: str = "trained"):
+    """A tiny ``DaSPipeline``, with no download.
 
-    Writes ``save_tiny_das_layout(seed=seed)`` into a temporary folder and loads it with ``DaSPipeline.from_pretrained``,
-    the path the released weights take. Its outputs are noise; it checks wiring, shapes and speed.
+    ``weights="trained"`` (the default): the embedded model trained on the shapes world
+    (:func:`load_embedded_das_pipeline`: 32x32, 5 frames; it moves the first frame's object along the tracking video
+    and keeps its colour). ``weights="random"``: random weights from ``seed`` in the tiny layout
+    (``save_tiny_das_layout``: 32x32, 9 frames), loaded with ``DaSPipeline.from_pretrained`` like the released
+    weights; its outputs are noise, for tests of wiring, shapes and exact layouts.
 
     Args:
-        seed (`int`, defaults to 0): seed of the weights.
+        seed (`int`, *optional*): seed of the random weights (default 0); refused with ``weights="trained"``.
         device (`str` or `torch.device`, defaults to "cpu"): where the pipeline is moved.
+        weights (`str`, defaults to "trained"): "trained" or "random".
     """
+    from ..tiny_weights import build_tiny
+    from .embedded import load_embedded_das_pipeline
+
+    return build_tiny(weights, seed, device, _build_random, load_embedded_das_pipeline)
+
+
+def _build_random(seed: int, device):
     from .pipeline import DaSPipeline
 
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_das_") as folder:

@@ -60,7 +60,8 @@ def load_lgvi_i_pipeline(lgvi_i_dir: Union[str, os.PathLike], llava_dir: Union[s
     return pipeline
 
 
-def build_tiny_lgvi_i_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu", max_new_tokens: int = 8):
+def build_tiny_lgvi_i_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu", max_new_tokens: int = 8,
+                               weights: str = "random"):
     """The embedded smoke-test LGVI-I: the tiny inpainting pipeline with a tiny LLaVA instruction encoder.
 
     Its answers and frames are noise; it checks wiring, shapes and speed.
@@ -69,11 +70,18 @@ def build_tiny_lgvi_i_pipeline(seed: int = 0, device: Union[str, torch.device] =
         seed (`int`, defaults to 0): seed of the weights.
         device (`str` or `torch.device`, defaults to "cpu"): where the pipeline is moved.
         max_new_tokens (`int`, defaults to 8): the encoder's answer length limit.
+        weights (`str`, defaults to "random"): "random" only (no LGVI-I is trained on the shapes world).
     """
+    from ..tiny_weights import build_tiny
+
+    return build_tiny(weights, seed, device, lambda seed, device: _build_random(seed, device, max_new_tokens))
+
+
+def _build_random(seed: int, device, max_new_tokens: int):
     from .pipeline import InpaintByInstructionPipeline
     from .tiny import build_tiny_inpaint_pipeline
 
-    base = build_tiny_inpaint_pipeline(seed=seed)
+    base = build_tiny_inpaint_pipeline(seed=seed, weights="random")
     encoder = build_tiny_lgvi_instruction_encoder(
         seed=seed, cross_attention_dim=base.unet.config.cross_attention_dim, max_new_tokens=max_new_tokens
     )

@@ -10,7 +10,7 @@ attention). Every weight comes from a seeded ``torch.Generator``; nothing is dow
 import json
 import pathlib
 import tempfile
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import torch
 
@@ -138,17 +138,29 @@ def save_tiny_lgvi_official_layout(path: Union[str, pathlib.Path], seed: int = 0
     return root
 
 
-def build_tiny_inpaint_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu"):
-    """The embedded smoke-test model: a tiny random-weight ``InpaintByInstructionPipeline``, with no download.
+def build_tiny_inpaint_pipeline(seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                                weights: str = "trained"):
+    """A tiny ``InpaintByInstructionPipeline``, with no download.
 
-    Writes ``save_tiny_lgvi_official_layout(seed=seed)`` into a temporary folder and loads it with
-    ``InpaintByInstructionPipeline.from_pretrained``, the path the released weights take. Its outputs are noise; it
-    checks wiring, shapes and speed (any frame size that is a multiple of 8, any number of frames).
+    ``weights="trained"`` (the default): the embedded LGVI trained on the shapes world
+    (:func:`load_embedded_lgvi_pipeline`: 32x32, 8 frames; it removes the shape its instruction names and keeps the
+    others). ``weights="random"``: random weights from ``seed`` in the tiny official layout
+    (``save_tiny_lgvi_official_layout``), loaded with ``InpaintByInstructionPipeline.from_pretrained`` like the
+    released weights; its outputs are noise, for tests of wiring, shapes and exact layouts (any frame size that is a
+    multiple of 8, any number of frames).
 
     Args:
-        seed (`int`, defaults to 0): seed of the weights.
+        seed (`int`, *optional*): seed of the random weights (default 0); refused with ``weights="trained"``.
         device (`str` or `torch.device`, defaults to "cpu"): where the pipeline is moved.
+        weights (`str`, defaults to "trained"): "trained" or "random".
     """
+    from ..tiny_weights import build_tiny
+    from .embedded import load_embedded_lgvi_pipeline
+
+    return build_tiny(weights, seed, device, _build_random, load_embedded_lgvi_pipeline)
+
+
+def _build_random(seed: int, device):
     from .pipeline import InpaintByInstructionPipeline
 
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_lgvi_") as folder:

@@ -103,18 +103,26 @@ def save_tiny_cogvideox_repvideo_pipeline(path: Union[str, pathlib.Path], seed: 
     return root
 
 
-def build_tiny_cogvideox_repvideo_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu"):
+def build_tiny_cogvideox_repvideo_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu",
+                                           weights: str = "random"):
     """The embedded smoke-test model: a tiny random-weight `CogVideoXRepVideoPipeline` (32x32, 9 frames).
 
-    Its outputs are noise; it checks wiring, shapes and speed.
+    Its outputs are noise; it checks wiring, shapes and speed. No model of this family is trained on the shapes world,
+    so ``weights`` is "random" only (the argument the other ``build_tiny_*`` builders share).
 
     Args:
         seed (`int`, defaults to 0): seed of the weights.
         device (`str` or `torch.device`, defaults to "cpu"): where the pipeline is moved.
+        weights (`str`, defaults to "random"): "random" only.
     """
+    from ..tiny_weights import build_tiny
+
+    return build_tiny(weights, seed, device, _build_random)
+
+
+def _build_random(seed: int, device):
     from .pipeline import CogVideoXRepVideoPipeline
 
-    check_seed(seed)
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_repvideo_tok_") as scratch:
         pipeline = CogVideoXRepVideoPipeline(**_build_components(seed, pathlib.Path(scratch)))
     return pipeline.to(device)

@@ -15,7 +15,7 @@ text cross-attention branches; here they are random so that parity tests exercis
 
 import pathlib
 import tempfile
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 
@@ -382,17 +382,29 @@ def save_tiny_official_layout(path: Union[str, pathlib.Path], seed: int = 0) -> 
     return root
 
 
-def build_tiny_vchitect_pipeline(seed: int = 0, device: Union[str, torch.device] = "cpu"):
-    """The embedded smoke-test model: a tiny random-weight ``VchitectRepVideoPipeline``, with no download.
+def build_tiny_vchitect_pipeline(seed: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                                  weights: str = "trained"):
+    """A tiny ``VchitectRepVideoPipeline``, with no download.
 
-    Writes ``save_tiny_official_layout(seed=seed)`` into a temporary directory and loads it with
-    ``VchitectRepVideoPipeline.from_pretrained``, i.e. through the same path as the released weights.
-    Its outputs are noise; it exists to check wiring, shapes, devices and speed.
+    ``weights="trained"`` (the default): the embedded model trained on the shapes world
+    (:func:`load_embedded_vchitect_pipeline`: 48x48, 8 frames; it draws one object in the prompt's colour on the
+    prompt's background, moving the prompt's way; not the named shape). ``weights="random"``: random weights from
+    ``seed`` in the tiny official layout (``save_tiny_official_layout``), loaded with
+    ``VchitectRepVideoPipeline.from_pretrained`` like the released weights; its outputs are noise, for tests of
+    wiring, shapes and exact layouts.
 
     Args:
-        seed (`int`, defaults to 0): seed of the weights.
+        seed (`int`, *optional*): seed of the random weights (default 0); refused with ``weights="trained"``.
         device (`str` or `torch.device`, defaults to ``"cpu"``): device the pipeline is moved to.
+        weights (`str`, defaults to ``"trained"``): ``"trained"`` or ``"random"``.
     """
+    from ..tiny_weights import build_tiny
+    from .embedded import load_embedded_vchitect_pipeline
+
+    return build_tiny(weights, seed, device, _build_random, load_embedded_vchitect_pipeline)
+
+
+def _build_random(seed: int, device):
     from .pipeline import VchitectRepVideoPipeline
 
     with tempfile.TemporaryDirectory(prefix="vdp_tiny_vchitect_") as directory:

@@ -74,6 +74,25 @@ def test_tiny_workflow_saves_an_animated_webp_with_the_requested_frames_and_size
         assert webp.size == (sampler["width"], sampler["height"])
 
 
+def test_shapes_template_draws_its_prompt_s_colour_background_and_motion_with_the_tiny_loader_default(comfyui):
+    # the Tiny Loader's default weights are the trained shapes-world model; random weights would give noise
+    import numpy as np
+    from PIL import ImageSequence
+
+    from video_diffusion_pack.evaluation.shapes import quality
+
+    graph = load_api_workflow("vchitect_shapes_t2v_api.json")
+    del graph["1"]["inputs"]["weights"]  # the input's default
+    history = comfyui.client.run(graph, timeout_s=300)
+    assert history["status"]["status_str"] == "success", comfyui.client.execution_errors(history)
+    (webp_path,) = saved_files(comfyui, history, SAVE_ID)
+    with Image.open(webp_path) as webp:
+        frames = np.stack([np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(webp)])
+    prompt = graph[SAMPLER_ID]["inputs"]["prompt"]
+    score = quality.score_prompt(frames, prompt)
+    assert (score.color, score.background, score.motion) == (1.0, 1.0, 1.0), score
+
+
 def test_sampler_reports_one_progress_event_per_step(comfyui):
     graph = load_api_workflow("vchitect_tiny_t2v_api.json")
     graph[SAMPLER_ID]["inputs"].update(steps=3, seed=7)

@@ -37,8 +37,8 @@ from video_diffusion_pack.custom_nodes import _model_cache
 from video_diffusion_pack.custom_nodes.vchitect_nodes import VDPTinyVchitectLoader
 
 report = {}
-(first,) = VDPTinyVchitectLoader().load(seed=3)
-(second,) = VDPTinyVchitectLoader().load(seed=3)
+(first,) = VDPTinyVchitectLoader().load(seed=3, weights="random")
+(second,) = VDPTinyVchitectLoader().load(seed=3, weights="random")
 key = first.key
 report["same_object"] = first is second
 report["loads_after_two_loaders"] = _model_cache.LOAD_COUNTS[key]
@@ -81,7 +81,7 @@ class Collect(logging.Handler):
     def emit(self, record):
         messages.append(record.getMessage())
 logging.getLogger("video_diffusion_pack").addHandler(Collect())
-(managed,) = VDPTinyVchitectLoader().load(seed=4)
+(managed,) = VDPTinyVchitectLoader().load(seed=4, weights="random")
 pipe = managed.acquire()
 previews = {}
 for method in ("none", "auto", "latent2rgb", "taesd", "taesd"):
@@ -108,14 +108,14 @@ requests = {}
 other = comfy.model_patcher.ModelPatcher(torch.nn.Linear(4, 4), load_device=mm.get_torch_device(),
                                          offload_device=torch.device("cpu"))
 mm.load_models_gpu([other])
-(a,) = VDPTinyVchitectLoader().load(seed=7)
+(a,) = VDPTinyVchitectLoader().load(seed=7, weights="random")
 requests["listed_after_loading"] = names()
 mm.load_models_gpu([other])
 requests["listed_with_core_back"] = names()
 _model_cache.resolve_pipeline(a)
 requests["listed_after_sampling_request"] = names()
 requests["kept_for_sampling"] = a.is_loaded
-(b,) = VDPTinyVchitectLoader().load(seed=8)
+(b,) = VDPTinyVchitectLoader().load(seed=8, weights="random")
 requests["first_released_for_second"] = not a.is_loaded
 requests["listed_at_end"] = names()
 print(json.dumps({"memory": report, "previews": previews, "requests": requests}))

@@ -127,7 +127,7 @@ def test_previewer_pads_the_grid_in_black_and_reads_channel_first_layouts():
 def test_every_tiny_pipeline_has_a_previewer(builder, entry, layout):
     import video_diffusion_pack
 
-    pipeline = getattr(video_diffusion_pack, builder)(seed=0)
+    pipeline = getattr(video_diffusion_pack, builder)(seed=0, weights="random")
     previewer = previewer_for(pipeline)
     assert (previewer.projection.name, previewer.layout) == (entry, layout)
     assert previewer.projection.source.startswith("fitted:")

@@ -28,7 +28,7 @@ def vchitect_graph(tag: str, lora_name=None, strength=1.0) -> dict:
     """Tiny Vchitect loader (always node id ``loader``, so ComfyUI keeps its pipeline cached between graphs) ->
     sampler (optionally with a LoRA node) -> lossless PNG frames."""
     graph = {
-        "loader": {"class_type": "VDPTinyVchitectLoader", "inputs": {"seed": 0, "memory": "none"}},
+        "loader": {"class_type": "VDPTinyVchitectLoader", "inputs": {"seed": 0, "memory": "none", "weights": "random"}},
         f"sampler_{tag}": {"class_type": "VDPVchitectSampler", "inputs": {
             "pipeline": ["loader", 0], "prompt": "a red panda", "negative_prompt": "", "seed": 7, "steps": 2,
             "cfg": 7.5, "frames": 2, "width": 32, "height": 32, "repvideo": False, "dynamic_cfg": False}},
@@ -43,7 +43,7 @@ def vchitect_graph(tag: str, lora_name=None, strength=1.0) -> dict:
 
 def lgvi_graph(tag: str, lora_name=None) -> dict:
     graph = {
-        "lgvi_loader": {"class_type": "VDPTinyLGVILoader", "inputs": {"seed": 0, "memory": "none"}},
+        "lgvi_loader": {"class_type": "VDPTinyLGVILoader", "inputs": {"seed": 0, "memory": "none", "weights": "random"}},
         f"video_{tag}": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 32, "batch_size": 3,
                                                                 "color": 9198140}},
         f"inpaint_{tag}": {"class_type": "VDPInpaintByInstruction", "inputs": {

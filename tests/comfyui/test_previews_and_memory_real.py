@@ -168,7 +168,7 @@ def test_last_preview_shows_the_final_latents_projected(comfyui_previews):
 
     # the same run in Python, stopped at the latents, through the same projection
     node = graph["2"]["inputs"]
-    pipeline = build_tiny_vchitect_pipeline(seed=graph["1"]["inputs"]["seed"])
+    pipeline = build_tiny_vchitect_pipeline(seed=graph["1"]["inputs"]["seed"], weights="random")
     with pipeline.transformer.repvideo_switched(node["repvideo"]):
         latents = pipeline(
             prompt=node["prompt"], negative_prompt=node["negative_prompt"], height=node["height"], width=node["width"],

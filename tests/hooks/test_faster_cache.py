@@ -36,7 +36,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def pipe():
-    pipe = build_tiny_vchitect_pipeline(seed=0)
+    pipe = build_tiny_vchitect_pipeline(seed=0, weights="random")
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -619,7 +619,7 @@ def test_das_pipeline_caches_its_main_and_tracking_attention():
         build_tiny_das_pipeline,
     )
 
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     pipe.set_progress_bar_config(disable=True)
     video = torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3, generator=torch.Generator().manual_seed(5))
     run = dict(image=video[0].permute(2, 0, 1)[None], prompt=TINY_DAS_PROMPT, tracking_video=video,
@@ -649,7 +649,7 @@ def test_the_das_pipeline_passes_its_step_and_no_scheduler_method_is_patched():
         build_tiny_das_pipeline,
     )
 
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     pipe.set_progress_bar_config(disable=True)
     video = torch.rand(TINY_NUM_FRAMES, TINY_HEIGHT, TINY_WIDTH, 3, generator=torch.Generator().manual_seed(5))
     seen = []

@@ -259,7 +259,7 @@ VCHITECT_CALL = dict(prompt=TINY_TEXT_PROMPT, height=32, width=32, num_frames=4,
 
 @pytest.fixture(scope="module")
 def vchitect():
-    pipe = build_tiny_vchitect_pipeline()
+    pipe = build_tiny_vchitect_pipeline(weights="random")
     pipe.set_progress_bar_config(disable=True)
     yield pipe
     remove_free_init(pipe)
@@ -598,7 +598,7 @@ def test_das_pipeline_samples_every_planned_step_from_its_frames_first_latents()
         build_tiny_das_pipeline,
     )
 
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     pipe.set_progress_bar_config(disable=True)
     starts = []
     pipe.transformer.register_forward_pre_hook(

@@ -98,9 +98,12 @@ def test_the_embedded_loader_runs_the_trained_model_in_a_graph_and_loads_it_once
 
 def test_a_graph_that_swaps_the_tiny_lgvi_i_loader_for_the_lgvi_one_under_the_same_id_gets_the_lgvi_pipeline(comfyui):
     # the LGVI-I graph puts VDPTinyLGVIILoader(seed=0) under the id the LGVI graph gives VDPTinyLGVILoader(seed=0);
-    # this ComfyUI compares only inputs when it decides to reuse a cached output, so the loaders must name their class
+    # this ComfyUI compares only inputs when it decides to reuse a cached output, so the loaders must name their class.
+    # The LGVI loader's random weights are chosen by an input the LGVI-I loader does not have: given to both, the
+    # inputs are equal (the LGVI-I loader takes "random", the only weights it has).
     lgvi_i = api_workflow("lgvi_i_tiny_inpaint_api.json")
     lgvi = api_workflow("lgvi_tiny_inpaint_api.json")
+    lgvi_i["1"]["inputs"]["weights"] = lgvi["1"]["inputs"]["weights"]
     assert lgvi_i["1"]["inputs"] == lgvi["1"]["inputs"] and lgvi_i["1"]["class_type"] != lgvi["1"]["class_type"]
     for graph in (lgvi_i, lgvi):
         history = comfyui.client.run(graph, timeout_s=300)

@@ -19,8 +19,8 @@ from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import build_tiny_vc
 
 @pytest.fixture(scope="module")
 def pipes():
-    built = {"vchitect": build_tiny_vchitect_pipeline(), "das": build_tiny_das_pipeline(),
-             "lgvi": build_tiny_inpaint_pipeline(), "repvideo": build_tiny_cogvideox_repvideo_pipeline()}
+    built = {"vchitect": build_tiny_vchitect_pipeline(weights="random"), "das": build_tiny_das_pipeline(weights="random"),
+             "lgvi": build_tiny_inpaint_pipeline(weights="random"), "repvideo": build_tiny_cogvideox_repvideo_pipeline()}
     for pipe in built.values():
         pipe.set_progress_bar_config(disable=True)
     return built

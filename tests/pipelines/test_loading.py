@@ -41,7 +41,7 @@ DENOISER = {"vchitect": "transformer", "das": "transformer", "repvideo": "transf
 
 @pytest.fixture(scope="module", params=NAMES)
 def tiny(request):
-    return request.param, BUILDERS[request.param]()
+    return request.param, BUILDERS[request.param](weights="random")
 
 
 def _modules(pipe):
@@ -100,7 +100,7 @@ def test_keywords_the_pack_does_not_use_are_passed_to_diffusers(tiny, tmp_path):
 def test_an_unknown_keyword_is_named_by_diffusers_not_refused_by_the_pack(tmp_path):
     import logging
 
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     pipe.save_pretrained(tmp_path)
     records = []
     handler = logging.Handler()
@@ -143,14 +143,14 @@ def test_a_released_index_is_read_with_the_pipelines_own_classes():
 
 
 def test_an_optional_component_left_out_stays_out_after_save_and_load(tmp_path):
-    pipe = build_tiny_inpaint_pipeline()
+    pipe = build_tiny_inpaint_pipeline(weights="random")
     pipe.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "model_index.json").read_text())["instruction_encoder"] == [None, None]
     assert InpaintByInstructionPipeline.from_pretrained(tmp_path).instruction_encoder is None
 
 
 def test_vchitect_encode_prompt_takes_diffusers_names_and_its_output_replaces_the_prompt():
-    pipe = build_tiny_vchitect_pipeline()
+    pipe = build_tiny_vchitect_pipeline(weights="random")
     arguments = dict(height=32, width=32, num_frames=2, num_inference_steps=2, guidance_scale=6.0,
                      output_type="latent")
     embeds, negative, pooled, negative_pooled = pipe.encode_prompt(
@@ -170,7 +170,7 @@ def _lgvi_run(pipe, **extra):
 
 
 def test_the_inpainting_pipeline_exposes_its_guidance_and_step_count():
-    pipe = build_tiny_inpaint_pipeline()
+    pipe = build_tiny_inpaint_pipeline(weights="random")
     _lgvi_run(pipe, image_guidance_scale=1.5)
     assert (pipe.guidance_scale, pipe.image_guidance_scale, pipe.num_timesteps, pipe.interrupt) == (2.0, 1.5, 3, False)
 
@@ -204,7 +204,7 @@ def _das_arguments():
 def test_a_callback_that_changes_the_guidance_scale_changes_the_steps_after_it(name, use_dynamic_cfg):
     # diffusers' test_callback_cfg, and its CFG-cutoff callbacks: `_guidance_scale` is the base scale a callback may
     # change, under the dynamic ramp too; `guidance_scale` reads the scale applied at the current step in the loop
-    pipe = BUILDERS[name]()
+    pipe = BUILDERS[name](weights="random")
     seen = []
 
     def raise_guidance(p, i, t, tensors):
@@ -224,7 +224,7 @@ def test_a_callback_that_changes_the_guidance_scale_changes_the_steps_after_it(n
 
 def test_das_prompt_embeds_of_another_text_length_are_refused_before_any_model_runs():
     # e.g. encoded by a pipeline without a transformer, at the default 226 tokens: the tiny transformer takes 16
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     embeds = torch.zeros(1, 226, pipe.transformer.config.text_embed_dim)
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda *args: calls.append(1))
@@ -238,7 +238,7 @@ def test_das_prompt_embeds_of_another_text_length_are_refused_before_any_model_r
 
 def test_the_inpainting_pipeline_takes_a_list_of_videos_one_per_prompt():
     # as diffusers' video-to-video pipelines batch `video`
-    pipe = build_tiny_inpaint_pipeline()
+    pipe = build_tiny_inpaint_pipeline(weights="random")
     videos = torch.rand(2, 2, 32, 48, 3, generator=torch.Generator().manual_seed(1))
     arguments = dict(prompt=["remove the cube", "remove the ball"], height=32, width=48, num_inference_steps=2,
                      output_type="latent")
@@ -255,7 +255,7 @@ def test_the_inpainting_pipeline_takes_a_list_of_videos_one_per_prompt():
 def test_the_inpainting_encode_prompt_output_replaces_the_prompt_in_a_pipeline_without_text_encoder():
     # diffusers' test_encode_prompt_works_in_isolation: its names, its output fed to a pipeline built without the
     # text encoder and tokenizer
-    pipe = build_tiny_inpaint_pipeline()
+    pipe = build_tiny_inpaint_pipeline(weights="random")
     embeds, negative = pipe.encode_prompt(prompt="remove the cube", negative_prompt="", do_classifier_free_guidance=True,
                                           num_videos_per_prompt=1)
     without_text = InpaintByInstructionPipeline(**dict(pipe.components, text_encoder=None, tokenizer=None))
@@ -274,7 +274,7 @@ def test_the_inpainting_encode_prompt_output_replaces_the_prompt_in_a_pipeline_w
 
 
 def test_das_encode_prompt_defaults_to_the_transformers_text_length_and_the_official_negative_prompt():
-    pipe = build_tiny_das_pipeline()
+    pipe = build_tiny_das_pipeline(weights="random")
     embeds, negative = pipe.encode_prompt(prompt="a red cube")
     official, _ = pipe.encode_prompt(prompt=OFFICIAL_NEGATIVE_PROMPT, do_classifier_free_guidance=False)
     assert embeds.shape[1] == pipe.transformer.config.max_text_seq_length

@@ -14,7 +14,7 @@ from video_diffusion_pack.diffusers_pipelines.vchitect.tiny import build_tiny_vc
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vchitect") / "tiny"
-    build_tiny_vchitect_pipeline().save_pretrained(folder)
+    build_tiny_vchitect_pipeline(weights="random").save_pretrained(folder)
     return folder
 
 

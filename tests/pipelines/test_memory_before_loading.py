@@ -34,7 +34,7 @@ def _loaded_estimate(name, pipe, frames, height, width):
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_the_folder_estimate_is_the_loaded_pipelines_plus_its_weight_files(name, tmp_path):
-    pipe = BUILDERS[name]()
+    pipe = BUILDERS[name](weights="random")
     pipe.save_pretrained(tmp_path / name)
     frames, height, width = 9, 64, 96
     before = pipeline_utils.folder_memory_estimate(tmp_path / name, torch.float32, 1, frames, height, width)
@@ -51,7 +51,7 @@ def test_a_folder_without_a_denoiser_config_has_no_estimate(tmp_path):
 
 
 def test_vdp_generate_refuses_a_run_that_cannot_fit_before_loading_the_model_folder(tmp_path):
-    build_tiny_vchitect_pipeline().save_pretrained(tmp_path / "model")
+    build_tiny_vchitect_pipeline(weights="random").save_pretrained(tmp_path / "model")
     result = run_vdp("generate", "p", "--model", tmp_path / "model", "-o", tmp_path / "x.mp4", "--height", "64",
                      "--width", "64", "--frames", "1000000", "--steps", "1")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

@@ -63,7 +63,7 @@ def denoiser(pipe):
 
 
 def build(name, dtype=None):
-    pipe = BUILDERS[name](seed=0)
+    pipe = BUILDERS[name](seed=0, weights="random")
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(dtype) if dtype is not None else pipe
 

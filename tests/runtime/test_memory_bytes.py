@@ -10,7 +10,7 @@ from video_diffusion_pack.diffusers_pipelines.memory import MemoryConfig, weight
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return build_tiny_vchitect_pipeline(seed=0)
+    return build_tiny_vchitect_pipeline(seed=0, weights="random")
 
 
 def module_bytes(module):

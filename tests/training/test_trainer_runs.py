@@ -264,7 +264,7 @@ def test_ema_exports_the_moving_average_of_the_weights_and_resumes_it(data, tmp_
 
     # the run starts from the tiny random-weight model (no --pretrained)
     initial = {name: value.float() for name, value in
-               build_tiny_vchitect_pipeline().transformer.state_dict().items() if name in live[0]}
+               build_tiny_vchitect_pipeline(weights="random").transformer.state_dict().items() if name in live[0]}
     expected = _ema_expected(initial, live, 0.5)
     exported = load_file(str(tmp_path / "whole" / "transformer" / "diffusion_pytorch_model.safetensors"))
     moved = [name for name in expected if not torch.equal(live[-1][name], initial[name])]
