@@ -1,6 +1,6 @@
 """Writes the template thumbnails of example_workflows/: a still of what each graph produces, run in a real ComfyUI.
 
-Each tiny-model graph runs as it is (its API copy in this folder) in the test harness's ComfyUI (CPU); the middle
+Each tiny-model graph (random weights, or the trained shapes-world model) runs as it is (its API copy in this folder) in the test harness's ComfyUI (CPU); the middle
 frame of the video one of its save nodes writes becomes ``example_workflows/<name>.jpg`` (256 px on the long side,
 nearest-neighbour, since the tiny videos are a few dozen pixels). A graph on the released weights cannot run
 without them, so its thumbnail is the still of its tiny-model counterpart, the same graph on the embedded model.
@@ -25,6 +25,7 @@ from helpers.comfyui_harness import ComfyUIServer, install_pack, prepare_comfyui
 # template -> (API copy that runs, the save node whose video gives the still)
 SOURCES = {
     "vchitect_tiny_t2v": ("vchitect_tiny_t2v_api.json", "3"),
+    "vchitect_shapes_t2v": ("vchitect_shapes_t2v_api.json", "3"),
     "vchitect_tiny_freeinit_t2v": ("vchitect_tiny_freeinit_t2v_api.json", "3"),
     "vchitect_tiny_fastercache_t2v": ("vchitect_tiny_fastercache_t2v_api.json", "3"),
     "vchitect_t2v": ("vchitect_tiny_t2v_api.json", "3"),
