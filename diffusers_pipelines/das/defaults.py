@@ -37,11 +37,12 @@ OFFICIAL = DaSSettings(
     height=480, width=720, num_frames=49, num_inference_steps=50, guidance_scale=6.0, use_dynamic_cfg=True,
     negative_prompt=OFFICIAL_NEGATIVE_PROMPT, fps=8.0, seed=42,
 )
-# the embedded smoke-test model's geometry (`build_tiny_das_pipeline`: 32x32, 9 frames) and few steps: it runs in
-# seconds on a CPU
+# the random-weight smoke-test model's geometry (`build_tiny_das_pipeline(weights="random")`: 32x32, 9 frames) and few
+# steps: it runs in seconds on a CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=32, width=32, num_frames=9, num_inference_steps=4)
 # the embedded model (`embedded_models/das`, trained on the shapes world at 32x32, 5 frames): the default of `vdp das`
-# without --model, of `load_embedded_das_pipeline` and of the embedded ComfyUI loader; it was trained without text
+# without --model, of `load_embedded_das_pipeline` / `build_tiny_das_pipeline()` and of the Embedded and Tiny ComfyUI
+# loaders; it was trained without text
 # dropout, so it samples without classifier-free guidance
 EMBEDDED = dataclasses.replace(OFFICIAL, height=32, width=32, num_frames=5, num_inference_steps=20, guidance_scale=1.0,
                                use_dynamic_cfg=False)

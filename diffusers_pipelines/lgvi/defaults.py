@@ -32,10 +32,12 @@ OFFICIAL = LGVISettings(
     height=320, width=512, num_inference_steps=50, guidance_scale=3.0, image_guidance_scale=1.5, seed=0,
     max_frames=24, max_new_tokens=1024, fps=8.0,
 )
-# the embedded smoke-test model at a small size and few steps: it runs in seconds on a CPU
+# the random-weight smoke-test model (`build_tiny_inpaint_pipeline(weights="random")`) at a small size and few steps:
+# it runs in seconds on a CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=32, width=48, num_inference_steps=3, max_new_tokens=8)
 # the embedded model (`embedded_models/lgvi`, trained on the shapes world's removal pairs at 32x32, 8 frames): the
-# default of `vdp inpaint` without --model and of the embedded ComfyUI loader
+# default of `vdp inpaint` without --model, of `build_tiny_inpaint_pipeline()` and of the Embedded and Tiny ComfyUI
+# loaders
 # (guidance off: on the bed's removal set it scores higher than the official scales, in a third of the time)
 EMBEDDED = dataclasses.replace(OFFICIAL, height=32, width=32, num_inference_steps=20, guidance_scale=1.0,
                                image_guidance_scale=1.0, max_frames=8, max_new_tokens=8)

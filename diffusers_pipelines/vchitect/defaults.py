@@ -30,11 +30,11 @@ OFFICIAL = VchitectSettings(
     height=432, width=768, num_frames=40, num_inference_steps=100, guidance_scale=7.5, use_dynamic_cfg=False, fps=8.0,
     seed=0,
 )
-# the embedded smoke-test model (`build_tiny_vchitect_pipeline`): small enough to finish in well under a minute on a
-# 2-core CPU
+# the random-weight smoke-test model (`build_tiny_vchitect_pipeline(weights="random")`): small enough to finish in
+# well under a minute on a 2-core CPU
 SMOKE_TEST = dataclasses.replace(OFFICIAL, height=64, width=64, num_frames=8, num_inference_steps=8)
 # the embedded model (`embedded_models/vchitect`, trained on the shapes world at 48x48, 8 frames): the default of
-# `vdp generate` without --model and of the embedded ComfyUI loader
+# `vdp generate` without --model, of `build_tiny_vchitect_pipeline()` and of the Embedded and Tiny ComfyUI loaders
 EMBEDDED = dataclasses.replace(OFFICIAL, height=48, width=48, num_frames=8, num_inference_steps=20, guidance_scale=5.0)
 EMBEDDED_DESCRIPTION = (
     "a small Vchitect-2.0 (48x48, 8 frames) trained for about two hours on a CPU on the pack's shapes world (one "
