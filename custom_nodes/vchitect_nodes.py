@@ -58,7 +58,8 @@ class VDPEmbeddedVchitectLoader(_comfy.EmbeddedPipelineLoader):
     DESCRIPTION = ("The pack's built-in Vchitect-2.0, trained on a CPU on its shapes world (no download); prompts like "
                    "'a red circle moving left on a blue background', sampled at 48x48, 8 frames, 20 steps, cfg 5. "
                    "It draws one object in the prompt's colour on the prompt's background and moves it the prompt's "
-                   "way; its outline is a rough blob, not yet the named shape.")
+                   "way, or two placed as the prompt says ('a red circle moving left above a yellow square moving "
+                   "left on a green background'); its outlines are rough blobs, not yet the named shapes.")
 
 
 class VDPVchitectSampler:

@@ -37,9 +37,11 @@ SMOKE_TEST = dataclasses.replace(OFFICIAL, height=64, width=64, num_frames=8, nu
 # `vdp generate` without --model, of `build_tiny_vchitect_pipeline()` and of the Embedded and Tiny ComfyUI loaders
 EMBEDDED = dataclasses.replace(OFFICIAL, height=48, width=48, num_frames=8, num_inference_steps=20, guidance_scale=5.0)
 EMBEDDED_DESCRIPTION = (
-    "a small Vchitect-2.0 (48x48, 8 frames) trained for about two hours on a CPU on the pack's shapes world (one "
-    "flat circle, square, triangle or star in red, yellow, green, blue, white or black moving left, right, up or down "
-    "on a plain background). It draws one object in the prompt's colour on the prompt's background and moves it the "
-    "prompt's way (colour 1.0, direction 1.0, background 1.0 on the quality bed's 24 prompts), but its outline is a "
-    "rough blob (shape 0.13); scores in embedded_models/vchitect/MODEL_CARD.md."
+    "a small Vchitect-2.0 (48x48, 8 frames) trained for about three and a half hours on a CPU on the pack's shapes "
+    "world (flat circles, squares, triangles and stars in red, yellow, green, blue, white or black moving left, right, "
+    "up or down on a plain background). It draws one object in the prompt's colour on the prompt's background and "
+    "moves it the prompt's way (colour 1.0, direction 1.0, background 1.0 on the quality bed's 24 prompts), or two "
+    "objects placed as the prompt says ('a red circle moving left above a yellow square moving left on a green "
+    "background': relation right in 0.67 of 48), but its outlines are rough blobs (shape 0.17); scores in "
+    "embedded_models/vchitect/MODEL_CARD.md."
 )
