@@ -515,21 +515,34 @@ def _encode_mp4(path: Path, video: np.ndarray, fps: float, quality: Optional[int
 
 
 def _yuv420p_frame(rgb: np.ndarray):
-    """The yuv420p frame libx264 encodes, every byte of it set: each plane's row padding (its line size is rounded
-    up past the width, e.g. 48 -> 64 bytes) repeats the row's last pixel.
+    """The yuv420p frame libx264 encodes, every byte it is made from set: each plane's row padding (its line size is
+    rounded up past the width, e.g. 48 -> 64 bytes) repeats the row's last pixel, in the RGB frame the conversion
+    reads as in the YUV planes libx264 reads.
 
-    The conversion leaves that padding uninitialised and libx264 reads it, so the same frames encoded to different
-    files whenever a width was not a multiple of 64 (48x48: 9 distinct files in 30 encodings in one process).
+    Frames leave that padding uninitialised and both readers use it, so the same frames encoded to different files
+    whenever a width was not a multiple of 64 (48x48: 9 distinct files in 30 encodings in one process).
     """
     import av
 
-    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    source = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    _fill_row_padding(source.planes[0], 3)
+    frame = source.reformat(format="yuv420p")
     for plane in frame.planes:
-        if plane.line_size > plane.width:
-            rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size).copy()
-            rows[:, plane.width:] = rows[:, plane.width - 1:plane.width]
-            plane.update(rows)
+        _fill_row_padding(plane, 1)
     return frame
+
+
+def _fill_row_padding(plane, bytes_per_pixel: int) -> None:
+    """Sets the bytes of each row of ``plane`` past its pixels to the row's last pixel, repeated."""
+    used = plane.width * bytes_per_pixel
+    if plane.line_size <= used:
+        return
+    rows = np.frombuffer(memoryview(plane), dtype=np.uint8)[:plane.height * plane.line_size]
+    rows = rows.reshape(plane.height, plane.line_size).copy()
+    padding = plane.line_size - used
+    last = rows[:, used - bytes_per_pixel:used]
+    rows[:, used:] = np.tile(last, (1, -(-padding // bytes_per_pixel)))[:, :padding]
+    plane.update(rows)
 
 
 def _encode_with_pillow(path: Path, video: np.ndarray, fps: float, quality: Optional[int], extension: str,
