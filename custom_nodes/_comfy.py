@@ -284,8 +284,6 @@ class TinyPipelineLoader:
 
     def load(self, seed, memory="none", weights=None):
         weights = ("trained" if self.TRAINED else "random") if weights is None else weights
-        if weights not in TINY_WEIGHTS:
-            raise ValueError(f"weights={weights!r} is not one of {TINY_WEIGHTS}")
         _memory.check_memory(memory, torch_device())
         inputs = dict(memory=memory, weights=weights) if weights == "trained" else dict(seed=seed, memory=memory)
         return (managed_pipeline(type(self), inputs, lambda: self.build(seed, "cpu", weights), memory),)

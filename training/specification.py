@@ -86,22 +86,25 @@ class ModelSpecification(abc.ABC):
     # -- loading ---------------------------------------------------------------------------------
     def _load_pipeline(self, pipeline_class, build_tiny, pretrained: Optional[str], dtype: torch.dtype,
                        skipped: Sequence[str] = ()):
-        """The pipeline of the folder `pretrained` (None: `build_tiny()`'s tiny random-weight model) in `dtype`, without the
-        components in `skipped`; `pretrained` is kept for `save` (which takes what was skipped from it)."""
+        """The pipeline of the folder `pretrained` (None: `build_tiny(weights="random")`, the tiny random-weight
+        model) in `dtype`, without the components in `skipped`; `pretrained` is kept for `save` (which takes what
+        was skipped from it)."""
         self._pretrained = pretrained
         if pretrained is None:
-            pipeline = build_tiny()
+            pipeline = build_tiny(weights="random")
             return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
         return pipeline_class.from_pretrained(pretrained, torch_dtype=dtype, **{name: None for name in skipped})
 
     def _with_loaded_parts(self, components: Mapping[str, Any], names: Sequence[str], pipeline_class, build_tiny,
                            ) -> Dict[str, Any]:
         """`components` with the parts in `names` that were not loaded (training from precomputed latents) taken
-        from the folder the run started from, with the trained denoiser passed in (or from `build_tiny()`)."""
+        from the folder the run started from, with the trained denoiser passed in (or from
+        `build_tiny(weights="random")`)."""
         parts = {name: components.get(name) for name in names}
         if any(value is None for value in parts.values()):
             denoiser = {self.denoiser_key: components[self.denoiser_key]}
-            source = pipeline_class.from_pretrained(self._pretrained, **denoiser) if self._pretrained else build_tiny()
+            source = (pipeline_class.from_pretrained(self._pretrained, **denoiser) if self._pretrained
+                      else build_tiny(weights="random"))
             parts = {name: value if value is not None else getattr(source, name) for name, value in parts.items()}
         return {**components, **parts}
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -89,9 +88,8 @@ class DaSSpecification(ModelSpecification):
                         load_encoders: bool = True) -> Dict[str, Any]:
         from ...diffusers_pipelines.das import DaSPipeline
         from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
-        random_tiny = partial(build_tiny_das_pipeline, weights="random")  # without --pretrained
 
-        pipeline = self._load_pipeline(DaSPipeline, random_tiny, pretrained, dtype,
+        pipeline = self._load_pipeline(DaSPipeline, build_tiny_das_pipeline, pretrained, dtype,
                                        () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # v-prediction as DaS trains it, on the scheduler config of the folder (DDIM's add_noise / get_velocity)
@@ -263,10 +261,9 @@ class DaSSpecification(ModelSpecification):
                 folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata))
             return
         from ...diffusers_pipelines.das.tiny import build_tiny_das_pipeline
-        random_tiny = partial(build_tiny_das_pipeline, weights="random")  # without --pretrained
 
         names = ("tokenizer", "text_encoder", "vae")
-        parts = self._with_loaded_parts(components, names, DaSPipeline, random_tiny)
+        parts = self._with_loaded_parts(components, names, DaSPipeline, build_tiny_das_pipeline)
         pipeline = DaSPipeline(transformer=components["transformer"], scheduler=components["scheduler"],
                                **{name: parts[name] for name in names})
         write_folder(output_dir, pipeline.save_pretrained)

@@ -19,7 +19,6 @@ Data columns: ``input_video`` and ``video`` (the target), [B, F, 3, H, W] in [-1
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -72,9 +71,8 @@ class LGVISpecification(ModelSpecification):
 
         from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
         from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
-        random_tiny = partial(build_tiny_inpaint_pipeline, weights="random")  # without --pretrained
 
-        pipeline = self._load_pipeline(InpaintByInstructionPipeline, random_tiny, pretrained, dtype,
+        pipeline = self._load_pipeline(InpaintByInstructionPipeline, build_tiny_inpaint_pipeline, pretrained, dtype,
                                        () if load_encoders else ("vae", "text_encoder", "tokenizer"))
         components = dict(pipeline.components)
         # the inference scheduler is kept for the export; training noises with DDPM on the same schedule
@@ -202,8 +200,7 @@ class LGVISpecification(ModelSpecification):
             return
         from ...diffusers_pipelines.lgvi import InpaintByInstructionPipeline
         from ...diffusers_pipelines.lgvi.tiny import build_tiny_inpaint_pipeline
-        random_tiny = partial(build_tiny_inpaint_pipeline, weights="random")  # without --pretrained
 
         pipeline = self._pipeline(self._with_loaded_parts(components, ("vae", "text_encoder", "tokenizer"),
-                                                          InpaintByInstructionPipeline, random_tiny))
+                                                          InpaintByInstructionPipeline, build_tiny_inpaint_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)

@@ -22,7 +22,6 @@ or diffusers' ``pytorch_lora_weights.safetensors`` (``transformer.``-prefixed ke
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -92,9 +91,8 @@ class VchitectSpecification(ModelSpecification, LocalLearningSpecification):
                         load_encoders: bool = True) -> Dict[str, Any]:
         from ...diffusers_pipelines.vchitect import VchitectRepVideoPipeline
         from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
-        random_tiny = partial(build_tiny_vchitect_pipeline, weights="random")  # without --pretrained
 
-        pipeline = self._load_pipeline(VchitectRepVideoPipeline, random_tiny, pretrained, dtype,
+        pipeline = self._load_pipeline(VchitectRepVideoPipeline, build_tiny_vchitect_pipeline, pretrained, dtype,
                                        () if load_encoders else _TEXT_PARTS)
         return dict(pipeline.components)
 
@@ -232,8 +230,7 @@ class VchitectSpecification(ModelSpecification, LocalLearningSpecification):
             write_transformer_lora(VchitectRepVideoPipeline, components["transformer"], output_dir)
             return
         from ...diffusers_pipelines.vchitect.tiny import build_tiny_vchitect_pipeline
-        random_tiny = partial(build_tiny_vchitect_pipeline, weights="random")  # without --pretrained
 
         pipeline = self._pipeline(self._with_loaded_parts(components, _TEXT_PARTS, VchitectRepVideoPipeline,
-                                                          random_tiny))
+                                                          build_tiny_vchitect_pipeline))
         write_folder(output_dir, pipeline.save_pretrained)
