@@ -5,6 +5,8 @@ the package (``embedded_models/vchitect``), the default of ``vdp generate`` and 
 (random, frozen; the T5 vocabulary holds the shapes grammar's words as whole pieces), a 4x-downsampling
 ``AutoencoderKL`` (trained first as an autoencoder on the world's frames, then frozen) and a freshly initialised
 transformer with RepVideo's aggregation on. ``load_embedded_vchitect_pipeline`` loads the trained folder.
+``patch_one_start`` copies a folder with its transformer converted to one token a latent pixel (a start for
+training at patch 1; see the model card's "What was tried").
 """
 
 import pathlib
@@ -13,7 +15,7 @@ from typing import Union
 import torch
 
 __all__ = ["EMBEDDED_TRANSFORMER_CONFIG", "EMBEDDED_VAE_CONFIG", "EMBEDDED_WORDS", "embedded_folder", "export_embedded",
-           "load_embedded_vchitect_pipeline", "save_embedded_start"]
+           "load_embedded_vchitect_pipeline", "patch_one_start", "save_embedded_start"]
 
 # every word of the shapes grammar, as whole T5 pieces (the rest of the vocabulary is single characters)
 EMBEDDED_WORDS = (
@@ -141,3 +143,54 @@ def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str
     from .pipeline import VchitectRepVideoPipeline
 
     return save_embedded(VchitectRepVideoPipeline.from_pretrained(str(run_folder)), destination, dtype)
+
+
+def patch_one_start(source: Union[str, pathlib.Path], destination: Union[str, pathlib.Path]) -> pathlib.Path:
+    """Writes a copy of the pipeline folder ``source`` whose transformer reads each latent pixel as a token
+    (``patch_size: 1``), started from ``source``'s transformer of a larger patch: the start of the embedded model's
+    last stage (its model card), where a shape's outline is drawn inside a token instead of across a few.
+
+    Every weight is kept but three, chosen so that a video whose latent is constant within each old patch embeds
+    and reads out as before:
+
+    - the patch embedding's kernel summed over its positions (a token of one pixel embeds as a token of ``p x p``
+      equal pixels did);
+    - the output projection averaged over the ``p x p`` positions it wrote;
+    - the positional table: the sine-cosine table of the larger patch taken at each latent pixel's centre, in the
+      old token units (the table travels in the weights, as in SD3, so the copy keeps it).
+
+    Attention then sees ``p x p`` times as many video tokens beside the same text tokens, so the copy is a start to
+    train from, not an equal model.
+    """
+    import shutil
+
+    from diffusers.models.embeddings import get_2d_sincos_pos_embed_from_grid
+
+    from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+
+    source, destination = pathlib.Path(source), pathlib.Path(destination)
+    old = VchitectXLTransformer3DModel.from_pretrained(source / "transformer", dtype=torch.float32)
+    patch, size, table = old.config.patch_size, old.config.sample_size, old.config.pos_embed_max_size
+    if patch == 1:
+        raise ValueError(f"{source}: its transformer already has patch_size=1")
+    if table is None or table < size:
+        raise ValueError(f"{source}: pos_embed_max_size={table} must be at least sample_size={size} (one table row "
+                         "a latent pixel)")
+    state = old.state_dict()
+    channels = old.config.out_channels
+    state["pos_embed.proj.weight"] = state["pos_embed.proj.weight"].sum(dim=(2, 3), keepdim=True)
+    state["proj_out.weight"] = state["proj_out.weight"].reshape(patch * patch, channels, -1).mean(dim=0)
+    state["proj_out.bias"] = state["proj_out.bias"].reshape(patch * patch, channels).mean(dim=0)
+    # the old table: token j at row top + j, position (top + j) * spacing; pixel y lies at token (y + 0.5) / p - 0.5
+    tokens = size // patch
+    spacing, old_top, new_top = tokens / table, (table - tokens) // 2, (table - size) // 2
+    rows = torch.arange(table, dtype=torch.float32) - new_top
+    positions = (old_top + (rows + 0.5) / patch - 0.5) * spacing
+    grid = torch.stack(torch.meshgrid(positions, positions, indexing="xy")).reshape(2, 1, table, table)
+    state["pos_embed.pos_embed"] = get_2d_sincos_pos_embed_from_grid(old.inner_dim, grid)[None].float()
+    new = VchitectXLTransformer3DModel.from_config({**old.config, "patch_size": 1})
+    new.load_state_dict(state, strict=True)
+    shutil.copytree(source, destination)
+    shutil.rmtree(destination / "transformer")
+    new.save_pretrained(destination / "transformer", safe_serialization=True)
+    return destination
