@@ -433,7 +433,7 @@ def _das(args, parser) -> int:
 def _load_das(folder: str, dtype):
     from ..diffusers_pipelines.das import DaSPipeline
 
-    return DaSPipeline.from_pretrained(folder, torch_dtype=dtype)
+    return DaSPipeline.from_pretrained(folder, dtype=dtype)
 
 
 def _build_das():

@@ -309,7 +309,7 @@ def _pipeline_folder(model: str, pipeline: _Pipeline, parser) -> Path:
 def _load_vchitect(folder: str, dtype):
     from ..diffusers_pipelines.vchitect import VchitectRepVideoPipeline
 
-    return VchitectRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
+    return VchitectRepVideoPipeline.from_pretrained(folder, dtype=dtype)
 
 
 def _build_vchitect():
@@ -321,7 +321,7 @@ def _build_vchitect():
 def _load_repvideo(folder: str, dtype):
     from ..diffusers_pipelines.repvideo import CogVideoXRepVideoPipeline
 
-    return CogVideoXRepVideoPipeline.from_pretrained(folder, torch_dtype=dtype)
+    return CogVideoXRepVideoPipeline.from_pretrained(folder, dtype=dtype)
 
 
 def _build_repvideo():

@@ -202,7 +202,7 @@ def _inpaint(args, parser) -> int:
 def _load_lgvi(folder: str, dtype):
     from ..diffusers_pipelines.lgvi import InpaintByInstructionPipeline
 
-    return InpaintByInstructionPipeline.from_pretrained(folder, torch_dtype=dtype)
+    return InpaintByInstructionPipeline.from_pretrained(folder, dtype=dtype)
 
 
 def _build_lgvi():

@@ -216,7 +216,7 @@ class PipelineFolderLoader:
         _memory.check_memory(memory, torch_device())
         pipeline_class = self.pipeline_class()
         return (managed_pipeline(type(self), dict(model=model, dtype=dtype, memory=memory),
-                                 lambda: pipeline_class.from_pretrained(directory, torch_dtype=DTYPES[dtype]), memory),)
+                                 lambda: pipeline_class.from_pretrained(directory, dtype=DTYPES[dtype]), memory),)
 
 
 class EmbeddedPipelineLoader:

@@ -22,6 +22,7 @@ import pickle
 import tempfile
 from typing import Dict, Iterator, List, Tuple
 
+import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import logging
 
@@ -109,6 +110,15 @@ def _loadable_view(pipeline_class, path: str, index: dict) -> Iterator[str]:
         yield view
 
 
+def _component_dtype(kwargs: dict, name: str):
+    """The dtype diffusers gives component ``name``: ``dtype`` (or the older ``torch_dtype``), one dtype or a dict
+    per component with a "default" (float32 for a component the dict leaves out); None when neither is given."""
+    dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+    if isinstance(dtype, dict):
+        return dtype.get(name, dtype.get("default", torch.float32))
+    return dtype
+
+
 def _checked_transformers_components(path: str, index: dict, kwargs: dict) -> dict:
     """The transformers models of the folder (text encoders), loaded with their loading report: missing, unexpected or
     mismatched keys are an error naming the component's folder (transformers itself only logs them and initialises
@@ -125,7 +135,10 @@ def _checked_transformers_components(path: str, index: dict, kwargs: dict) -> di
         model_class = getattr(transformers, class_name, None) if library == "transformers" else None
         if model_class is None or not issubclass(model_class, transformers.PreTrainedModel):
             continue
-        options = {key: kwargs[key] for key in ("torch_dtype", "variant", "use_safetensors") if key in kwargs}
+        options = {key: kwargs[key] for key in ("variant", "use_safetensors") if key in kwargs}
+        dtype = _component_dtype(kwargs, name)
+        if dtype is not None:
+            options["torch_dtype"] = dtype
         folder = os.path.join(path, name)
         try:
             model, info = model_class.from_pretrained(folder, output_loading_info=True, **options)

@@ -101,7 +101,7 @@ def load_embedded(pipeline_class, folder: pathlib.Path, title: str, device, dtyp
     """The embedded model shipped in `folder` (fp16 files, loaded in `dtype` on `device`); a missing folder is named."""
     if not (folder / "model_index.json").is_file():
         raise FileNotFoundError(f"the embedded {title} model is missing from the package ({folder}); reinstall the pack")
-    return pipeline_class.from_pretrained(str(folder), torch_dtype=dtype).to(device)
+    return pipeline_class.from_pretrained(str(folder), dtype=dtype).to(device)
 
 
 #: the weights a ``build_tiny_*`` builder can build: "trained" for the families with a shipped embedded model

@@ -93,7 +93,7 @@ class ModelSpecification(abc.ABC):
         if pretrained is None:
             pipeline = build_tiny(weights="random")
             return pipeline if dtype == torch.float32 else pipeline.to(dtype=dtype)
-        return pipeline_class.from_pretrained(pretrained, torch_dtype=dtype, **{name: None for name in skipped})
+        return pipeline_class.from_pretrained(pretrained, dtype=dtype, **{name: None for name in skipped})
 
     def _with_loaded_parts(self, components: Mapping[str, Any], names: Sequence[str], pipeline_class, build_tiny,
                            ) -> Dict[str, Any]:

@@ -49,7 +49,7 @@ def load_lgvi_i_pipeline(lgvi_i_dir: Union[str, os.PathLike], llava_dir: Union[s
         str(llava_dir), str(clip_dir), overlay, torch_dtype=torch_dtype or torch.float32, max_new_tokens=max_new_tokens
     )
     pipeline = InpaintByInstructionPipeline.from_pretrained(
-        str(lgvi_i_dir), instruction_encoder=encoder, **({"torch_dtype": torch_dtype} if torch_dtype else {})
+        str(lgvi_i_dir), instruction_encoder=encoder, **({"dtype": torch_dtype} if torch_dtype else {})
     )
     unet_width = pipeline.unet.config.cross_attention_dim
     if unet_width != encoder.config.cross_attention_dim:

@@ -72,14 +72,24 @@ def test_a_folder_of_bin_weights_loads(tiny, tmp_path):
     _assert_same_weights(loaded, pipe)
 
 
-def test_a_dtype_dict_gives_each_component_its_dtype(tiny, tmp_path):
+@pytest.mark.parametrize("keyword", ["dtype", "torch_dtype"])  # diffusers' keyword and its older spelling
+def test_a_dtype_dict_gives_each_component_its_dtype(tiny, tmp_path, keyword):
     name, pipe = tiny
     pipe.save_pretrained(tmp_path)
     denoiser = DENOISER[name]
-    loaded = CLASSES[name].from_pretrained(tmp_path, torch_dtype={denoiser: torch.bfloat16, "default": torch.float32})
+    loaded = CLASSES[name].from_pretrained(tmp_path, **{keyword: {denoiser: torch.bfloat16, "default": torch.float32}})
     dtypes = {component: module.dtype for component, module in _modules(loaded).items()}
     assert dtypes.pop(denoiser) == torch.bfloat16
     assert set(dtypes.values()) == {torch.float32}
+
+
+@pytest.mark.parametrize("keyword", ["dtype", "torch_dtype"])
+def test_one_dtype_reaches_every_component_text_encoders_included(tiny, tmp_path, keyword):
+    name, pipe = tiny
+    pipe.save_pretrained(tmp_path)  # float32 files
+    loaded = CLASSES[name].from_pretrained(tmp_path, **{keyword: torch.bfloat16})
+    assert {component: module.dtype for component, module in _modules(loaded).items()} == {
+        component: torch.bfloat16 for component in _modules(loaded)}
 
 
 def test_a_component_passed_in_is_used_as_is(tiny, tmp_path):
@@ -286,3 +296,16 @@ def test_repvideo_runs_at_the_transformers_text_length_by_default():
     frames = pipe(prompt="a red cube", height=32, width=32, num_frames=9, num_inference_steps=1,
                   generator=torch.Generator().manual_seed(0), output_type="latent").frames
     assert frames.shape[0] == 1
+
+
+def test_the_pack_loads_its_models_with_diffusers_current_dtype_keyword():
+    # diffusers >= 0.41 takes `dtype` and warns that `torch_dtype` will be removed; `vdp generate` printed that warning
+    import warnings
+
+    from video_diffusion_pack.diffusers_pipelines.vchitect.embedded import load_embedded_vchitect_pipeline
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe = load_embedded_vchitect_pipeline(dtype=torch.float32)
+    assert not [str(w.message) for w in caught if "torch_dtype" in str(w.message)]
+    assert {module.dtype for module in _modules(pipe).values()} == {torch.float32}  # fp16 files, loaded in float32
