@@ -12,7 +12,7 @@ import time
 
 import pytest
 from helpers import FIXTURES
-from helpers.vdp import vdp_executable
+from helpers.vdp import ctrl_c_as_in_a_terminal, vdp_executable
 
 # long enough that the signal lands while the tiny model samples
 LONG_RUN = ["--frames", "3", "--height", "32", "--width", "48", "--steps", "999"]  # the step limit of every pack scheduler
@@ -20,7 +20,8 @@ LONG_RUN = ["--frames", "3", "--height", "32", "--width", "48", "--steps", "999"
 
 def _start(arguments, cwd):
     return subprocess.Popen([vdp_executable(), *map(str, arguments)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
 
 
 def _wait_for_line(process, text: str, timeout: float = 120) -> list:

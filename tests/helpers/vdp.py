@@ -1,6 +1,7 @@
 """Runs the installed `vdp` console script, as a user does."""
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,13 @@ import pytest
 
 # small enough for a few seconds of sampling on a CPU
 TINY_SETTINGS = ["--frames", "3", "--height", "32", "--width", "48", "--steps", "2"]
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a command a test stops with SIGINT: SIGINT's default action, as a terminal's Ctrl-C finds
+    it. A test run started in the background by a non-interactive shell ignores SIGINT, and a child inherits that,
+    so Python would install no KeyboardInterrupt handler and the command would run on to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def vdp_executable() -> str:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.upscalers import save_state_dict, tiny_compact_state_dict, tiny_esrgan_state_dict
-from helpers.vdp import TINY_SETTINGS, run_vdp, vdp_executable
+from helpers.vdp import TINY_SETTINGS, ctrl_c_as_in_a_terminal, run_vdp, vdp_executable
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -167,7 +167,8 @@ def test_upscale_stopped_by_ctrl_c_while_upscaling_exits_with_one_line_and_write
     output.mkdir()
     process = subprocess.Popen([vdp_executable(), "upscale", str(files / "long.webp"), "-o", str(output / "big.webp"),
                                 "--model", str(files / "x4.pth"), "--tile", "16", "--overlap", "4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=ctrl_c_as_in_a_terminal)
     lines, deadline = [], time.monotonic() + 120
     while time.monotonic() < deadline and not any("upscaling" in line for line in lines):
         lines.append(process.stderr.readline())
