@@ -194,3 +194,60 @@ def patch_one_start(source: Union[str, pathlib.Path], destination: Union[str, pa
     shutil.rmtree(destination / "transformer")
     new.save_pretrained(destination / "transformer", safe_serialization=True)
     return destination
+
+
+def widen_start(source: Union[str, pathlib.Path], destination: Union[str, pathlib.Path], seed: int = 0,
+                split_noise: float = 0.2) -> pathlib.Path:
+    """Writes a copy of the pipeline folder ``source`` whose transformer has twice the heads (twice the width, the
+    same head size), computing exactly what ``source``'s transformer computes (net2net widening).
+
+    Every activation of the model width (the residual streams, each head, each chunk of an AdaLN modulation, the
+    feed-forward hidden layer) is held twice, ``[x, x]``: a layer norm over ``[x, x]`` is ``[LN(x), LN(x)]``, each
+    attention head is repeated and the output rows of every layer are repeated chunk by chunk. A layer that reads a
+    repeated activation takes half of each old weight from each copy, ``W/2 + N`` and ``W/2 - N``: ``N`` is Gaussian
+    noise of ``split_noise`` times the weight's standard deviation (seeded), which leaves the output unchanged while
+    the copies are equal and lets training tell them apart. A start to train a wider model from, not a new model.
+    """
+    import shutil
+
+    from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+
+    source, destination = pathlib.Path(source), pathlib.Path(destination)
+    old = VchitectXLTransformer3DModel.from_pretrained(source / "transformer", dtype=torch.float32)
+    width = old.inner_dim
+    heads = old.config.num_attention_heads
+    new = VchitectXLTransformer3DModel.from_config(
+        {**old.config, "num_attention_heads": 2 * heads, "caption_projection_dim": 2 * width})
+    generator = torch.Generator().manual_seed(seed)
+
+    def repeat(tensor, dim):
+        # each chunk of ``width`` along ``dim`` held twice in a row: [c1, c1, c2, c2, ...]
+        chunks = tensor.unflatten(dim, (tensor.shape[dim] // width, 1, width))
+        return chunks.repeat_interleave(2, dim=dim + 1).flatten(dim, dim + 2)
+
+    def split(weight):
+        # a layer reading [x, x]: W/2 + N from the first copy of each chunk, W/2 - N from the second
+        noise = torch.randn(weight.shape, generator=generator) * split_noise * weight.std()
+        halves = torch.stack([weight / 2 + noise, weight / 2 - noise], dim=-1)  # [..., in, 2]
+        columns = halves.unflatten(1, (weight.shape[1] // width, width)).transpose(-1, -2)
+        return columns.flatten(1, 3)
+
+    state = {}
+    targets = new.state_dict()
+    for name, tensor in old.state_dict().items():
+        target = targets[name].shape
+        if name in ("pos_embed.pos_embed", "frame_pos_embed"):
+            tensor = repeat(tensor, tensor.ndim - 1)
+        elif tensor.shape != target:
+            if target[0] != tensor.shape[0]:
+                tensor = repeat(tensor, 0)
+            if tensor.ndim == 2 and target[1] != tensor.shape[1]:
+                tensor = split(tensor)
+        if tensor.shape != target:
+            raise RuntimeError(f"{name}: widened to {tuple(tensor.shape)}, the wider model holds {tuple(target)}")
+        state[name] = tensor.contiguous()
+    new.load_state_dict(state, strict=True)
+    shutil.copytree(source, destination)
+    shutil.rmtree(destination / "transformer")
+    new.save_pretrained(destination / "transformer", safe_serialization=True)
+    return destination
