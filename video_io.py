@@ -83,9 +83,9 @@ def write_video(
           and height, so an odd size is padded by one row/column repeating the edge pixels (with a
           warning); the file is then one pixel larger than the input. The frame rate is stored as
           the nearest fraction with a numerator or denominator of at most 1001 (exact for integer
-          and NTSC rates such as 30000/1001). The same frames always give the same file: at widths of an
-          odd number of 16-pixel macroblocks libx264's macroblock-tree rate control is off (``mbtree=0``;
-          about 11% larger files at equal PSNR on a 720x480 test clip).
+          and NTSC rates such as 30000/1001). So that the same frames give the same file, libx264's
+          macroblock-tree rate control is off at widths of an odd number of 16-pixel macroblocks
+          (``mbtree=0``; about 11% larger files at equal PSNR on a 720x480 test clip).
         - ``.webp``: animated lossy WebP (Pillow), loops forever. Frame delays are whole
           milliseconds, so the frame rate is stored as ``1000 / round(1000 / fps)``.
         - ``.gif``: animated GIF (Pillow), 256 colours, loops forever. Frame delays are stored in
@@ -519,10 +519,10 @@ def _x264_options(width: int, quality: Optional[int]) -> dict:
     """libx264's options: ``crf`` from ``quality``, and macroblock-tree rate control off for an odd number of
     macroblock columns.
 
-    At an odd count (48, 80, 720 pixels wide ...) libx264's macroblock-tree pass reads uninitialised stack memory
-    as an index (valgrind: "use of uninitialised value of size 8" inside ``x264_encoder_encode``, none at even
-    counts nor with ``mbtree=0``), so the same frames could encode to different files depending on what the
-    process ran before. Without the tree the encoder reads only what it wrote.
+    At an odd count libx264's macroblock-tree pass reads uninitialised stack memory as an index (valgrind: "use of
+    uninitialised value of size 8" inside ``x264_encoder_encode`` at widths 48, 80, 112, 144 and 176; none at 32,
+    64 or 96, nor with ``mbtree=0`` at 48, 80, 176 or 432), so the same frames could encode to different files
+    depending on what the process ran before.
     """
     options = {} if quality is None else {"crf": str(round(51 * (100 - quality) / 100))}
     if -(-width // 16) % 2:
