@@ -145,6 +145,27 @@ def export_embedded(run_folder: Union[str, pathlib.Path], destination: Union[str
     return save_embedded(VchitectRepVideoPipeline.from_pretrained(str(run_folder)), destination, dtype)
 
 
+def _float32_transformer(folder: pathlib.Path):
+    """The transformer of the pipeline folder ``folder``, in float32 (the shipped files are float16)."""
+    from ...models.vchitect_transformer import VchitectXLTransformer3DModel
+
+    return VchitectXLTransformer3DModel.from_pretrained(folder / "transformer", dtype=torch.float32)
+
+
+def _copy_with_transformer(source: pathlib.Path, destination: Union[str, pathlib.Path], transformer,
+                           state) -> pathlib.Path:
+    """Writes a copy of the pipeline folder ``source`` whose transformer is ``transformer`` holding exactly ``state``;
+    every other part is copied as it is."""
+    import shutil
+
+    destination = pathlib.Path(destination)
+    transformer.load_state_dict(state, strict=True)
+    shutil.copytree(source, destination,
+                    ignore=lambda folder, names: {"transformer"} if pathlib.Path(folder) == source else set())
+    transformer.save_pretrained(destination / "transformer", safe_serialization=True)
+    return destination
+
+
 def patch_one_start(source: Union[str, pathlib.Path], destination: Union[str, pathlib.Path]) -> pathlib.Path:
     """Writes a copy of the pipeline folder ``source`` whose transformer reads each latent pixel as a token
     (``patch_size: 1``), started from ``source``'s transformer of a larger patch: the start of the embedded model's
@@ -162,14 +183,12 @@ def patch_one_start(source: Union[str, pathlib.Path], destination: Union[str, pa
     Attention then sees ``p x p`` times as many video tokens beside the same text tokens, so the copy is a start to
     train from, not an equal model.
     """
-    import shutil
-
     from diffusers.models.embeddings import get_2d_sincos_pos_embed_from_grid
 
     from ...models.vchitect_transformer import VchitectXLTransformer3DModel
 
-    source, destination = pathlib.Path(source), pathlib.Path(destination)
-    old = VchitectXLTransformer3DModel.from_pretrained(source / "transformer", dtype=torch.float32)
+    source = pathlib.Path(source)
+    old = _float32_transformer(source)
     patch, size, table = old.config.patch_size, old.config.sample_size, old.config.pos_embed_max_size
     if patch == 1:
         raise ValueError(f"{source}: its transformer already has patch_size=1")
@@ -189,11 +208,7 @@ def patch_one_start(source: Union[str, pathlib.Path], destination: Union[str, pa
     grid = torch.stack(torch.meshgrid(positions, positions, indexing="xy")).reshape(2, 1, table, table)
     state["pos_embed.pos_embed"] = get_2d_sincos_pos_embed_from_grid(old.inner_dim, grid)[None].float()
     new = VchitectXLTransformer3DModel.from_config({**old.config, "patch_size": 1})
-    new.load_state_dict(state, strict=True)
-    shutil.copytree(source, destination)
-    shutil.rmtree(destination / "transformer")
-    new.save_pretrained(destination / "transformer", safe_serialization=True)
-    return destination
+    return _copy_with_transformer(source, destination, new, state)
 
 
 def widen_start(source: Union[str, pathlib.Path], destination: Union[str, pathlib.Path], seed: int = 0,
@@ -208,12 +223,10 @@ def widen_start(source: Union[str, pathlib.Path], destination: Union[str, pathli
     noise of ``split_noise`` times the weight's standard deviation (seeded), which leaves the output unchanged while
     the copies are equal and lets training tell them apart. A start to train a wider model from, not a new model.
     """
-    import shutil
-
     from ...models.vchitect_transformer import VchitectXLTransformer3DModel
 
-    source, destination = pathlib.Path(source), pathlib.Path(destination)
-    old = VchitectXLTransformer3DModel.from_pretrained(source / "transformer", dtype=torch.float32)
+    source = pathlib.Path(source)
+    old = _float32_transformer(source)
     width = old.inner_dim
     heads = old.config.num_attention_heads
     new = VchitectXLTransformer3DModel.from_config(
@@ -246,8 +259,4 @@ def widen_start(source: Union[str, pathlib.Path], destination: Union[str, pathli
         if tensor.shape != target:
             raise RuntimeError(f"{name}: widened to {tuple(tensor.shape)}, the wider model holds {tuple(target)}")
         state[name] = tensor.contiguous()
-    new.load_state_dict(state, strict=True)
-    shutil.copytree(source, destination)
-    shutil.rmtree(destination / "transformer")
-    new.save_pretrained(destination / "transformer", safe_serialization=True)
-    return destination
+    return _copy_with_transformer(source, destination, new, state)
