@@ -222,7 +222,8 @@ def test_standard_mode_scores_each_file_with_its_suite_prompt(tmp_path):
     assert len({round(item["video_results"], 6) for item in per_video[::5]}) > 80
     direct, _ = overall_consistency.compute([video_io.read_video(per_video[5]["video_path"]).frames],
                                             checkpoints=checkpoints, prompts=[suite[1]], clip_bpe=BPE)
-    assert per_video[5]["video_results"] == pytest.approx(direct, rel=1e-5)
+    # one video a pass against four: the same float32 agreement as above (measured 6.3e-8 at a score of 0.034)
+    assert per_video[5]["video_results"] == pytest.approx(direct, rel=0, abs=5e-7)
     assert aggregate == pytest.approx(np.mean([item["video_results"] for item in per_video]), rel=1e-12)
 
 
