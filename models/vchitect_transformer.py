@@ -74,6 +74,27 @@ def _apply_interleaved_rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.T
     return torch.view_as_real(x_complex * freqs_cis[:, None, :]).flatten(-2).to(x.dtype)
 
 
+def _spatial_rotations(head_dim: int, rows: int, columns: int, theta: float) -> torch.Tensor:
+    """2D RoPE table [1, rows*columns, 1, head_dim/2] (complex64) over the patch grid, row-major as the tokens.
+
+    The first half of each head's channel pairs turns with the token's row, the second half with its column, at the
+    frequencies of diffusers' 1D RoPE over head_dim/2 channels. The leading 1 keeps the table from being read as a
+    batch (FasterCache splits batch-first tensor arguments).
+    """
+    if head_dim % 4:
+        raise ValueError(f"attention_head_dim={head_dim} must be divisible by 4 for spatial_rope_theta (2D RoPE)")
+    by_row = get_1d_rotary_pos_embed(head_dim // 2, torch.arange(rows, dtype=torch.float32), theta=theta)
+    by_column = get_1d_rotary_pos_embed(head_dim // 2, torch.arange(columns, dtype=torch.float32), theta=theta)
+    table = torch.cat([by_row[:, None].expand(-1, columns, -1), by_column[None].expand(rows, -1, -1)], dim=-1)
+    return table.reshape(1, rows * columns, 1, head_dim // 2).to(torch.complex64)
+
+
+def _rotate(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """x [batch, tokens, heads, head_dim] with interleaved channel pairs turned by rotations [1, tokens, 1, head_dim/2]."""
+    x_complex = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(x_complex * rotations).flatten(-2).to(x.dtype)
+
+
 class VchitectAttention(nn.Module):
     """Vchitect-2.0 parallel attention: spatial joint, temporal (RoPE over frames) and text cross attention.
 
@@ -121,9 +142,30 @@ class VchitectAttention(nn.Module):
         """[batch, tokens, D] inputs -> [batch, tokens, D], through diffusers' attention dispatch (SDPA by default)."""
         return dispatch_attention_fn(self._heads(query), self._heads(key), self._heads(value)).flatten(-2)
 
-    def _spatial_and_cross(self, query, cross_query, keys, values, first_keys, first_values, num_frames):
-        """1.1 * spatial attention + to_out_context(cross attention) for one group of query tokens."""
-        spatial = self._attend(query, keys, values)
+    def _spatial_with_rotations(self, query, keys, values, rotations):
+        """Spatial attention of video queries where video-video logits see 2D RoPE and video-text logits do not.
+
+        One attention call over doubled channels: the query is [rotated q ; q], a video key [rotated k ; 0] and a
+        text key [0 ; k], so each logit is exactly rot(q).rot(k) or q.k, at the head dim's own scale.
+        """
+        video_tokens = rotations.shape[1]
+        query, keys, values = self._heads(query), self._heads(keys), self._heads(values)
+        video_keys, text_keys = keys[:, :video_tokens], keys[:, video_tokens:]
+        query = torch.cat([_rotate(query, rotations), query], dim=-1)
+        keys = torch.cat([
+            torch.cat([_rotate(video_keys, rotations), torch.zeros_like(video_keys)], dim=-1),
+            torch.cat([torch.zeros_like(text_keys), text_keys], dim=-1),
+        ], dim=1)
+        return dispatch_attention_fn(query, keys, values, scale=self.head_dim ** -0.5).flatten(-2)
+
+    def _spatial_and_cross(self, query, cross_query, keys, values, first_keys, first_values, num_frames,
+                           rotations=None):
+        """1.1 * spatial attention + to_out_context(cross attention) for one group of query tokens (``rotations``:
+        the 2D RoPE table for video queries when the model has spatial RoPE, else None)."""
+        if rotations is None:
+            spatial = self._attend(query, keys, values)
+        else:
+            spatial = self._spatial_with_rotations(query, keys, values, rotations)
         cross = self._attend(
             rearrange(cross_query, "(b f) s d -> b (f s) d", f=num_frames), first_keys, first_values
         )
@@ -147,9 +189,12 @@ class VchitectAttention(nn.Module):
         encoder_hidden_states: torch.Tensor,
         num_frames: int,
         rope: Optional[torch.Tensor],
+        spatial_rope: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Args: hidden_states [B*F, S, D] (video), encoder_hidden_states [B*F, L, D] (text, per frame);
-        rope: complex rotations [F, head_dim/2], None when F == 1. Returns (video [B*F,S,D], text [B*F,L,D] or None).
+        rope: complex rotations [F, head_dim/2], None when F == 1; spatial_rope: the 2D RoPE table
+        [1, S, 1, head_dim/2] of a model with `spatial_rope_theta`, else None (video-video spatial logits only).
+        Returns (video [B*F,S,D], text [B*F,L,D] or None).
 
         Queries never mix: each video or text token's outputs depend on its own query only, so video and text
         queries are attended separately (no concatenated query tensors), and the last block, whose text outputs
@@ -176,7 +221,7 @@ class VchitectAttention(nn.Module):
         first_values = text_v.unflatten(0, (batch, num_frames))[:, 0]
         branches = (keys, values, first_keys, first_values, num_frames)
 
-        video = self.to_out[0](self._spatial_and_cross(q, q_cross, *branches))
+        video = self.to_out[0](self._spatial_and_cross(q, q_cross, *branches, rotations=spatial_rope))
         if temporal:
             video = video + self.to_out_temporal(self._temporal(*video_proj[4:], num_frames, rope))
         if not text_out:
@@ -221,8 +266,10 @@ class VchitectTransformerBlock(nn.Module):
         temb: torch.Tensor,
         num_frames: int,
         rope: Optional[torch.Tensor],
+        spatial_rope: Optional[torch.Tensor] = None,
     ) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
-        """Args: hidden_states [B*F,S,D], encoder_hidden_states [B*F,L,D], temb [B,D] (one per sample).
+        """Args: hidden_states [B*F,S,D], encoder_hidden_states [B*F,L,D], temb [B,D] (one per sample);
+        rope and spatial_rope as `VchitectAttention.forward` takes them.
         Returns (encoder_hidden_states or None in the last block, hidden_states), as the official block."""
         dim = hidden_states.shape[-1]
         silu_temb = F.silu(temb)
@@ -246,7 +293,7 @@ class VchitectTransformerBlock(nn.Module):
             ).split(dim, dim=-1)
             norm_context = torch.addcmul(c_shift_msa, self.norm1_context.norm(encoder_hidden_states), 1 + c_scale_msa)
 
-        attn_video, attn_text = self.attn(norm_hidden, norm_context, num_frames, rope)
+        attn_video, attn_text = self.attn(norm_hidden, norm_context, num_frames, rope, spatial_rope)
 
         hidden_states = torch.addcmul(hidden_states, gate_msa, attn_video)
         norm_hidden = torch.addcmul(shift_mlp, self.norm2(hidden_states), 1 + scale_mlp)
@@ -291,6 +338,11 @@ class VchitectXLTransformer3DModel(
             tells frames apart relative to each other, and attention over identical frames returns identical
             values, so without it a model cannot place a moving object differently in frame 0 and frame 7 where
             sampling starts (for small models trained from scratch, such as the shapes-world experiments).
+        spatial_rope_theta (`float`, defaults to 0.0): not part of the released model (0, the default, is exactly
+            Vchitect-2.0): when > 0, 2D RoPE over the patch grid with this base, on the logits between video
+            tokens of the spatial branch (video-text logits stay as they are). The released model places tokens by
+            its absolute sine-cosine table only, so a small model must learn an outline anew at every place; with
+            relative positions in attention the outline drawn at one place carries to the others.
     """
 
     _supports_gradient_checkpointing = True
@@ -317,6 +369,7 @@ class VchitectXLTransformer3DModel(
         repvideo_aggregation: bool = False,
         repvideo_window_size: int = 6,
         frame_positions: int = 0,
+        spatial_rope_theta: float = 0.0,
     ):
         super().__init__()
         for name, value in (("num_layers", num_layers), ("num_attention_heads", num_attention_heads),
@@ -337,6 +390,16 @@ class VchitectXLTransformer3DModel(
             raise ValueError(f"tp_size={tp_size}: only 1 is supported (shard with accelerate/FSDP instead)")
         if isinstance(frame_positions, bool) or not isinstance(frame_positions, int) or frame_positions < 0:
             raise ValueError(f"frame_positions={frame_positions!r} must be an integer >= 0 (0: off, as released)")
+        if isinstance(spatial_rope_theta, bool) or not isinstance(spatial_rope_theta, (int, float)) or not (
+            spatial_rope_theta == 0 or spatial_rope_theta > 1
+        ):
+            raise ValueError(
+                f"spatial_rope_theta={spatial_rope_theta!r} must be 0 (off, as released) or a RoPE base > 1"
+            )
+        if spatial_rope_theta and attention_head_dim % 4:
+            raise ValueError(
+                f"attention_head_dim={attention_head_dim} must be divisible by 4 for spatial_rope_theta (2D RoPE)"
+            )
         self.inner_dim = inner_dim
         self.out_channels = out_channels if out_channels is not None else in_channels
 
@@ -370,7 +433,7 @@ class VchitectXLTransformer3DModel(
             table = get_1d_sincos_pos_embed_from_grid(inner_dim, torch.arange(frame_positions), output_type="pt")
             self.frame_pos_embed = nn.Parameter((table - table.mean(dim=0)).float())
         self.gradient_checkpointing = False
-        self._rope_cache: Dict[Tuple[int, str], torch.Tensor] = {}
+        self._rope_cache: Dict[tuple, torch.Tensor] = {}
 
     def _temporal_rope(self, num_frames: int, device: torch.device) -> torch.Tensor:
         """Complex rotations [F, head_dim/2] of the official temporal RoPE for frames 0..F-1, cached by (F, device)."""
@@ -381,6 +444,17 @@ class VchitectXLTransformer3DModel(
                 self.config.attention_head_dim, positions, theta=self.config.rope_theta
             )
             self._rope_cache[key] = freqs_cis.to(device=device, dtype=torch.complex64)
+        return self._rope_cache[key]
+
+    def _spatial_rope(self, height: int, width: int, device: torch.device) -> Optional[torch.Tensor]:
+        """The 2D RoPE table [1, S, 1, head_dim/2] for a latent of height x width (None without spatial RoPE)."""
+        if not self.config.spatial_rope_theta:
+            return None
+        patch = self.config.patch_size
+        key = (height // patch, width // patch, str(device))
+        if key not in self._rope_cache:
+            table = _spatial_rotations(self.config.attention_head_dim, key[0], key[1], self.config.spatial_rope_theta)
+            self._rope_cache[key] = table.to(device)
         return self._rope_cache[key]
 
     def _check_inputs(self, hidden_states, encoder_hidden_states, pooled_projections) -> None:
@@ -461,6 +535,7 @@ class VchitectXLTransformer3DModel(
         text = self.context_embedder(encoder_hidden_states).repeat_interleave(num_frames, dim=0)
         rope = self._temporal_rope(num_frames, tokens.device) if num_frames > 1 else None
         return {"hidden_states": tokens, "encoder_hidden_states": text, "temb": temb, "rope": rope,
+                "spatial_rope": self._spatial_rope(height, width, tokens.device),
                 "shape": (batch, num_frames, height, width)}
 
     def _run_block(self, index: int, state: Dict[str, Any], window=None) -> Dict[str, Any]:
@@ -469,7 +544,8 @@ class VchitectXLTransformer3DModel(
         if window is not None:
             hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
         block = self.transformer_blocks[index]
-        arguments = (hidden_states, encoder_hidden_states, state["temb"], state["shape"][1], state["rope"])
+        arguments = (hidden_states, encoder_hidden_states, state["temb"], state["shape"][1], state["rope"],
+                     state.get("spatial_rope"))
         if torch.is_grad_enabled() and self.gradient_checkpointing:
             encoder_hidden_states, hidden_states = self._gradient_checkpointing_func(block, *arguments)
         else:

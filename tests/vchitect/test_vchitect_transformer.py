@@ -287,3 +287,51 @@ def test_frame_positions_tell_identical_frames_apart_and_are_off_as_released(mod
         positioned(**tiny_inputs(frames=5))
     with pytest.raises(ValueError, match="frame_positions=-1 must be an integer >= 0"):
         VchitectXLTransformer3DModel.from_config({**config, "frame_positions": -1})
+
+
+def _pairs_turned(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """x [..., tokens, heads, c] with channel pairs (2j, 2j+1) turned by angles [tokens, c/2]."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    cos, sin = angles.cos()[:, None, :], angles.sin()[:, None, :]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
+
+
+def test_spatial_rope_turns_video_video_logits_by_row_and_column_only_and_is_off_as_released(model):
+    assert model.config.spatial_rope_theta == 0 and model._spatial_rope(8, 8, torch.device("cpu")) is None
+    config = {key: value for key, value in model.config.items() if key != "_use_default_values"}
+    rotated = VchitectXLTransformer3DModel.from_config({**config, "spatial_rope_theta": 100.0}).eval()
+    rotated.load_state_dict(model.state_dict(), strict=True)  # no weights of its own
+    inputs = tiny_inputs(batch=2, frames=2, height=8, width=6)
+    with torch.no_grad():
+        assert relative_error(rotated(**inputs).sample, model(**inputs).sample) > 1e-3
+
+    # the table: head channel pair j < c/4 turns by row * 100^(-j/(c/4)), the others by column, tokens row-major
+    head_dim, rows, columns = 16, 4, 3  # an 8x6 latent in patches of 2
+    table = rotated._spatial_rope(8, 6, torch.device("cpu"))
+    assert table.shape == (1, rows * columns, 1, head_dim // 2)
+    frequencies = 100.0 ** (-torch.arange(4, dtype=torch.float64) / 4)
+    row, column = torch.meshgrid(torch.arange(rows), torch.arange(columns), indexing="ij")
+    angles = torch.cat([row.reshape(-1, 1) * frequencies, column.reshape(-1, 1) * frequencies], dim=1)
+    assert torch.allclose(torch.angle(table[0, :, 0]).double(), torch.atan2(angles.sin(), angles.cos()), atol=1e-5)
+
+    # one attention module against the attention written out: rotated logits between video tokens, plain ones to text
+    attention = rotated.transformer_blocks[0].attn
+    g = torch.Generator().manual_seed(3)
+    query, video_keys, text_keys = (torch.randn(2, n, 2, head_dim, generator=g) for n in (12, 12, 5))
+    values = torch.randn(2, 17, 2, head_dim, generator=g)
+    angles = angles.float()
+    logits = torch.cat([
+        torch.einsum("bihc,bjhc->bhij", _pairs_turned(query, angles), _pairs_turned(video_keys, angles)),
+        torch.einsum("bihc,bjhc->bhij", query, text_keys),
+    ], dim=-1) / head_dim ** 0.5
+    expected = torch.einsum("bhij,bjhc->bihc", logits.softmax(dim=-1), values).flatten(-2)
+    got = attention._spatial_with_rotations(
+        query.flatten(-2), torch.cat([video_keys, text_keys], dim=1).flatten(-2), values.flatten(-2), table
+    )
+    assert torch.allclose(got, expected, atol=1e-5)
+    for bad in (-1.0, 0.5, True, "100"):
+        with pytest.raises(ValueError, match=f"spatial_rope_theta={bad!r} must be 0 \\(off, as released\\) or a RoPE"):
+            VchitectXLTransformer3DModel.from_config({**config, "spatial_rope_theta": bad})
+    with pytest.raises(ValueError, match="attention_head_dim=6 must be divisible by 4 for spatial_rope_theta"):
+        VchitectXLTransformer3DModel.from_config(
+            {**config, "spatial_rope_theta": 100.0, "attention_head_dim": 6, "caption_projection_dim": 12})
