@@ -89,12 +89,6 @@ def _spatial_rotations(head_dim: int, rows: int, columns: int, theta: float) -> 
     return table.reshape(1, rows * columns, 1, head_dim // 2).to(torch.complex64)
 
 
-def _rotate(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """x [batch, tokens, heads, head_dim] with interleaved channel pairs turned by rotations [1, tokens, 1, head_dim/2]."""
-    x_complex = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(x_complex * rotations).flatten(-2).to(x.dtype)
-
-
 class VchitectAttention(nn.Module):
     """Vchitect-2.0 parallel attention: spatial joint, temporal (RoPE over frames) and text cross attention.
 
@@ -148,12 +142,13 @@ class VchitectAttention(nn.Module):
         One attention call over doubled channels: the query is [rotated q ; q], a video key [rotated k ; 0] and a
         text key [0 ; k], so each logit is exactly rot(q).rot(k) or q.k, at the head dim's own scale.
         """
-        video_tokens = rotations.shape[1]
+        rotations = rotations[0, :, 0]  # [S, head_dim/2]
+        video_tokens = rotations.shape[0]
         query, keys, values = self._heads(query), self._heads(keys), self._heads(values)
         video_keys, text_keys = keys[:, :video_tokens], keys[:, video_tokens:]
-        query = torch.cat([_rotate(query, rotations), query], dim=-1)
+        query = torch.cat([_apply_interleaved_rope(query, rotations), query], dim=-1)
         keys = torch.cat([
-            torch.cat([_rotate(video_keys, rotations), torch.zeros_like(video_keys)], dim=-1),
+            torch.cat([_apply_interleaved_rope(video_keys, rotations), torch.zeros_like(video_keys)], dim=-1),
             torch.cat([torch.zeros_like(text_keys), text_keys], dim=-1),
         ], dim=1)
         return dispatch_attention_fn(query, keys, values, scale=self.head_dim ** -0.5).flatten(-2)
