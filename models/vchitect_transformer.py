@@ -336,8 +336,9 @@ class VchitectXLTransformer3DModel(
         spatial_rope_theta (`float`, defaults to 0.0): not part of the released model (0, the default, is exactly
             Vchitect-2.0): when > 0, 2D RoPE over the patch grid with this base, on the logits between video
             tokens of the spatial branch (video-text logits stay as they are). The released model places tokens by
-            its absolute sine-cosine table only, so a small model must learn an outline anew at every place; with
-            relative positions in attention the outline drawn at one place carries to the others.
+            its absolute sine-cosine table only, so a small model learns what it draws place by place; relative
+            positions let attention relate tokens by their offset wherever they lie (for the shapes world's four
+            outlines at nine places: 14 of 24 drawn right after 1500 steps, 6 without; the embedded model's card).
     """
 
     _supports_gradient_checkpointing = True
