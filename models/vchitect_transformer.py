@@ -79,10 +79,8 @@ def _spatial_rotations(head_dim: int, rows: int, columns: int, theta: float) -> 
 
     The first half of each head's channel pairs turns with the token's row, the second half with its column, at the
     frequencies of diffusers' 1D RoPE over head_dim/2 channels. The leading 1 keeps the table from being read as a
-    batch (FasterCache splits batch-first tensor arguments).
+    batch (FasterCache splits batch-first tensor arguments). ``head_dim`` is a multiple of 4 (the model's config check).
     """
-    if head_dim % 4:
-        raise ValueError(f"attention_head_dim={head_dim} must be divisible by 4 for spatial_rope_theta (2D RoPE)")
     by_row = get_1d_rotary_pos_embed(head_dim // 2, torch.arange(rows, dtype=torch.float32), theta=theta)
     by_column = get_1d_rotary_pos_embed(head_dim // 2, torch.arange(columns, dtype=torch.float32), theta=theta)
     table = torch.cat([by_row[:, None].expand(-1, columns, -1), by_column[None].expand(rows, -1, -1)], dim=-1)
