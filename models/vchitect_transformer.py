@@ -336,7 +336,8 @@ class VchitectXLTransformer3DModel(
             tokens of the spatial branch (video-text logits stay as they are). The released model places tokens by
             its absolute sine-cosine table only, so a small model learns what it draws place by place; relative
             positions let attention relate tokens by their offset wherever they lie (for the shapes world's four
-            outlines at nine places: 14 of 24 drawn right after 1500 steps, 6 without; the embedded model's card).
+            outlines at nine places on the token grid: 14 of 24 drawn right after 1500 steps, 6 without; the embedded
+            model's card).
     """
 
     _supports_gradient_checkpointing = True
