@@ -540,7 +540,7 @@ class VchitectXLTransformer3DModel(
             hidden_states, encoder_hidden_states = window.mix(index, (hidden_states, encoder_hidden_states))
         block = self.transformer_blocks[index]
         arguments = (hidden_states, encoder_hidden_states, state["temb"], state["shape"][1], state["rope"],
-                     state.get("spatial_rope"))
+                     state["spatial_rope"])
         if torch.is_grad_enabled() and self.gradient_checkpointing:
             encoder_hidden_states, hidden_states = self._gradient_checkpointing_func(block, *arguments)
         else:
